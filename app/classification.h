@@ -1,0 +1,64 @@
+// Text classification on top of the generic pieces: label sets, the training task, loading a
+// trained classifier and batched prediction.
+#pragma once
+#include <map>
+#include <string>
+#include <vector>
+
+#include "app/config.h"
+#include "app/run_dir.h"
+#include "app/trainer.h"
+#include "data_pipeline/batching.h"
+#include "data_pipeline/readers.h"
+#include "data_pipeline/tokenizer.h"
+#include "model/classifier.h"
+
+namespace heed::app {
+
+// Sorted distinct labels of `examples`; at least two, else InputError.
+std::vector<std::string> collect_labels(const std::vector<data::TextExample>& examples);
+// Label index of each example; a label outside `labels` is an InputError naming its origin.
+std::vector<int64_t> label_indices(const std::vector<data::TextExample>& examples, const std::vector<std::string>& labels);
+
+// Token ids ready for a classifier: train and validation sequences, truncated, with labels.
+struct ClassificationData {
+  std::vector<data::TokenIds> train_ids, validation_ids;
+  std::vector<int64_t> train_labels, validation_labels;
+  int64_t pad_id = 0;
+};
+
+class ClassificationTask : public TrainingTask {
+ public:
+  ClassificationTask(model::Classifier model, ClassificationData data, const TrainingOptions& options);
+  torch::nn::Module& model() override { return *model_; }
+  std::vector<std::vector<size_t>> plan_epoch(uint64_t epoch) override;
+  StepOutput forward_loss(const std::vector<size_t>& batch) override;
+  std::map<std::string, double> validate() override;
+
+ private:
+  model::Classifier model_;
+  ClassificationData data_;
+  TrainingOptions options_;
+  std::vector<int64_t> train_lengths_;
+};
+
+// Class probabilities [N, C] for `sequences`, in input order; batches by length under a token
+// budget, under InferenceMode.
+torch::Tensor predict_probabilities(model::Classifier& model, const std::vector<data::TokenIds>& sequences,
+                                    int64_t pad_id, int64_t batch_tokens);
+
+// A trained classifier with what it needs to read raw text.
+struct LoadedClassifier {
+  Config config;
+  data::Tokenizer tokenizer;
+  std::vector<std::string> labels;
+  model::Classifier model{nullptr};
+  data::Truncation truncation;
+  // Cleans, encodes and truncates texts exactly as training did.
+  std::vector<data::TokenIds> encode(const std::vector<std::string>& texts, int threads) const;
+};
+LoadedClassifier load_classifier(const std::string& run_dir, const std::string& checkpoint);
+
+data::Truncation truncation_of(const DataOptions& data);
+
+}  // namespace heed::app

@@ -1,0 +1,71 @@
+// heed classify: texts (arguments, a file, or stdin) -> one JSON line per text, streamed.
+#include <fstream>
+#include <iostream>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "app/classification.h"
+#include "app/jobs.h"
+#include "app/runtime.h"
+#include "data_pipeline/errors.h"
+
+namespace heed::app {
+namespace {
+
+void classify_chunk(const LoadedClassifier& clf, const std::vector<std::string>& texts, int threads) {
+  if (texts.empty()) return;
+  auto ids = clf.encode(texts, threads);
+  auto model = clf.model;
+  auto probs = predict_probabilities(model, ids, clf.tokenizer.pad_id(), 65536);  // [N, C]
+  auto p = probs.accessor<float, 2>();
+  for (int64_t i = 0; i < probs.size(0); ++i) {
+    nlohmann::json scores = nlohmann::json::object();
+    int64_t best = 0;
+    for (int64_t c = 0; c < probs.size(1); ++c) {
+      scores[clf.labels[static_cast<size_t>(c)]] = p[i][c];
+      if (p[i][c] > p[i][best]) best = c;
+    }
+    nlohmann::json line = {{"label", clf.labels[static_cast<size_t>(best)]}, {"score", p[i][best]}, {"probabilities", scores}};
+    std::cout << line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << '\n';
+  }
+  std::cout.flush();
+}
+
+}  // namespace
+
+int classify_job(const ClassifyJobOptions& o) {
+  if (o.texts.empty() && o.input.empty()) {
+    throw InputError("classify: give texts as arguments, or --input FILE (one text per line; - for stdin)");
+  }
+  if (!o.texts.empty() && !o.input.empty()) throw InputError("classify: give texts as arguments or --input, not both");
+  if (o.batch_size < 1) throw InputError("--batch-size must be >= 1");
+  const int threads = configure_runtime(o.threads);
+  const LoadedClassifier clf = load_classifier(o.run, o.checkpoint);
+
+  if (!o.texts.empty()) {
+    classify_chunk(clf, o.texts, threads);
+    return 0;
+  }
+  std::ifstream file;
+  if (o.input != "-") {
+    file.open(o.input, std::ios::binary);
+    if (!file) throw InputError(fmt::format("--input {}: cannot open file", o.input));
+  }
+  std::istream& in = o.input == "-" ? std::cin : file;
+  std::vector<std::string> chunk;
+  std::string line;
+  // Streams: each chunk is answered as soon as it is full or the input pauses at end of file.
+  while (std::getline(in, line)) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    chunk.push_back(std::move(line));
+    if (static_cast<int64_t>(chunk.size()) >= o.batch_size || in.rdbuf()->in_avail() <= 0) {
+      classify_chunk(clf, chunk, threads);
+      chunk.clear();
+    }
+  }
+  classify_chunk(clf, chunk, threads);
+  return 0;
+}
+
+}  // namespace heed::app

@@ -1,0 +1,64 @@
+// One function per subcommand. main.cpp fills these option structs from the command line.
+// Each returns the process exit code; user errors are thrown as InputError (exit 2).
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace heed::app {
+
+struct TrainJobOptions {
+  std::string config;                  // config file (optional with --resume when --output is given)
+  std::vector<std::string> overrides;  // --set section.key=value
+  std::string output;                  // run directory; default runs/<config name>
+  std::string data_dir;                // replaces {data_dir} in config paths
+  int64_t threads = -1;                // --threads; -1 = from config
+  bool resume = false;                 // continue the run in `output`
+  bool overwrite = false;              // replace an existing run in `output`
+};
+int train_job(const TrainJobOptions& options);
+
+struct ClassifyJobOptions {
+  std::string run;                 // run directory
+  std::string checkpoint = "best"; // "best" | "last"
+  std::vector<std::string> texts;  // texts given as arguments
+  std::string input;               // file with one text per line, or "-" for stdin
+  int64_t threads = 0;             // 0 = all cores
+  int64_t batch_size = 64;         // texts classified together (streaming granularity)
+};
+int classify_job(const ClassifyJobOptions& options);
+
+struct EvaluateJobOptions {
+  std::string run;
+  std::string checkpoint = "best";
+  std::string data;          // labelled data to score
+  std::string format;        // default: the run's data.format
+  std::string text_field;    // default: the run's data.text_field
+  std::string label_field;   // default: the run's data.label_field
+  std::string report;        // JSON report path; default <run>/eval/<data name>.json
+  int64_t threads = 0;
+};
+int evaluate_job(const EvaluateJobOptions& options);
+
+struct TokenizerTrainJobOptions {
+  std::vector<std::string> inputs;  // files: plain text (one text per line) or a labelled-data format
+  std::string format = "text";      // "text" | "imdb" | "jsonl" | "csv" | "tsv"
+  std::string text_field = "text";
+  std::string out;                  // .model path
+  std::string type = "unigram";
+  int64_t vocab_size = 16000;
+  double character_coverage = 0.9995;
+  int64_t input_sentence_size = 200000;
+  int64_t threads = 0;
+};
+int tokenizer_train_job(const TokenizerTrainJobOptions& options);
+
+struct TokenizerEncodeJobOptions {
+  std::string model;
+  std::vector<std::string> texts;
+  std::string input;  // file or "-"
+  bool pieces = false;
+};
+int tokenizer_encode_job(const TokenizerEncodeJobOptions& options);
+
+}  // namespace heed::app

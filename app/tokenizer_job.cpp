@@ -1,0 +1,83 @@
+// heed tokenizer train / encode: SentencePiece models for users, through the same Tokenizer.
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "app/jobs.h"
+#include "app/runtime.h"
+#include "data_pipeline/errors.h"
+#include "data_pipeline/io.h"
+#include "data_pipeline/readers.h"
+#include "data_pipeline/text.h"
+#include "data_pipeline/tokenizer.h"
+
+namespace heed::app {
+
+int tokenizer_train_job(const TokenizerTrainJobOptions& o) {
+  if (o.inputs.empty()) throw InputError("tokenizer train: --input FILE is required");
+  if (o.out.empty()) throw InputError("tokenizer train: --out FILE.model is required");
+  require_choice(o.format, {"text", "imdb", "jsonl", "csv", "tsv", "auto"}, "tokenizer", "format");
+  const int threads = configure_runtime(o.threads);
+  std::vector<std::string> texts;
+  for (const auto& path : o.inputs) {
+    if (o.format == "text") {
+      std::istringstream in(read_file(path));
+      for (std::string line; std::getline(in, line);) {
+        line = data::clean_text(line);
+        if (!line.empty()) texts.push_back(std::move(line));
+      }
+    } else {
+      data::ReadReport report;
+      for (auto& e : data::read_classification(path, o.format, o.text_field, o.text_field, data::OnError::kSkip, &report)) {
+        texts.push_back(data::clean_text(e.text));
+      }
+    }
+  }
+  if (texts.empty()) throw InputError("tokenizer train: the input holds no text");
+  data::TokenizerTrainOptions t;
+  t.type = o.type;
+  t.vocab_size = static_cast<int>(o.vocab_size);
+  t.character_coverage = o.character_coverage;
+  t.input_sentence_size = static_cast<int>(o.input_sentence_size);
+  t.threads = threads;
+  require_choice(t.type, {"unigram", "bpe"}, "tokenizer", "type");
+  std::vector<std::string_view> views(texts.begin(), texts.end());
+  const double start = now_seconds();
+  auto tokenizer = data::Tokenizer::train(views, t);
+  tokenizer.save(o.out);
+  spdlog::info("trained a {} tokenizer with {} pieces on {} texts in {:.1f}s -> {}", t.type, tokenizer.vocab_size(),
+               texts.size(), now_seconds() - start, o.out);
+  return 0;
+}
+
+int tokenizer_encode_job(const TokenizerEncodeJobOptions& o) {
+  if (o.model.empty()) throw InputError("tokenizer encode: --model FILE is required");
+  if (o.texts.empty() && o.input.empty()) throw InputError("tokenizer encode: give texts or --input FILE|-");
+  const auto tokenizer = data::Tokenizer::load(o.model);
+  auto emit = [&](const std::string& text) {
+    const auto ids = tokenizer.encode(data::clean_text(text));
+    std::string line;
+    for (size_t i = 0; i < ids.size(); ++i) {
+      if (i) line += ' ';
+      line += o.pieces ? tokenizer.piece(ids[i]) : std::to_string(ids[i]);
+    }
+    std::cout << line << '\n';
+  };
+  for (const auto& t : o.texts) emit(t);
+  if (!o.input.empty()) {
+    std::ifstream file;
+    if (o.input != "-") {
+      file.open(o.input, std::ios::binary);
+      if (!file) throw InputError(fmt::format("--input {}: cannot open file", o.input));
+    }
+    std::istream& in = o.input == "-" ? std::cin : file;
+    for (std::string line; std::getline(in, line);) emit(line);
+  }
+  std::cout.flush();
+  return 0;
+}
+
+}  // namespace heed::app

@@ -1,0 +1,222 @@
+// heed train: config -> data -> tokenizer -> token ids -> run directory -> Trainer.
+// Everything the user supplied is checked before the run directory is touched.
+#include <filesystem>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "app/classification.h"
+#include "app/jobs.h"
+#include "app/runtime.h"
+#include "data_pipeline/errors.h"
+#include "data_pipeline/io.h"
+#include "data_pipeline/text.h"
+
+namespace heed::app {
+namespace fs = std::filesystem;
+
+namespace {
+
+bool holds_files(const std::string& dir) {
+  std::error_code ec;
+  return fs::is_directory(dir, ec) && fs::directory_iterator(dir, ec) != fs::directory_iterator();
+}
+
+std::vector<data::TextExample> read_examples(const DataOptions& d, const std::string& path, const char* what) {
+  data::ReadReport report;
+  auto examples = data::read_classification(path, d.format, d.text_field, d.label_field,
+                                            data::parse_on_error(d.on_error), &report);
+  spdlog::info("{}: {} examples from {}{}{}", what, examples.size(), path,
+               report.skipped ? fmt::format(", {} bad records skipped", report.skipped) : "",
+               report.utf8_repaired ? fmt::format(", {} with invalid UTF-8 repaired", report.utf8_repaired) : "");
+  for (const auto& m : report.messages) spdlog::warn("skipped {}", m);
+  if (examples.empty()) throw InputError(fmt::format("{}: no usable examples in {}", what, path));
+  return examples;
+}
+
+// Trains the tokenizer on the training texts, or reuses the one trained earlier on the very same
+// texts with the same options (kept in the cache folder).
+data::Tokenizer train_or_reuse_tokenizer(const TokenizerOptions& t, const std::vector<std::string_view>& texts,
+                                         int threads, const std::string& cache_dir, uint64_t seed) {
+  data::TokenizerTrainOptions o;
+  o.type = t.type;
+  o.vocab_size = static_cast<int>(t.vocab_size);
+  o.character_coverage = t.character_coverage;
+  o.input_sentence_size = static_cast<int>(t.input_sentence_size);
+  o.threads = threads;
+  o.seed = static_cast<uint32_t>(seed);
+  std::string cached;
+  if (!cache_dir.empty()) {
+    uint64_t key = fnv1a(fmt::format("{}|{}|{}|{}|{}", o.type, o.vocab_size, o.character_coverage,
+                                     o.input_sentence_size, o.seed));
+    for (const auto& text : texts) {
+      const uint64_t n = text.size();
+      key = fnv1a(&n, sizeof(n), key);
+      key = fnv1a(text.data(), text.size(), key);
+    }
+    cached = fmt::format("{}/spm-{:016x}.model", cache_dir, key);
+    std::error_code ec;
+    if (fs::exists(cached, ec)) {
+      try {
+        auto tokenizer = data::Tokenizer::load(cached);
+        spdlog::info("tokenizer: reusing {} ({} pieces)", cached, tokenizer.vocab_size());
+        return tokenizer;
+      } catch (const Error&) {
+        // unreadable cache entry: train again below
+      }
+    }
+  }
+  spdlog::info("tokenizer: training a {} model with {} pieces on {} texts", o.type, o.vocab_size, texts.size());
+  const double start = now_seconds();
+  auto tokenizer = data::Tokenizer::train(texts, o);
+  spdlog::info("tokenizer: trained in {:.1f}s", now_seconds() - start);
+  if (!cached.empty()) {
+    try {
+      tokenizer.save(cached);
+    } catch (const std::exception&) {
+      // caching is an optimisation only
+    }
+  }
+  return tokenizer;
+}
+
+std::vector<data::TokenIds> encode(const data::Tokenizer& tokenizer, const std::vector<std::string>& texts,
+                                   int threads, const std::string& cache_dir, const char* what) {
+  data::EncodeStats stats;
+  auto ids = data::encode_corpus(texts, tokenizer, threads, cache_dir, &stats);
+  spdlog::info("{}: {} tokens ({:.0f} per text) {} in {:.1f}s", what, stats.tokens,
+               static_cast<double>(stats.tokens) / static_cast<double>(std::max<size_t>(1, texts.size())),
+               stats.cache_hit ? "read from the token cache" : "encoded", stats.seconds);
+  return ids;
+}
+
+}  // namespace
+
+int train_job(const TrainJobOptions& o) {
+  // --- 1. Config and run directory: all checks before anything is written. ---
+  std::string output = o.output;
+  if (output.empty()) {
+    if (o.config.empty()) throw InputError("train: --config is required (or --output DIR with --resume)");
+    output = "runs/" + fs::path(o.config).stem().string();
+  }
+  const RunDir run{output};
+  std::vector<std::string> overrides = o.overrides;
+  if (o.threads >= 0) overrides.push_back(fmt::format("training.threads={}", o.threads));
+  const std::string data_dir = resolve_data_dir(o.data_dir);
+
+  Config config;
+  std::error_code ec;
+  if (o.resume) {
+    if (!fs::exists(run.checkpoint("last"), ec)) {
+      throw InputError(fmt::format("--resume: {} holds no run to resume ({} is missing)", output,
+                                   run.checkpoint("last")));
+    }
+    if (!o.config.empty()) spdlog::info("--resume: using the run's saved config {} (plus any --set)", run.config());
+    config = parse_config(read_json_file(run.config()), overrides, data_dir, run.config());
+  } else {
+    if (o.config.empty()) throw InputError("train: --config is required");
+    config = load_config(o.config, overrides, data_dir);
+    if (holds_files(output) && !o.overwrite) {
+      throw InputError(fmt::format("output directory {} already holds a run: pass --resume to continue it, "
+                                   "--overwrite to replace it, or --output DIR for a new one",
+                                   output));
+    }
+  }
+  check_paths(config);
+  const int threads = configure_runtime(config.training.threads);
+  install_interrupt_handler();
+  spdlog::info("heed train: {} -> {} ({} threads)", o.resume ? run.config() : o.config, output, threads);
+  const std::string cache_dir = data::resolve_cache_dir(config.data.cache_dir);
+
+  // --- 2. Data: files -> examples -> train/validation. ---
+  auto examples = read_examples(config.data, config.data.train, "train");
+  std::vector<data::TextExample> train, validation;
+  if (!config.data.validation.empty()) {
+    train = std::move(examples);
+    validation = read_examples(config.data, config.data.validation, "validation");
+  } else {
+    const auto split = data::split_indices(examples.size(), config.data.validation_fraction, config.data.split_seed);
+    if (split.validation.empty() || split.train.empty()) {
+      throw InputError(fmt::format("data.validation_fraction: {} of {} examples leaves an empty split",
+                                   config.data.validation_fraction, examples.size()));
+    }
+    for (size_t i : split.train) train.push_back(std::move(examples[i]));
+    for (size_t i : split.validation) validation.push_back(std::move(examples[i]));
+    spdlog::info("split: {} train, {} validation (fraction {}, seed {})", train.size(), validation.size(),
+                 config.data.validation_fraction, config.data.split_seed);
+  }
+  const auto labels = o.resume ? read_labels(run) : collect_labels(train);
+
+  ClassificationData data;
+  data.train_labels = label_indices(train, labels);
+  data.validation_labels = label_indices(validation, labels);
+
+  std::vector<std::string> train_texts, validation_texts;
+  train_texts.reserve(train.size());
+  for (auto& e : train) train_texts.push_back(data::clean_text(e.text));
+  for (auto& e : validation) validation_texts.push_back(data::clean_text(e.text));
+  train.clear();
+  validation.clear();
+
+  // --- 3. Tokenizer and token ids. ---
+  std::optional<data::Tokenizer> tokenizer;
+  if (o.resume) {
+    tokenizer = data::Tokenizer::load(run.tokenizer());
+  } else if (!config.tokenizer.model.empty()) {
+    tokenizer = data::Tokenizer::load(config.tokenizer.model);
+  } else {
+    std::vector<std::string_view> views(train_texts.begin(), train_texts.end());
+    tokenizer = train_or_reuse_tokenizer(config.tokenizer, views, threads, cache_dir, config.training.seed);
+  }
+  const auto truncation = truncation_of(config.data);
+  auto prepare = [&](std::vector<data::TokenIds> ids) {
+    for (auto& s : ids) {
+      s = data::truncate(s, truncation);
+      if (s.empty()) s.push_back(static_cast<int32_t>(tokenizer->unk_id()));
+    }
+    return ids;
+  };
+  data.train_ids = prepare(encode(*tokenizer, train_texts, threads, cache_dir, "train"));
+  data.validation_ids = prepare(encode(*tokenizer, validation_texts, threads, cache_dir, "validation"));
+  data.pad_id = tokenizer->pad_id();
+  train_texts.clear();
+  validation_texts.clear();
+
+  // --- 4. Run directory. ---
+  if (!o.resume) {
+    if (o.overwrite && holds_files(output)) {
+      spdlog::info("--overwrite: replacing the run in {}", output);
+      fs::remove_all(output);
+    }
+    fs::create_directories(fs::path(run.checkpoint("last")).parent_path());
+    write_file_atomic(run.config(), to_json(config).dump(2) + "\n");
+    tokenizer->save(run.tokenizer());
+    write_labels(run, labels);
+  }
+
+  // --- 5. Model and training. ---
+  torch::manual_seed(config.training.seed);
+  model::Classifier model(config.model, tokenizer->vocab_size(), static_cast<int64_t>(labels.size()));
+  ClassificationTask task(model, std::move(data), config.training);
+  Progress progress(Progress::stderr_is_terminal());
+  Trainer trainer(task, config.training, {run.checkpoint("last"), run.checkpoint("best"), run.metrics()}, progress,
+                  [](const TrainState&) { return interrupted(); });
+  const TrainResult result = trainer.run(o.resume);
+
+  const auto& s = result.state;
+  std::string metrics;
+  for (const auto& [k, v] : result.last_validation) metrics += fmt::format(" {} {:.4f}", k, v);
+  spdlog::info("stopped: {} after {} steps in {}; last validation:{}", to_string(result.reason), s.step,
+               format_duration(s.train_seconds), metrics.empty() ? " none" : metrics);
+  if (s.has_best) {
+    spdlog::info("best {} {:.4f} at step {} -> {}", config.training.best_metric, s.best_score, s.best_step,
+                 run.checkpoint("best"));
+  }
+  if (result.reason == StopReason::kInterrupted || result.reason == StopReason::kMaxMinutes) {
+    spdlog::info("continue with: heed train --output {} --resume{}", output,
+                 result.reason == StopReason::kMaxMinutes ? " --set training.max_minutes=0" : "");
+  }
+  return result.reason == StopReason::kInterrupted ? 130 : 0;
+}
+
+}  // namespace heed::app

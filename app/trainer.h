@@ -1,0 +1,80 @@
+// The training loop, independent of the task: AdamW with warm-up and decay, gradient clipping,
+// periodic validation, best/last checkpoints, metrics.jsonl, resume, early stopping, time and
+// step limits, Ctrl-C, and a clear stop on a non-finite loss. A task (classification, later
+// summarization) supplies batches, the loss and validation metrics.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <torch/torch.h>
+
+#include "app/checkpoint.h"
+#include "app/config.h"
+#include "app/progress.h"
+
+namespace heed::app {
+
+struct StepOutput {
+  torch::Tensor loss;    // scalar, mean over the batch's targets
+  int64_t tokens = 0;    // non-pad input tokens in the batch (for throughput)
+};
+
+class TrainingTask {
+ public:
+  virtual ~TrainingTask() = default;
+  virtual torch::nn::Module& model() = 0;
+  // Batches of training-example indices for `epoch`; must be deterministic in `epoch`.
+  virtual std::vector<std::vector<size_t>> plan_epoch(uint64_t epoch) = 0;
+  // Forward pass and loss for one batch (the model is in training mode).
+  virtual StepOutput forward_loss(const std::vector<size_t>& batch) = 0;
+  // Validation metrics (the model is in eval mode, gradients off). Must contain "loss".
+  virtual std::map<std::string, double> validate() = 0;
+};
+
+// Learning rate at `step` (1-based) of `total_steps`.
+double learning_rate(const TrainingOptions& o, int64_t step, int64_t total_steps);
+
+struct TrainerFiles {
+  std::string last_checkpoint;
+  std::string best_checkpoint;
+  std::string metrics;  // metrics.jsonl, appended
+};
+
+enum class StopReason { kCompleted, kEarlyStopped, kMaxSteps, kMaxMinutes, kInterrupted };
+std::string to_string(StopReason reason);
+
+struct TrainResult {
+  TrainState state;
+  StopReason reason = StopReason::kCompleted;
+  std::map<std::string, double> last_validation;
+};
+
+// Asked between steps whether to stop now (as on Ctrl-C): saves last.pt and returns kInterrupted.
+using StopRequest = std::function<bool(const TrainState&)>;
+
+class Trainer {
+ public:
+  Trainer(TrainingTask& task, const TrainingOptions& options, TrainerFiles files, Progress& progress,
+          StopRequest stop_request);
+  // Trains until done. With `resume`, continues from files.last_checkpoint.
+  TrainResult run(bool resume);
+
+ private:
+  std::map<std::string, double> validate_and_checkpoint(TrainState& state);
+  std::optional<StopReason> limit_reached(const TrainState& state, double elapsed) const;
+  void append_metrics(const nlohmann::json& record);
+
+  TrainingTask& task_;
+  TrainingOptions options_;
+  TrainerFiles files_;
+  Progress& progress_;
+  StopRequest stop_request_;
+  std::unique_ptr<torch::optim::AdamW> optimizer_;
+  std::vector<torch::Tensor> parameters_;
+};
+
+}  // namespace heed::app

@@ -1,0 +1,149 @@
+#include "data_pipeline/dataset.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <random>
+
+#include <fmt/format.h>
+
+#include "data_pipeline/errors.h"
+#include "data_pipeline/io.h"
+
+namespace heed::data {
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr char kCacheMagic[8] = {'H', 'E', 'E', 'D', 'I', 'D', 'S', '1'};
+
+std::string serialize(const std::vector<TokenIds>& corpus) {
+  size_t total = sizeof(kCacheMagic) + sizeof(uint64_t);
+  for (const auto& ids : corpus) total += sizeof(uint32_t) + ids.size() * sizeof(int32_t);
+  std::string out;
+  out.reserve(total);
+  out.append(kCacheMagic, sizeof(kCacheMagic));
+  const uint64_t count = corpus.size();
+  out.append(reinterpret_cast<const char*>(&count), sizeof(count));
+  for (const auto& ids : corpus) {
+    const uint32_t n = static_cast<uint32_t>(ids.size());
+    out.append(reinterpret_cast<const char*>(&n), sizeof(n));
+    out.append(reinterpret_cast<const char*>(ids.data()), ids.size() * sizeof(int32_t));
+  }
+  return out;
+}
+
+// Returns false (and leaves `out` empty) when the bytes are not a complete cache of `expected` items.
+bool deserialize(const std::string& bytes, size_t expected, std::vector<TokenIds>* out) {
+  size_t pos = 0;
+  auto take = [&](void* dst, size_t n) {
+    if (pos + n > bytes.size()) return false;
+    std::memcpy(dst, bytes.data() + pos, n);
+    pos += n;
+    return true;
+  };
+  char magic[sizeof(kCacheMagic)];
+  uint64_t count = 0;
+  if (!take(magic, sizeof(magic)) || std::memcmp(magic, kCacheMagic, sizeof(magic)) != 0) return false;
+  if (!take(&count, sizeof(count)) || count != expected) return false;
+  out->resize(count);
+  for (auto& ids : *out) {
+    uint32_t n = 0;
+    if (!take(&n, sizeof(n)) || pos + size_t{n} * sizeof(int32_t) > bytes.size()) {
+      out->clear();
+      return false;
+    }
+    ids.resize(n);
+    take(ids.data(), size_t{n} * sizeof(int32_t));
+  }
+  if (pos != bytes.size()) {
+    out->clear();
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+std::string resolve_cache_dir(const std::string& configured) {
+  if (configured == "none") return "";
+  if (!configured.empty()) return configured;
+  if (const char* env = std::getenv("HEED_CACHE_DIR"); env != nullptr && *env != '\0') return env;
+  if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg != nullptr && *xdg != '\0') return std::string(xdg) + "/heed";
+  if (const char* home = std::getenv("HOME"); home != nullptr && *home != '\0') return std::string(home) + "/.cache/heed";
+  return "";
+}
+
+std::vector<TokenIds> encode_corpus(const std::vector<std::string>& texts, const Tokenizer& tokenizer, int threads,
+                                    const std::string& cache_dir, EncodeStats* stats) {
+  const auto start = std::chrono::steady_clock::now();
+  EncodeStats local;
+  std::vector<TokenIds> corpus;
+
+  std::string cache_file;
+  if (!cache_dir.empty()) {
+    uint64_t key = fnv1a(tokenizer.bytes());
+    for (const auto& t : texts) {
+      const uint64_t n = t.size();
+      key = fnv1a(&n, sizeof(n), key);  // lengths too, so concatenations cannot collide
+      key = fnv1a(t, key);
+    }
+    cache_file = fmt::format("{}/ids-{:016x}-{}.bin", cache_dir, key, texts.size());
+    std::error_code ec;
+    if (fs::exists(cache_file, ec)) {
+      try {
+        if (deserialize(read_file(cache_file), texts.size(), &corpus)) local.cache_hit = true;
+      } catch (const Error&) {
+        corpus.clear();  // unreadable cache: recompute below
+      }
+    }
+  }
+  if (!local.cache_hit) {
+    std::vector<std::string_view> views(texts.begin(), texts.end());
+    corpus = tokenizer.encode_all(views, threads);
+    if (!cache_file.empty()) {
+      try {
+        write_file_atomic(cache_file, serialize(corpus));
+      } catch (const std::exception&) {
+        // A cache that cannot be written (read-only home, full disk) only costs time next run.
+      }
+    }
+  }
+  for (const auto& ids : corpus) local.tokens += ids.size();
+  local.cache_file = cache_file;
+  local.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  if (stats != nullptr) *stats = local;
+  return corpus;
+}
+
+TokenIds truncate(const TokenIds& ids, const Truncation& t) {
+  const auto max_len = static_cast<size_t>(t.max_length);
+  if (ids.size() <= max_len) return ids;
+  if (t.mode == "head_tail") {
+    const auto head = static_cast<size_t>(std::min(t.head_tokens, t.max_length));
+    TokenIds out(ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(head));
+    out.insert(out.end(), ids.end() - static_cast<std::ptrdiff_t>(max_len - head), ids.end());
+    return out;
+  }
+  return TokenIds(ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(max_len));
+}
+
+Split split_indices(size_t n, double fraction, uint64_t seed) {
+  std::vector<size_t> order(n);
+  for (size_t i = 0; i < n; ++i) order[i] = i;
+  std::mt19937_64 rng(seed);
+  // Fisher-Yates with our own index draw: std::shuffle's use of the engine is not specified
+  // identically across standard libraries, and a split must not change with the toolchain.
+  for (size_t i = n; i > 1; --i) std::swap(order[i - 1], order[rng() % i]);
+  const auto n_val = static_cast<size_t>(std::llround(fraction * static_cast<double>(n)));
+  Split split;
+  split.validation.assign(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(std::min(n_val, n)));
+  split.train.assign(order.begin() + static_cast<std::ptrdiff_t>(std::min(n_val, n)), order.end());
+  std::sort(split.validation.begin(), split.validation.end());
+  std::sort(split.train.begin(), split.train.end());
+  return split;
+}
+
+}  // namespace heed::data

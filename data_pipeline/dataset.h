@@ -1,0 +1,49 @@
+// Token ids for a corpus: encoding with all threads, an on-disk cache keyed by corpus text and
+// tokenizer, truncation, and the deterministic train/validation split.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "data_pipeline/tokenizer.h"
+
+namespace heed::data {
+
+using TokenIds = std::vector<int32_t>;
+
+// Where token-id caches live: `configured` when non-empty, else $HEED_CACHE_DIR, else
+// $XDG_CACHE_HOME/heed, else ~/.cache/heed. "none" disables caching (returns "").
+std::string resolve_cache_dir(const std::string& configured);
+
+struct EncodeStats {
+  bool cache_hit = false;
+  std::string cache_file;  // empty when caching is off
+  double seconds = 0.0;
+  size_t tokens = 0;       // before truncation
+};
+
+// Encodes every text (full length, no truncation) with `threads` threads. When cache_dir is
+// non-empty, results are cached in cache_dir under a key hashed from the texts and the tokenizer
+// model, so a second run over the same corpus with the same tokenizer reads them back.
+std::vector<TokenIds> encode_corpus(const std::vector<std::string>& texts, const Tokenizer& tokenizer, int threads,
+                                    const std::string& cache_dir, EncodeStats* stats = nullptr);
+
+// Truncation of a sequence to `max_length` ids.
+//   "head": keep the first max_length ids;
+//   "head_tail": keep the first head_tokens and the last max_length - head_tokens ids
+//   (the end of a review often carries its verdict).
+struct Truncation {
+  int64_t max_length = 512;
+  std::string mode = "head";
+  int64_t head_tokens = 128;
+};
+TokenIds truncate(const TokenIds& ids, const Truncation& truncation);
+
+// Deterministic split of n items: a permutation from `seed`; the first round(fraction * n) go to
+// `validation` (sorted), the rest to `train` (sorted). Same (n, fraction, seed) -> same split.
+struct Split {
+  std::vector<size_t> train, validation;
+};
+Split split_indices(size_t n, double fraction, uint64_t seed);
+
+}  // namespace heed::data

@@ -1,0 +1,61 @@
+// Tokenizer: the one place heed meets SentencePiece. Wraps the C shim (spm_shim.h), loaded with
+// dlopen, and turns its status codes into heed::Error / heed::InputError.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+struct heed_spm;
+
+namespace heed::data {
+
+// Options for training a SentencePiece model on the training text.
+struct TokenizerTrainOptions {
+  std::string type = "unigram";         // "unigram" or "bpe"
+  int vocab_size = 16000;               // number of pieces, specials included
+  double character_coverage = 0.9995;   // share of characters the vocabulary must cover
+  int input_sentence_size = 200000;     // cap on sentences sampled for training (0 = all)
+  int max_sentence_length = 16384;      // longer inputs (bytes) are skipped by the trainer
+  int threads = 1;                      // trainer threads
+  uint32_t seed = 1;                    // sampling seed
+};
+
+class Tokenizer {
+ public:
+  // Loads a serialized model (.model file). Throws InputError naming the file when unreadable.
+  static Tokenizer load(const std::string& path);
+  static Tokenizer from_bytes(std::string bytes, const std::string& origin = "<memory>");
+  // Trains a model on `texts`; reserves pad=0, unk=1, bos=2, eos=3.
+  static Tokenizer train(const std::vector<std::string_view>& texts, const TokenizerTrainOptions& options);
+
+  std::vector<int32_t> encode(std::string_view text) const;
+  // Encodes many texts using `threads` threads; order is preserved.
+  std::vector<std::vector<int32_t>> encode_all(const std::vector<std::string_view>& texts, int threads) const;
+  std::string decode(const std::vector<int32_t>& ids) const;
+  std::string piece(int32_t id) const;
+
+  int vocab_size() const { return vocab_size_; }
+  // Padding id; models without a pad piece pad with unk (padding is always masked out).
+  int pad_id() const { return pad_id_; }
+  int unk_id() const { return unk_id_; }
+  int bos_id() const { return bos_id_; }  // -1 when absent
+  int eos_id() const { return eos_id_; }  // -1 when absent
+
+  // The serialized model: what save() writes, what export bundles, what cache keys hash.
+  const std::string& bytes() const { return bytes_; }
+  // Writes the model atomically (temporary file, then rename).
+  void save(const std::string& path) const;
+
+ private:
+  Tokenizer(std::shared_ptr<heed_spm> handle, std::string bytes);
+  std::shared_ptr<heed_spm> handle_;
+  std::string bytes_;
+  int vocab_size_ = 0, pad_id_ = 0, unk_id_ = 0, bos_id_ = -1, eos_id_ = -1;
+};
+
+// Path of the loaded shim library (for diagnostics and tests).
+std::string spm_shim_path();
+
+}  // namespace heed::data

@@ -1,0 +1,38 @@
+#include "model/classifier.h"
+
+#include "model/masks.h"
+
+namespace heed::model {
+
+ClassifierImpl::ClassifierImpl(const ModelOptions& options, int64_t vocab_size, int64_t num_classes)
+    : options_(options), vocab_size_(vocab_size), num_classes_(num_classes) {
+  options.validate();
+  TORCH_CHECK(vocab_size > 0, "vocab_size must be positive");
+  TORCH_CHECK(num_classes >= 2, "a classifier needs at least two classes, got ", num_classes);
+  embeddings = register_module("embeddings", Embeddings(vocab_size, options));
+  encoder = register_module("encoder", Encoder(options));
+  if (options.pooling == "attention") attention_pool = register_module("attention_pool", torch::nn::Linear(options.d_model, 1));
+  dropout_ = register_module("dropout", torch::nn::Dropout(options.dropout));
+  head = register_module("head", torch::nn::Linear(options.d_model, num_classes));
+}
+
+torch::Tensor ClassifierImpl::pool(const torch::Tensor& h, const torch::Tensor& padding, const torch::Tensor& lengths) {
+  if (options_.pooling == "first") return h.select(1, 0);  // [B, D]
+  if (options_.pooling == "attention") {
+    auto scores = attention_pool(h).squeeze(-1).masked_fill(padding, -1e9);  // [B, T]
+    auto weights = torch::softmax(scores, -1).unsqueeze(-1);                 // [B, T, 1]
+    return (h * weights).sum(1);                                             // [B, D]
+  }
+  // mean over real tokens
+  auto keep = padding.logical_not().unsqueeze(-1).to(h.dtype());                    // [B, T, 1]
+  auto count = lengths.to(h.dtype()).clamp_min(1.0).unsqueeze(-1);                 // [B, 1]
+  return (h * keep).sum(1) / count;                                                 // [B, D]
+}
+
+torch::Tensor ClassifierImpl::forward(const torch::Tensor& ids, const torch::Tensor& lengths) {
+  auto padding = padding_mask(lengths, ids.size(1));  // [B, T]
+  auto h = encoder(embeddings(ids), padding);        // [B, T, D]
+  return head(dropout_(pool(h, padding, lengths)));  // [B, C]
+}
+
+}  // namespace heed::model

@@ -1,0 +1,35 @@
+// Transformer text classifier: embeddings -> encoder -> pooling over non-pad positions -> linear.
+#pragma once
+#include <torch/torch.h>
+
+#include "model/layers.h"
+#include "model/options.h"
+
+namespace heed::model {
+
+class ClassifierImpl : public torch::nn::Module {
+ public:
+  ClassifierImpl(const ModelOptions& options, int64_t vocab_size, int64_t num_classes);
+
+  // ids [B, T] int64 (padded), lengths [B] int64 -> logits [B, num_classes].
+  torch::Tensor forward(const torch::Tensor& ids, const torch::Tensor& lengths);
+
+  const ModelOptions& options() const { return options_; }
+  int64_t vocab_size() const { return vocab_size_; }
+  int64_t num_classes() const { return num_classes_; }
+
+  Embeddings embeddings{nullptr};
+  Encoder encoder{nullptr};
+  torch::nn::Linear attention_pool{nullptr};  // pooling = "attention": one score per position
+  torch::nn::Linear head{nullptr};
+
+ private:
+  // h [B, T, D], padding [B, T] bool, lengths [B] -> [B, D]
+  torch::Tensor pool(const torch::Tensor& h, const torch::Tensor& padding, const torch::Tensor& lengths);
+  ModelOptions options_;
+  int64_t vocab_size_, num_classes_;
+  torch::nn::Dropout dropout_{nullptr};
+};
+TORCH_MODULE(Classifier);
+
+}  // namespace heed::model

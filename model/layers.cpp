@@ -1,0 +1,94 @@
+#include "model/layers.h"
+
+#include <cmath>
+
+namespace heed::model {
+
+torch::Tensor sinusoidal_table(int64_t n, int64_t d) {
+  auto position = torch::arange(n, torch::kFloat32).unsqueeze(1);                             // [n, 1]
+  auto div = torch::exp(torch::arange(0, d, 2, torch::kFloat32) * (-std::log(10000.0) / d));  // [ceil(d/2)]
+  auto table = torch::zeros({n, d});
+  table.index_put_({torch::indexing::Slice(), torch::indexing::Slice(0, torch::indexing::None, 2)},
+                   torch::sin(position * div));
+  table.index_put_({torch::indexing::Slice(), torch::indexing::Slice(1, torch::indexing::None, 2)},
+                   torch::cos(position * div.slice(0, 0, d / 2)));
+  return table;
+}
+
+EmbeddingsImpl::EmbeddingsImpl(int64_t vocab_size, const ModelOptions& options)
+    : scale_(options.positions == "sinusoidal" ? std::sqrt(static_cast<double>(options.d_model)) : 1.0),
+      max_positions_(options.max_positions) {
+  tokens = register_module("tokens", torch::nn::Embedding(vocab_size, options.d_model));
+  // With sqrt(d) scaling the embeddings start at unit scale, like the sinusoids they are added to.
+  torch::nn::init::normal_(tokens->weight, 0.0, options.positions == "sinusoidal" ? 1.0 / scale_ : 0.02);
+  if (options.positions == "learned") {
+    learned_positions = register_module("positions", torch::nn::Embedding(options.max_positions, options.d_model));
+    torch::nn::init::normal_(learned_positions->weight, 0.0, 0.02);
+  } else {
+    sinusoid = register_buffer("sinusoid", sinusoidal_table(options.max_positions, options.d_model));
+  }
+  dropout_ = register_module("dropout", torch::nn::Dropout(options.dropout));
+}
+
+torch::Tensor EmbeddingsImpl::forward(const torch::Tensor& ids, int64_t offset) {
+  const auto len = ids.size(1);
+  TORCH_CHECK(offset + len <= max_positions_, "sequence of ", offset + len, " tokens exceeds model.max_positions (",
+              max_positions_, ")");
+  auto x = tokens(ids);  // [B, T, D]
+  if (scale_ != 1.0) x = x * scale_;
+  if (learned_positions) {
+    x = x + learned_positions->weight.slice(0, offset, offset + len).unsqueeze(0);
+  } else {
+    x = x + sinusoid.slice(0, offset, offset + len).unsqueeze(0);  // [1, T, D] broadcast over B
+  }
+  return dropout_(x);
+}
+
+FeedForwardImpl::FeedForwardImpl(const ModelOptions& options) : gelu_(options.activation == "gelu") {
+  fc1 = register_module("fc1", torch::nn::Linear(options.d_model, options.ff_dim));
+  fc2 = register_module("fc2", torch::nn::Linear(options.ff_dim, options.d_model));
+  dropout_ = register_module("dropout", torch::nn::Dropout(options.dropout));
+}
+
+torch::Tensor FeedForwardImpl::forward(const torch::Tensor& x) {
+  auto h = fc1(x);  // [B, T, ff_dim]
+  h = gelu_ ? torch::gelu(h) : torch::relu(h);
+  return fc2(dropout_(h));
+}
+
+EncoderLayerImpl::EncoderLayerImpl(const ModelOptions& options) : pre_norm_(options.norm == "pre") {
+  self_attention = register_module(
+      "self_attention", MultiHeadAttention(options.d_model, options.heads, options.attention_dropout));
+  feed_forward = register_module("feed_forward", FeedForward(options));
+  norm1 = register_module("norm1", torch::nn::LayerNorm(torch::nn::LayerNormOptions({options.d_model})));
+  norm2 = register_module("norm2", torch::nn::LayerNorm(torch::nn::LayerNormOptions({options.d_model})));
+  dropout_ = register_module("dropout", torch::nn::Dropout(options.dropout));
+}
+
+torch::Tensor EncoderLayerImpl::forward(const torch::Tensor& x, const torch::Tensor& key_padding) {
+  AttentionMask mask;
+  mask.key_padding = key_padding;
+  if (pre_norm_) {
+    auto h = norm1(x);
+    auto y = x + dropout_(self_attention(h, h, mask).output);
+    return y + dropout_(feed_forward(norm2(y)));
+  }
+  auto y = norm1(x + dropout_(self_attention(x, x, mask).output));
+  return norm2(y + dropout_(feed_forward(y)));
+}
+
+EncoderImpl::EncoderImpl(const ModelOptions& options) {
+  layers = register_module("layers", torch::nn::ModuleList());
+  for (int64_t i = 0; i < options.encoder_layers; ++i) layers->push_back(EncoderLayer(options));
+  if (options.norm == "pre") {
+    final_norm = register_module("final_norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({options.d_model})));
+  }
+}
+
+torch::Tensor EncoderImpl::forward(const torch::Tensor& x, const torch::Tensor& key_padding) {
+  auto h = x;
+  for (const auto& layer : *layers) h = layer->as<EncoderLayer>()->forward(h, key_padding);
+  return final_norm ? final_norm(h) : h;
+}
+
+}  // namespace heed::model

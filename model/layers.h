@@ -1,0 +1,72 @@
+// Building blocks composed into encoders (and, later, decoders): embeddings with positions, the
+// position-wise feed-forward block, the encoder layer and the encoder stack.
+#pragma once
+#include <torch/torch.h>
+
+#include "model/attention.h"
+#include "model/options.h"
+
+namespace heed::model {
+
+// Token embedding plus position information. Mixes nothing across positions.
+class EmbeddingsImpl : public torch::nn::Module {
+ public:
+  EmbeddingsImpl(int64_t vocab_size, const ModelOptions& options);
+  // ids [B, T] int64 -> [B, T, d_model]. `offset` is the position of ids[:, 0] (incremental decoding).
+  torch::Tensor forward(const torch::Tensor& ids, int64_t offset = 0);
+
+  torch::nn::Embedding tokens{nullptr};
+  torch::nn::Embedding learned_positions{nullptr};  // only with positions = "learned"
+  torch::Tensor sinusoid;                           // [max_positions, d_model] buffer, "sinusoidal" only
+ private:
+  double scale_;
+  int64_t max_positions_;
+  torch::nn::Dropout dropout_{nullptr};
+};
+TORCH_MODULE(Embeddings);
+
+// Fixed sinusoidal position table [n, d] (Vaswani et al. 2017).
+torch::Tensor sinusoidal_table(int64_t n, int64_t d);
+
+// Two linear maps with an activation between, applied to each position independently.
+class FeedForwardImpl : public torch::nn::Module {
+ public:
+  FeedForwardImpl(const ModelOptions& options);
+  torch::Tensor forward(const torch::Tensor& x);  // [B, T, d_model] -> [B, T, d_model]
+
+  torch::nn::Linear fc1{nullptr}, fc2{nullptr};
+ private:
+  bool gelu_;
+  torch::nn::Dropout dropout_{nullptr};
+};
+TORCH_MODULE(FeedForward);
+
+// Self-attention (every position mixes information from every non-padded position) followed by
+// the feed-forward block, each in a residual branch with layer norm before ("pre") or after ("post").
+class EncoderLayerImpl : public torch::nn::Module {
+ public:
+  EncoderLayerImpl(const ModelOptions& options);
+  // x [B, T, d_model]; key_padding [B, T] bool (true = pad).
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& key_padding);
+
+  MultiHeadAttention self_attention{nullptr};
+  FeedForward feed_forward{nullptr};
+  torch::nn::LayerNorm norm1{nullptr}, norm2{nullptr};
+ private:
+  bool pre_norm_;
+  torch::nn::Dropout dropout_{nullptr};
+};
+TORCH_MODULE(EncoderLayer);
+
+// A stack of encoder layers (plus a final layer norm in the pre-norm arrangement).
+class EncoderImpl : public torch::nn::Module {
+ public:
+  EncoderImpl(const ModelOptions& options);
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& key_padding);
+
+  torch::nn::ModuleList layers{nullptr};
+  torch::nn::LayerNorm final_norm{nullptr};  // only with norm = "pre"
+};
+TORCH_MODULE(Encoder);
+
+}  // namespace heed::model

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Installs every Debian package heed needs (idempotent; sudo when not root) and builds Release
+# into build/. Usage: scripts/setup.sh [--no-build]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PACKAGES=(
+  build-essential cmake ninja-build ccache pkg-config
+  libtorch-dev                      # LibTorch 1.13 (CPU)
+  libopenblas0-openmp               # fast BLAS for libtorch (the reference BLAS is ~15x slower)
+  libsentencepiece-dev sentencepiece
+  libcli11-dev nlohmann-json3-dev libspdlog-dev libfmt-dev
+  libgtest-dev libbenchmark-dev
+  python3-torch python3-sentencepiece  # interop tests and the benchmark reference
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  [[ "$p" == \#* ]] && continue
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  SUDO=""
+  if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
+  echo "setup: installing ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# libtorch must call OpenBLAS, not the reference BLAS.
+blas=$(readlink -f "$(ldconfig -p | awk '/libblas.so.3 \(/{print $NF; exit}')" || true)
+case "$blas" in
+  *openblas*) ;;
+  *) echo "setup: warning: libblas.so.3 resolves to '$blas', not OpenBLAS; matrix products will be slow." >&2
+     echo "       fix: sudo update-alternatives --config libblas.so.3-x86_64-linux-gnu" >&2 ;;
+esac
+
+if [[ "${1:-}" != "--no-build" ]]; then
+  cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER_LAUNCHER=ccache >/dev/null
+  cmake --build build
+  echo "setup: built build/heed"
+fi

@@ -1,0 +1,138 @@
+// Attention against hand-computed softmax(QK^T/sqrt(d))V, masks, padding invariance, gradients.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "model/attention.h"
+#include "model/masks.h"
+
+using namespace heed::model;
+
+namespace {
+
+// Reference: per head, softmax(q k^T / sqrt(dh) + mask) v with explicit loops over the projection.
+torch::Tensor reference_attention(MultiHeadAttention& mha, const torch::Tensor& x, const torch::Tensor& forbidden) {
+  const auto d = x.size(-1), h = mha->heads(), dh = d / h;
+  auto w = mha->in_proj_weight.split(d, 0);
+  auto b = mha->in_proj_bias.split(d, 0);
+  auto q = torch::matmul(x, w[0].t()) + b[0], k = torch::matmul(x, w[1].t()) + b[1], v = torch::matmul(x, w[2].t()) + b[2];
+  std::vector<torch::Tensor> heads;
+  for (int64_t i = 0; i < h; ++i) {
+    auto qi = q.narrow(-1, i * dh, dh), ki = k.narrow(-1, i * dh, dh), vi = v.narrow(-1, i * dh, dh);
+    auto scores = torch::matmul(qi, ki.transpose(-1, -2)) / std::sqrt(static_cast<double>(dh));
+    if (forbidden.defined()) scores = scores.masked_fill(forbidden, -std::numeric_limits<float>::infinity());
+    heads.push_back(torch::matmul(torch::softmax(scores, -1), vi));
+  }
+  return mha->out_proj(torch::cat(heads, -1));
+}
+
+}  // namespace
+
+TEST(Attention, MatchesHandComputedSoftmaxQKV) {
+  torch::manual_seed(0);
+  MultiHeadAttention mha(8, 2, 0.0);
+  auto x = torch::randn({2, 5, 8});
+  auto out = mha(x, x).output;
+  EXPECT_TRUE(torch::allclose(out, reference_attention(mha, x, {}), 1e-5, 1e-6));
+}
+
+TEST(Attention, SingleHeadWithIdentityProjectionsIsPlainFormula) {
+  MultiHeadAttention mha(4, 1, 0.0);
+  torch::NoGradGuard g;
+  mha->in_proj_weight.copy_(torch::cat({torch::eye(4), torch::eye(4), torch::eye(4)}, 0));
+  mha->in_proj_bias.zero_();
+  mha->out_proj->weight.copy_(torch::eye(4));
+  mha->out_proj->bias.zero_();
+  auto x = torch::tensor({{1.0f, 0.0f, 0.0f, 0.0f}, {0.0f, 2.0f, 0.0f, 0.0f}, {1.0f, 1.0f, 1.0f, 1.0f}}).unsqueeze(0);
+  auto out = mha(x, x).output.squeeze(0);
+  // By hand: scores = x x^T / 2, row-wise softmax, times x.
+  auto xs = x.squeeze(0);
+  auto expected = torch::matmul(torch::softmax(torch::matmul(xs, xs.t()) / 2.0, -1), xs);
+  EXPECT_TRUE(torch::allclose(out, expected, 1e-5, 1e-6));
+}
+
+TEST(Attention, MaskedKeysGetZeroWeight) {
+  torch::manual_seed(1);
+  MultiHeadAttention mha(8, 2, 0.0);
+  auto x = torch::randn({2, 4, 8});
+  AttentionMask mask;
+  mask.key_padding = padding_mask(torch::tensor({4, 2}, torch::kInt64), 4);
+  auto result = mha(x, x, mask, /*need_weights=*/true);
+  auto w = result.weights;  // [2, 2, 4, 4]
+  EXPECT_EQ(w.sizes(), (std::vector<int64_t>{2, 2, 4, 4}));
+  EXPECT_EQ(w.index({1, torch::indexing::Slice(), torch::indexing::Slice(), torch::indexing::Slice(2, 4)}).abs().max().item<float>(), 0.0f);
+  EXPECT_TRUE(torch::allclose(w.sum(-1), torch::ones({2, 2, 4}), 1e-5, 1e-6));
+  auto expected = reference_attention(mha, x, mask.key_padding.view({2, 1, 4}));  // [B, Tq, Tk] per head
+  EXPECT_TRUE(torch::allclose(result.output, expected, 1e-5, 1e-6));
+}
+
+TEST(Attention, CausalMaskNeverLooksAhead) {
+  torch::manual_seed(2);
+  MultiHeadAttention mha(8, 2, 0.0);
+  auto x = torch::randn({1, 5, 8});
+  AttentionMask mask;
+  mask.causal = true;
+  auto w = mha(x, x, mask, true).weights;
+  auto upper = torch::triu(torch::ones({5, 5}), 1).to(torch::kBool);
+  EXPECT_EQ(w.masked_select(upper.view({1, 1, 5, 5})).abs().max().item<float>(), 0.0f);
+  // Changing the last position leaves earlier outputs unchanged.
+  auto y = x.clone();
+  y.index_put_({0, 4}, torch::randn({8}));
+  auto a = mha(x, x, mask).output, b = mha(y, y, mask).output;
+  EXPECT_TRUE(torch::allclose(a.narrow(1, 0, 4), b.narrow(1, 0, 4), 1e-6, 1e-6));
+}
+
+TEST(Attention, ArbitraryMaskAndFullyMaskedRowStayFinite) {
+  torch::manual_seed(3);
+  MultiHeadAttention mha(8, 2, 0.0);
+  auto x = torch::randn({1, 3, 8});
+  AttentionMask mask;
+  mask.mask = torch::tensor({{false, true, false}, {true, true, true}, {false, false, false}}).view({1, 1, 3, 3});
+  auto r = mha(x, x, mask, true);
+  EXPECT_TRUE(torch::isfinite(r.output).all().item<bool>());
+  EXPECT_EQ(r.weights.index({0, torch::indexing::Slice(), 0, 1}).abs().max().item<float>(), 0.0f);
+}
+
+TEST(Attention, PaddingDoesNotChangeNonPadOutputs) {
+  torch::manual_seed(4);
+  MultiHeadAttention mha(8, 2, 0.0);
+  auto x = torch::randn({1, 3, 8});
+  auto padded = torch::cat({x, torch::randn({1, 4, 8}) * 100.0}, 1);  // garbage in the padding
+  AttentionMask mask;
+  mask.key_padding = padding_mask(torch::tensor({3}, torch::kInt64), 7);
+  auto short_out = mha(x, x).output;
+  auto long_out = mha(padded, padded, mask).output.narrow(1, 0, 3);
+  EXPECT_TRUE(torch::allclose(short_out, long_out, 1e-5, 1e-5));
+}
+
+TEST(Attention, GradientsReachEveryParameterAndTheInput) {
+  torch::manual_seed(5);
+  MultiHeadAttention mha(8, 4, 0.0);
+  auto x = torch::randn({2, 3, 8}, torch::requires_grad());
+  mha(x, x).output.pow(2).sum().backward();
+  EXPECT_GT(x.grad().abs().sum().item<float>(), 0.0f);
+  for (const auto& p : mha->named_parameters()) EXPECT_GT(p.value().grad().abs().sum().item<float>(), 0.0f) << p.key();
+}
+
+TEST(Attention, CachedSelfAttentionEqualsFullCausalPass) {
+  torch::manual_seed(6);
+  MultiHeadAttention mha(8, 2, 0.0);
+  mha->eval();
+  auto x = torch::randn({2, 4, 8});
+  AttentionMask causal;
+  causal.causal = true;
+  auto full = mha(x, x, causal).output;
+  KVCache cache;
+  for (int64_t t = 0; t < 4; ++t) {
+    auto step = x.narrow(1, t, 1);
+    auto out = mha(step, step, causal, false, &cache).output;
+    EXPECT_TRUE(torch::allclose(out, full.narrow(1, t, 1), 1e-5, 1e-6)) << "step " << t;
+  }
+  EXPECT_EQ(cache.key.size(2), 4);
+}
+
+TEST(Masks, PaddingAndCausal) {
+  auto p = padding_mask(torch::tensor({1, 3}, torch::kInt64), 3);
+  EXPECT_TRUE(torch::equal(p, torch::tensor({{false, true, true}, {false, false, false}})));
+  auto c = causal_mask(2, 3, 1, torch::kCPU);  // queries at positions 1, 2
+  EXPECT_TRUE(torch::equal(c, torch::tensor({{false, false, true}, {false, false, false}})));
+}

@@ -1,0 +1,140 @@
+// The heed executable end to end: exit codes, error messages, train -> classify -> evaluate.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+
+#include "tests/test_corpus.h"
+#include "tests/test_utils.h"
+
+using heed::test::run_command;
+using heed::test::TempDir;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string heed_exe() { return heed::test::heed_binary(); }
+std::string config(const std::string& name) { return std::string(HEED_SOURCE_DIR) + "/configs/" + name; }
+
+std::string jsonl(size_t n, uint32_t seed) {
+  std::string out;
+  for (const auto& e : heed::test::sentiment(n, seed)) out += nlohmann::json{{"text", e.text}, {"label", e.label}}.dump() + "\n";
+  return out;
+}
+
+int count_lines(const std::string& s) { return static_cast<int>(std::count(s.begin(), s.end(), '\n')); }
+
+}  // namespace
+
+TEST(Cli, UsageErrorsExitTwo) {
+  std::string out;
+  EXPECT_EQ(run_command(heed_exe(), &out), 2);
+  EXPECT_EQ(run_command(heed_exe() + " train --bogus", &out), 2);
+  EXPECT_EQ(run_command(heed_exe() + " --help", &out), 0);
+  EXPECT_NE(out.find("train"), std::string::npos);
+  EXPECT_EQ(run_command(heed_exe() + " classify --run /no/such/run hello", &out), 2);
+  EXPECT_NE(out.find("/no/such/run"), std::string::npos);
+}
+
+TEST(Cli, ConfigErrorsAreOneLineExitTwoAndWriteNothing) {
+  TempDir dir;
+  dir.write("train.jsonl", jsonl(50, 1));
+  struct Case {
+    std::string file, needle;
+  };
+  const std::vector<Case> cases = {
+      {R"({"data": {"train": "{data_dir}/train.jsonl"}, "model": {"d_modle": 8}})", "model.d_modle"},
+      {R"({"data": {"train": "{data_dir}/train.jsonl"}, "training": {"lr": "x"}})", "training.lr"},
+      {R"({"data": {"train": "{data_dir}/train.jsonl"}, "model": {"heads": 0}})", "model.heads"},
+      {R"({"data": {"train": "{data_dir}/missing.jsonl"}})", "data.train"},
+      {R"({"data": {"train": "{data_dir}/train.jsonl"}, "tokenizer": {"model": "/no/such.model"}})", "tokenizer.model"},
+      {R"({"data": {"train": "{data_dir}/train.jsonl"},})", "bad.json:1:"},
+  };
+  for (const auto& c : cases) {
+    const auto cfg = dir.write("bad.json", c.file);
+    const auto run = dir.str() + "/run";
+    std::string out;
+    const int code = run_command(heed_exe() + " train --config " + cfg + " --data-dir " + dir.str() + " --output " + run, &out);
+    EXPECT_EQ(code, 2) << c.file << "\n" << out;
+    EXPECT_NE(out.find(c.needle), std::string::npos) << out;
+    EXPECT_EQ(count_lines(out), 1) << out;
+    EXPECT_FALSE(fs::exists(run)) << c.file;
+  }
+}
+
+TEST(Cli, BadDataNamesFileAndLineAndWritesNothing) {
+  TempDir dir;
+  dir.write("train.jsonl", jsonl(20, 1) + "{not json\n" + jsonl(20, 2));
+  std::string out;
+  const auto run = dir.str() + "/run";
+  EXPECT_EQ(run_command(heed_exe() + " train --config " + config("tiny_classifier.json") + " --data-dir " + dir.str() +
+                            " --output " + run,
+                        &out),
+            2);
+  EXPECT_NE(out.find("train.jsonl:21"), std::string::npos) << out;
+  EXPECT_FALSE(fs::exists(run));
+}
+
+TEST(Cli, TrainClassifyEvaluateEndToEnd) {
+  TempDir dir;
+  dir.write("train.jsonl", jsonl(400, 1));
+  dir.write("test.jsonl", jsonl(100, 2));
+  const auto run = dir.str() + "/run";
+  std::string out;
+  const std::string train = heed_exe() + " train --config " + config("tiny_classifier.json") + " --data-dir " + dir.str() +
+                            " --output " + run;
+  ASSERT_EQ(run_command(train, &out), 0) << out;
+  for (const char* f : {"config.json", "tokenizer.model", "labels.json", "metrics.jsonl", "checkpoints/best.pt",
+                        "checkpoints/last.pt"}) {
+    EXPECT_TRUE(fs::exists(run + "/" + f)) << f;
+  }
+  // A second train into the same directory must not clobber it.
+  EXPECT_EQ(run_command(train, &out), 2);
+  EXPECT_NE(out.find("--resume"), std::string::npos);
+  // Resuming a finished run is a no-op that succeeds.
+  EXPECT_EQ(run_command(heed_exe() + " train --output " + run + " --resume", &out), 0) << out;
+
+  // classify: arguments, then stdin.
+  ASSERT_EQ(run_command(heed_exe() + " classify --run " + run + " 'i loved it, wonderful and brilliant.' 'awful, terrible, boring.'",
+                        &out, false),
+            0);
+  ASSERT_EQ(count_lines(out), 2) << out;
+  const auto first = nlohmann::json::parse(out.substr(0, out.find('\n')));
+  EXPECT_EQ(first["label"], "pos");
+  EXPECT_NEAR(first["probabilities"]["pos"].get<double>() + first["probabilities"]["neg"].get<double>(), 1.0, 1e-5);
+  const auto input = dir.write("input.txt", "the worst, dull and awful\nbest film, loved it\n");
+  ASSERT_EQ(run_command("cat " + input + " | " + heed_exe() + " classify --run " + run + " --input -", &out, false), 0);
+  ASSERT_EQ(count_lines(out), 2);
+  EXPECT_EQ(nlohmann::json::parse(out.substr(0, out.find('\n')))["label"], "neg");
+
+  // evaluate writes a report and scores well above chance.
+  const auto report = dir.str() + "/report.json";
+  ASSERT_EQ(run_command(heed_exe() + " evaluate --run " + run + " --data " + dir.str() + "/test.jsonl --report " + report, &out),
+            0)
+      << out;
+  EXPECT_NE(out.find("macro_f1"), std::string::npos);
+  const auto r = nlohmann::json::parse(std::ifstream(report));
+  EXPECT_GT(r["accuracy"].get<double>(), 0.85);
+  EXPECT_EQ(r["count"], 100);
+  EXPECT_EQ(r["confusion"].size(), 2u);
+  // Unknown labels in evaluation data are named.
+  dir.write("odd.jsonl", R"({"text": "fine", "label": "meh"})" "\n");
+  EXPECT_EQ(run_command(heed_exe() + " evaluate --run " + run + " --data " + dir.str() + "/odd.jsonl", &out), 2);
+  EXPECT_NE(out.find("odd.jsonl:1"), std::string::npos) << out;
+}
+
+TEST(Cli, TokenizerTrainAndEncode) {
+  TempDir dir;
+  std::string text;
+  for (const auto& s : heed::test::sentences(300)) text += s + "\n";
+  const auto input = dir.write("corpus.txt", text);
+  const auto model = dir.str() + "/tok.model";
+  std::string out;
+  ASSERT_EQ(run_command(heed_exe() + " tokenizer train --input " + input + " --out " + model + " --vocab-size 60", &out), 0)
+      << out;
+  ASSERT_EQ(run_command(heed_exe() + " tokenizer encode --model " + model + " --pieces 'the movie'", &out, false), 0);
+  EXPECT_NE(out.find("movie"), std::string::npos) << out;
+  EXPECT_EQ(run_command(heed_exe() + " tokenizer encode --model " + input + " x", &out), 2);
+}

@@ -1,0 +1,132 @@
+// Config loading: strict keys and types, ranges, precedence, error messages that name the field.
+#include <gtest/gtest.h>
+
+#include "app/config.h"
+#include "data_pipeline/errors.h"
+#include "tests/test_utils.h"
+
+using heed::app::Config;
+using heed::app::parse_config;
+using nlohmann::json;
+
+namespace {
+json minimal() { return json{{"data", {{"train", "{data_dir}/train.jsonl"}}}}; }
+
+std::string error_of(const json& doc, const std::vector<std::string>& overrides = {}) {
+  try {
+    parse_config(doc, overrides, "/d", "test.json");
+  } catch (const heed::InputError& e) {
+    return e.what();
+  }
+  return "";
+}
+}  // namespace
+
+TEST(Config, DefaultsAndDataDirExpansion) {
+  const Config c = parse_config(minimal(), {}, "/data", "test.json");
+  EXPECT_EQ(c.data.train, "/data/train.jsonl");
+  EXPECT_EQ(c.task, "classification");
+  EXPECT_EQ(c.model.d_model, 256);
+  EXPECT_EQ(c.training.best_metric, "accuracy");
+}
+
+TEST(Config, UnknownKeysAreNamedWithASuggestion) {
+  auto doc = minimal();
+  doc["model"] = {{"d_modle", 128}};
+  const auto e = error_of(doc);
+  EXPECT_NE(e.find("model.d_modle"), std::string::npos) << e;
+  EXPECT_NE(e.find("did you mean \"d_model\""), std::string::npos) << e;
+  doc = minimal();
+  doc["trainning"] = json::object();
+  EXPECT_NE(error_of(doc).find("trainning"), std::string::npos);
+}
+
+TEST(Config, WrongTypesAreNamed) {
+  auto doc = minimal();
+  doc["training"] = {{"lr", "fast"}};
+  EXPECT_NE(error_of(doc).find("training.lr: must be a number"), std::string::npos) << error_of(doc);
+  doc["training"] = {{"epochs", 2.5}};
+  EXPECT_NE(error_of(doc).find("training.epochs: must be an integer"), std::string::npos);
+  doc["training"] = {{"seed", -1}};
+  EXPECT_NE(error_of(doc).find("training.seed"), std::string::npos);
+  doc = minimal();
+  doc["model"] = 3;
+  EXPECT_NE(error_of(doc).find("model: must be an object"), std::string::npos) << error_of(doc);
+}
+
+TEST(Config, OutOfRangeValuesAreNamed) {
+  auto doc = minimal();
+  doc["model"] = {{"d_model", 64}, {"heads", 5}};
+  EXPECT_NE(error_of(doc).find("model.heads"), std::string::npos);
+  doc = minimal();
+  doc["training"] = {{"lr", -1.0}};
+  EXPECT_NE(error_of(doc).find("training.lr"), std::string::npos);
+  doc = minimal();
+  doc["data"]["max_length"] = 4096;
+  EXPECT_NE(error_of(doc).find("model.max_positions"), std::string::npos) << error_of(doc);
+  doc = minimal();
+  doc["data"]["validation_fraction"] = 0.0;
+  EXPECT_NE(error_of(doc).find("data.validation_fraction"), std::string::npos);
+  doc = minimal();
+  doc["data"].erase("train");
+  EXPECT_NE(error_of(doc).find("data.train"), std::string::npos);
+  doc = minimal();
+  doc["task"] = "translation";
+  EXPECT_NE(error_of(doc).find("task"), std::string::npos);
+}
+
+TEST(Config, OverridesBeatTheFileAndAreCheckedToo) {
+  auto doc = minimal();
+  doc["training"] = {{"lr", 0.01}};
+  const Config c = parse_config(doc, {"training.lr=0.5", "model.pooling=first", "data.format=jsonl"}, "/d", "t");
+  EXPECT_DOUBLE_EQ(c.training.lr, 0.5);
+  EXPECT_EQ(c.model.pooling, "first");
+  EXPECT_NE(error_of(doc, {"training.lrr=1"}).find("training.lrr"), std::string::npos);
+  EXPECT_NE(error_of(doc, {"nosuch.x=1"}).find("nosuch"), std::string::npos);
+  EXPECT_NE(error_of(doc, {"training.lr"}).find("section.key=value"), std::string::npos);
+  EXPECT_NE(error_of(doc, {"training.epochs=many"}).find("training.epochs"), std::string::npos);
+}
+
+TEST(Config, RoundTripsThroughJson) {
+  auto doc = minimal();
+  doc["model"] = {{"d_model", 32}, {"heads", 4}, {"positions", "learned"}};
+  const Config a = parse_config(doc, {}, "/d", "t");
+  const Config b = parse_config(heed::app::to_json(a), {}, "/other", "t");
+  EXPECT_EQ(heed::app::to_json(a), heed::app::to_json(b));
+}
+
+TEST(Config, FileErrorsNameFileLineAndColumn) {
+  heed::test::TempDir dir;
+  const auto path = dir.write("bad.json", "{\n  \"data\": {\n    \"train\": \"x\",\n  }\n}\n");
+  try {
+    heed::app::load_config(path, {}, "/d");
+    FAIL();
+  } catch (const heed::InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("bad.json:4:"), std::string::npos) << e.what();
+  }
+  const auto good = dir.write("good.json", R"({"data": {"train": "x"}, "model": {"heads": 0}})");
+  try {
+    heed::app::load_config(good, {}, "/d");
+    FAIL();
+  } catch (const heed::InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("good.json: model.heads"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(heed::app::load_config(dir.str() + "/missing.json", {}, "/d"), heed::InputError);
+}
+
+TEST(Config, CheckPathsNamesTheField) {
+  Config c = parse_config(minimal(), {}, "/definitely/not/here", "t");
+  try {
+    heed::app::check_paths(c);
+    FAIL();
+  } catch (const heed::InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("data.train"), std::string::npos);
+    EXPECT_NE(std::string(e.what()).find("get_data.sh"), std::string::npos);
+  }
+}
+
+TEST(Config, ShippedConfigsAreValid) {
+  for (const char* name : {"imdb_classifier.json", "tiny_classifier.json"}) {
+    EXPECT_NO_THROW(heed::app::load_config(std::string(HEED_SOURCE_DIR) + "/configs/" + name, {}, "/d")) << name;
+  }
+}

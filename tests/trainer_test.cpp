@@ -1,0 +1,263 @@
+// Training loop: a tiny classifier learns, checkpoints round-trip, resume is exact, limits and
+// divergence behave.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "app/classification.h"
+#include "app/trainer.h"
+#include "data_pipeline/errors.h"
+#include "tests/test_corpus.h"
+#include "tests/test_utils.h"
+
+using namespace heed;
+using namespace heed::app;
+
+namespace {
+
+struct Fixture {
+  data::Tokenizer tokenizer;
+  ClassificationData data;
+};
+
+const Fixture& fixture() {
+  static const Fixture f = [] {
+    const auto corpus = test::sentiment(480);
+    std::vector<std::string> texts;
+    for (const auto& e : corpus) texts.push_back(e.text);
+    std::vector<std::string_view> views(texts.begin(), texts.end());
+    data::TokenizerTrainOptions o;
+    o.vocab_size = 80;
+    auto tok = data::Tokenizer::train(views, o);
+    ClassificationData d;
+    d.pad_id = tok.pad_id();
+    for (size_t i = 0; i < corpus.size(); ++i) {
+      auto& ids = i < 400 ? d.train_ids : d.validation_ids;
+      auto& labels = i < 400 ? d.train_labels : d.validation_labels;
+      ids.push_back(tok.encode(texts[i]));
+      labels.push_back(corpus[i].label == "pos" ? 1 : 0);
+    }
+    return Fixture{std::move(tok), std::move(d)};
+  }();
+  return f;
+}
+
+model::ModelOptions tiny_model() {
+  model::ModelOptions m;
+  m.d_model = 32;
+  m.heads = 2;
+  m.encoder_layers = 1;
+  m.ff_dim = 64;
+  m.dropout = 0.1;
+  m.max_positions = 64;
+  return m;
+}
+
+TrainingOptions tiny_training() {
+  TrainingOptions t;
+  t.epochs = 4;
+  t.batch_size = 16;
+  t.batch_tokens = 0;
+  t.lr = 5e-3;
+  t.warmup_steps = 5;
+  t.eval_every = 0;
+  t.log_every = 10;
+  t.seed = 3;
+  return t;
+}
+
+TrainerFiles files_in(const test::TempDir& dir) {
+  std::filesystem::create_directories(dir.path() / "checkpoints");
+  return {dir.str() + "/checkpoints/last.pt", dir.str() + "/checkpoints/best.pt", dir.str() + "/metrics.jsonl"};
+}
+
+model::Classifier make_model() {
+  torch::manual_seed(3);
+  return model::Classifier(tiny_model(), fixture().tokenizer.vocab_size(), 2);
+}
+
+std::vector<torch::Tensor> snapshot(model::Classifier& m) {
+  std::vector<torch::Tensor> out;
+  for (const auto& p : m->parameters()) out.push_back(p.detach().clone());
+  return out;
+}
+
+}  // namespace
+
+TEST(Trainer, TinyClassifierLearnsWellAboveChance) {
+  test::TempDir dir;
+  torch::set_num_threads(2);
+  auto model = make_model();
+  ClassificationTask task(model, fixture().data, tiny_training());
+  Progress progress(false);
+  Trainer trainer(task, tiny_training(), files_in(dir), progress, nullptr);
+  const auto result = trainer.run(false);
+  EXPECT_EQ(result.reason, StopReason::kCompleted);
+  EXPECT_TRUE(result.state.finished);
+  EXPECT_GT(result.last_validation.at("accuracy"), 0.9);
+  EXPECT_TRUE(std::filesystem::exists(dir.str() + "/checkpoints/best.pt"));
+  EXPECT_TRUE(std::filesystem::exists(dir.str() + "/metrics.jsonl"));
+}
+
+TEST(Trainer, CheckpointSaveLoadGivesIdenticalPredictions) {
+  test::TempDir dir;
+  auto model = make_model();
+  ClassificationTask task(model, fixture().data, tiny_training());
+  TrainingOptions t = tiny_training();
+  t.epochs = 1;
+  Progress progress(false);
+  Trainer(task, t, files_in(dir), progress, nullptr).run(false);
+  auto before = predict_probabilities(model, fixture().data.validation_ids, fixture().data.pad_id, 512);
+
+  torch::manual_seed(99);  // different initial weights
+  model::Classifier fresh(tiny_model(), fixture().tokenizer.vocab_size(), 2);
+  const auto state = load_checkpoint(dir.str() + "/checkpoints/last.pt", *fresh, nullptr);
+  EXPECT_TRUE(state.finished);
+  auto after = predict_probabilities(fresh, fixture().data.validation_ids, fixture().data.pad_id, 512);
+  EXPECT_TRUE(torch::equal(before, after));
+}
+
+TEST(Trainer, ResumeContinuesIdentically) {
+  torch::set_num_threads(1);  // bit-exact comparison
+  TrainingOptions t = tiny_training();
+  t.epochs = 2;
+  t.eval_every = 7;
+
+  test::TempDir straight_dir;
+  auto straight = make_model();
+  {
+    ClassificationTask task(straight, fixture().data, t);
+    Progress progress(false);
+    Trainer(task, t, files_in(straight_dir), progress, nullptr).run(false);
+  }
+
+  test::TempDir resumed_dir;
+  const auto files = files_in(resumed_dir);
+  {
+    auto model = make_model();
+    ClassificationTask task(model, fixture().data, t);
+    Progress progress(false);
+    // Stop mid-epoch, between validations, as Ctrl-C would.
+    const auto r = Trainer(task, t, files, progress, [](const TrainState& s) { return s.step >= 30; }).run(false);
+    EXPECT_EQ(r.reason, StopReason::kInterrupted);
+    EXPECT_EQ(r.state.step, 30);
+    EXPECT_FALSE(r.state.finished);
+  }
+  torch::manual_seed(12345);  // the checkpoint must restore the RNG, not rely on this
+  auto resumed = make_model();
+  {
+    ClassificationTask task(resumed, fixture().data, t);
+    Progress progress(false);
+    const auto r = Trainer(task, t, files, progress, nullptr).run(true);
+    EXPECT_EQ(r.reason, StopReason::kCompleted);
+  }
+  const auto a = snapshot(straight), b = snapshot(resumed);
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(torch::equal(a[i], b[i])) << "parameter " << i;
+  torch::set_num_threads(2);
+}
+
+namespace {
+// Wraps the classification task and turns the loss into NaN from a given step on.
+class PoisonedTask : public TrainingTask {
+ public:
+  PoisonedTask(ClassificationTask& inner, int64_t poison_from) : inner_(inner), poison_from_(poison_from) {}
+  torch::nn::Module& model() override { return inner_.model(); }
+  std::vector<std::vector<size_t>> plan_epoch(uint64_t e) override { return inner_.plan_epoch(e); }
+  StepOutput forward_loss(const std::vector<size_t>& b) override {
+    auto out = inner_.forward_loss(b);
+    if (++steps_ >= poison_from_) out.loss = out.loss * std::numeric_limits<float>::quiet_NaN();
+    return out;
+  }
+  std::map<std::string, double> validate() override { return inner_.validate(); }
+
+ private:
+  ClassificationTask& inner_;
+  int64_t poison_from_, steps_ = 0;
+};
+}  // namespace
+
+TEST(Trainer, NonFiniteLossStopsWithAClearMessageAndKeepsTheLastGoodCheckpoint) {
+  test::TempDir dir;
+  auto model = make_model();
+  TrainingOptions t = tiny_training();
+  t.eval_every = 4;
+  ClassificationTask inner(model, fixture().data, t);
+  PoisonedTask task(inner, 10);
+  Progress progress(false);
+  const auto files = files_in(dir);
+  try {
+    Trainer(task, t, files, progress, nullptr).run(false);
+    FAIL() << "expected divergence";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("diverged"), std::string::npos);
+    EXPECT_NE(std::string(e.what()).find("step 10"), std::string::npos) << e.what();
+  }
+  model::Classifier fresh(tiny_model(), fixture().tokenizer.vocab_size(), 2);
+  const auto state = load_checkpoint(files.last_checkpoint, *fresh, nullptr);
+  EXPECT_EQ(state.step, 8);
+  for (const auto& p : fresh->parameters()) EXPECT_TRUE(torch::isfinite(p).all().item<bool>());
+}
+
+TEST(Trainer, EarlyStoppingAndStepLimit) {
+  test::TempDir dir;
+  auto model = make_model();
+  TrainingOptions t = tiny_training();
+  t.epochs = 50;
+  t.eval_every = 2;
+  t.patience = 1;
+  t.lr = 1e-9;  // predictions cannot change, so accuracy never improves
+  t.warmup_steps = 0;
+  t.best_metric = "accuracy";
+  ClassificationTask task(model, fixture().data, t);
+  Progress progress(false);
+  auto r = Trainer(task, t, files_in(dir), progress, nullptr).run(false);
+  EXPECT_EQ(r.reason, StopReason::kEarlyStopped);
+  EXPECT_LT(r.state.step, 20);
+
+  test::TempDir dir2;
+  t.patience = 0;
+  t.max_steps = 5;
+  auto model2 = make_model();
+  ClassificationTask task2(model2, fixture().data, t);
+  r = Trainer(task2, t, files_in(dir2), progress, nullptr).run(false);
+  EXPECT_EQ(r.reason, StopReason::kMaxSteps);
+  EXPECT_EQ(r.state.step, 5);
+  EXPECT_TRUE(r.state.finished);
+}
+
+TEST(Schedule, WarmupThenDecay) {
+  TrainingOptions o;
+  o.lr = 1.0;
+  o.warmup_steps = 10;
+  o.schedule = "linear";
+  EXPECT_DOUBLE_EQ(learning_rate(o, 5, 110), 0.5);
+  EXPECT_DOUBLE_EQ(learning_rate(o, 10, 110), 1.0);
+  EXPECT_NEAR(learning_rate(o, 60, 110), 0.5, 1e-12);
+  EXPECT_NEAR(learning_rate(o, 110, 110), 0.0, 1e-12);
+  o.schedule = "cosine";
+  EXPECT_NEAR(learning_rate(o, 60, 110), 0.5, 1e-12);
+  o.schedule = "inverse_sqrt";
+  EXPECT_NEAR(learning_rate(o, 40, 110), 0.5, 1e-12);
+  o.schedule = "constant";
+  EXPECT_DOUBLE_EQ(learning_rate(o, 100, 110), 1.0);
+}
+
+TEST(Checkpoint, CorruptOrNewerFilesGiveClearErrors) {
+  test::TempDir dir;
+  auto model = make_model();
+  const auto bad = dir.write("bad.pt", "not a checkpoint");
+  try {
+    load_checkpoint(bad, *model, nullptr);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("bad.pt"), std::string::npos);
+  }
+  EXPECT_THROW(load_checkpoint(dir.str() + "/missing.pt", *model, nullptr), Error);
+  // A checkpoint of a different architecture does not load silently.
+  model::ModelOptions other = tiny_model();
+  other.d_model = 16;
+  model::Classifier small(other, fixture().tokenizer.vocab_size(), 2);
+  save_checkpoint(dir.str() + "/small.pt", *small, nullptr, {});
+  EXPECT_THROW(load_checkpoint(dir.str() + "/small.pt", *model, nullptr), Error);
+}
