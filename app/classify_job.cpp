@@ -47,6 +47,9 @@ int classify_job(const ClassifyJobOptions& o) {
     classify_chunk(clf, o.texts, threads);
     return 0;
   }
+  // An unsynchronised cin is buffered, so in_avail() below can tell "more lines are already here"
+  // (fill the batch) from "the producer is pausing" (answer what we have).
+  std::ios::sync_with_stdio(false);
   std::ifstream file;
   if (o.input != "-") {
     file.open(o.input, std::ios::binary);

@@ -30,7 +30,7 @@ void read_value(const json& v, int64_t& out, const std::string& path) {
   out = v.get<int64_t>();
 }
 void read_value(const json& v, uint64_t& out, const std::string& path) {
-  if (!v.is_number_integer() || (v.is_number_integer() && !v.is_number_unsigned() && v.get<int64_t>() < 0)) {
+  if (!v.is_number_integer() || (!v.is_number_unsigned() && v.get<int64_t>() < 0)) {
     wrong_type(path, "a non-negative integer", v);
   }
   out = v.get<uint64_t>();

@@ -124,7 +124,6 @@ int train_job(const TrainJobOptions& o) {
   }
   check_paths(config);
   const int threads = configure_runtime(config.training.threads);
-  install_interrupt_handler();
   spdlog::info("heed train: {} -> {} ({} threads)", o.resume ? run.config() : o.config, output, threads);
   const std::string cache_dir = data::resolve_cache_dir(config.data.cache_dir);
 
@@ -199,6 +198,7 @@ int train_job(const TrainJobOptions& o) {
   model::Classifier model(config.model, tokenizer->vocab_size(), static_cast<int64_t>(labels.size()));
   ClassificationTask task(model, std::move(data), config.training);
   Progress progress(Progress::stderr_is_terminal());
+  install_interrupt_handler();  // from here on, Ctrl-C means "save last.pt and stop"
   Trainer trainer(task, config.training, {run.checkpoint("last"), run.checkpoint("best"), run.metrics()}, progress,
                   [](const TrainState&) { return interrupted(); });
   const TrainResult result = trainer.run(o.resume);

@@ -1,7 +1,9 @@
 #include "data_pipeline/readers.h"
 
 #include <algorithm>
+#include <cstring>
 #include <filesystem>
+#include <string_view>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -17,7 +19,8 @@ namespace {
 
 constexpr size_t kMaxMessages = 10;
 
-// Routes a bad record to an error or a counted skip.
+// Routes a bad record to an error or a counted skip. Whole-file problems (no header, a missing
+// folder) throw directly instead: there is no record to skip.
 class BadRecords {
  public:
   BadRecords(OnError on_error, ReadReport* report) : on_error_(on_error), report_(report ? report : &local_) {}
@@ -33,36 +36,63 @@ class BadRecords {
   ReadReport* report_;
 };
 
-std::string strip_bom(std::string s) {
-  if (s.size() >= 3 && s.compare(0, 3, "\xEF\xBB\xBF") == 0) s.erase(0, 3);
+std::string_view strip_bom(std::string_view s) {
+  if (s.size() >= 3 && s.substr(0, 3) == "\xEF\xBB\xBF") s.remove_prefix(3);
   return s;
 }
 
-bool blank(std::string_view s) {
-  return std::all_of(s.begin(), s.end(), [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; });
+bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\f' || c == '\v'; }
+
+bool blank(std::string_view s) { return std::all_of(s.begin(), s.end(), is_space); }
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && is_space(s.front())) s.remove_prefix(1);
+  while (!s.empty() && is_space(s.back())) s.remove_suffix(1);
+  return s;
 }
 
+// nlohmann's message without its "[json.exception.parse_error.101] parse error at line 1, " prefix,
+// cut short (it can quote a long token).
+std::string json_error_detail(const std::string& what) {
+  std::string detail = what;
+  for (const char* marker : {"] ", "at line 1, "}) {
+    const auto at = detail.find(marker);
+    if (at != std::string::npos) detail.erase(0, at + std::strlen(marker));
+  }
+  if (detail.size() > 160) detail = detail.substr(0, 157) + "...";
+  return detail;
+}
+
+// One JSON object per line. Each line is UTF-8-repaired before parsing (the parser rejects
+// invalid UTF-8). Strings are kept as they are, numbers and booleans become their JSON text;
+// null, arrays and objects are left out of the row, so a used field of that kind reads as missing.
 std::vector<Row> read_jsonl(const std::string& path, BadRecords& bad) {
-  const std::string content = strip_bom(read_file(path));
+  const std::string content = read_file(path);
+  const std::string_view body = strip_bom(content);
   std::vector<Row> rows;
   size_t line_no = 0;
-  for (size_t pos = 0; pos < content.size();) {
-    size_t end = content.find('\n', pos);
-    if (end == std::string::npos) end = content.size();
-    std::string_view line(content.data() + pos, end - pos);
+  for (size_t pos = 0; pos < body.size();) {
+    size_t end = body.find('\n', pos);
+    if (end == std::string_view::npos) end = body.size();
+    const std::string_view line = body.substr(pos, end - pos);
     pos = end + 1;
     ++line_no;
     if (blank(line)) continue;
     const std::string origin = fmt::format("{}:{}", path, line_no);
     size_t repaired = 0;
     const std::string text = repair_utf8(line, &repaired);
-    nlohmann::json value = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
-    if (value.is_discarded()) {
-      bad(origin + ": not valid JSON");
+    nlohmann::json value;
+    try {
+      value = nlohmann::json::parse(text);
+    } catch (const nlohmann::json::exception& e) {  // parse_error, or out_of_range for 1e999
+      const std::string_view t = trim(line);
+      const char* hint = t == "[" || t == "{" ? "; JSON Lines needs one complete object on each line" : "";
+      bad(fmt::format("{}: not valid JSON ({}){}", origin, json_error_detail(e.what()), hint));
       continue;
     }
     if (!value.is_object()) {
-      bad(origin + ": expected a JSON object, got " + std::string(value.type_name()));
+      bad(fmt::format("{}: expected a JSON object, got {}{}", origin, value.type_name(),
+                      value.is_array() ? " (JSON Lines holds one object per line, not an array)" : ""));
       continue;
     }
     Row row;
@@ -73,7 +103,7 @@ std::vector<Row> read_jsonl(const std::string& path, BadRecords& bad) {
         row.fields[it.key()] = v.get<std::string>();
       } else if (v.is_number() || v.is_boolean()) {
         row.fields[it.key()] = v.dump();
-      }  // null, arrays and objects are left out: a used field of that kind reads as missing
+      }
     }
     if (repaired) ++bad.report().utf8_repaired;
     rows.push_back(std::move(row));
@@ -81,21 +111,24 @@ std::vector<Row> read_jsonl(const std::string& path, BadRecords& bad) {
   return rows;
 }
 
-// RFC 4180 records: quoted fields may hold the delimiter, doubled quotes and newlines.
+// RFC 4180 records: a field that starts with a quote may hold the delimiter, doubled quotes and
+// newlines. A quote inside an unquoted field is kept as text. CRLF and LF both end a record.
+// Origins name the physical line where a record starts.
 std::vector<Row> read_delimited(const std::string& path, char delimiter, BadRecords& bad) {
-  const std::string content = strip_bom(read_file(path));
+  const std::string content = read_file(path);
+  const std::string_view body = strip_bom(content);
   std::vector<std::string> header;
   std::vector<Row> rows;
   size_t pos = 0, line_no = 1;
-  while (pos < content.size()) {
+  while (pos < body.size()) {
     const size_t record_line = line_no;
     std::vector<std::string> fields(1);
-    bool quoted = false, field_started_quoted = false, malformed = false;
-    for (; pos < content.size(); ++pos) {
-      const char c = content[pos];
+    bool quoted = false, field_was_quoted = false, text_after_quote = false;
+    for (; pos < body.size(); ++pos) {
+      const char c = body[pos];
       if (quoted) {
         if (c == '"') {
-          if (pos + 1 < content.size() && content[pos + 1] == '"') {
+          if (pos + 1 < body.size() && body[pos + 1] == '"') {
             fields.back() += '"';
             ++pos;
           } else {
@@ -105,34 +138,41 @@ std::vector<Row> read_delimited(const std::string& path, char delimiter, BadReco
           if (c == '\n') ++line_no;
           fields.back() += c;
         }
-      } else if (c == '"' && fields.back().empty() && !field_started_quoted) {
-        quoted = field_started_quoted = true;
+      } else if (c == '"' && fields.back().empty() && !field_was_quoted) {
+        quoted = field_was_quoted = true;
       } else if (c == delimiter) {
         fields.emplace_back();
-        field_started_quoted = false;
+        field_was_quoted = false;
       } else if (c == '\n') {
         ++line_no;
         ++pos;
         break;
-      } else if (c == '\r' && pos + 1 < content.size() && content[pos + 1] == '\n') {
+      } else if (c == '\r' && pos + 1 < body.size() && body[pos + 1] == '\n') {
         // CRLF: the \n ends the record
       } else {
-        if (field_started_quoted) malformed = true;  // text after a closing quote
+        if (field_was_quoted) text_after_quote = true;
         fields.back() += c;
       }
     }
     const std::string origin = fmt::format("{}:{}", path, record_line);
     if (quoted) {
-      bad(origin + ": unterminated quoted field");
+      // The open quote swallowed the rest of the file: nothing after it can be read.
+      bad(origin + ": a quoted field starting on this line is never closed");
       break;
     }
     if (fields.size() == 1 && blank(fields[0])) continue;  // empty line
     if (header.empty()) {
-      for (auto& f : fields) header.push_back(repair_utf8(f));
+      for (auto& f : fields) {
+        std::string name = repair_utf8(f);
+        if (std::find(header.begin(), header.end(), name) != header.end()) {
+          throw InputError(fmt::format("{}: column \"{}\" appears twice in the header row", origin, name));
+        }
+        header.push_back(std::move(name));
+      }
       continue;
     }
-    if (malformed) {
-      bad(origin + ": text after a closing quote");
+    if (text_after_quote) {
+      bad(origin + ": text after the closing quote of a field (write a quote inside a quoted field as \"\")");
       continue;
     }
     if (fields.size() != header.size()) {
@@ -146,23 +186,33 @@ std::vector<Row> read_delimited(const std::string& path, char delimiter, BadReco
     if (repaired) ++bad.report().utf8_repaired;
     rows.push_back(std::move(row));
   }
-  if (header.empty()) bad(path + ": no header row (CSV/TSV files need one naming the columns)");
+  if (header.empty()) throw InputError(path + ": no header row; a CSV/TSV file starts with a row naming its columns");
   return rows;
 }
 
 // Parses "<id>_<rating>.txt"; returns false when the name has another shape.
 bool parse_imdb_name(const std::string& name, long* id, int* rating) {
-  const auto underscore = name.find('_');
-  if (underscore == std::string::npos || name.size() < 5 || name.compare(name.size() - 4, 4, ".txt") != 0) return false;
-  const std::string id_part = name.substr(0, underscore);
-  const std::string rating_part = name.substr(underscore + 1, name.size() - 4 - underscore - 1);
+  constexpr std::string_view kSuffix = ".txt";
+  if (name.size() <= kSuffix.size() || name.compare(name.size() - kSuffix.size(), kSuffix.size(), kSuffix) != 0) {
+    return false;
+  }
+  const std::string stem = name.substr(0, name.size() - kSuffix.size());
+  const auto underscore = stem.find('_');
+  if (underscore == std::string::npos) return false;
+  const std::string id_part = stem.substr(0, underscore), rating_part = stem.substr(underscore + 1);
   auto digits = [](const std::string& s) {
     return !s.empty() && s.size() < 10 && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
   };
   if (!digits(id_part) || !digits(rating_part)) return false;
   *id = std::stol(id_part);
   *rating = std::stoi(rating_part);
-  return *rating >= 0 && *rating <= 10;
+  return *rating <= 10;
+}
+
+// `dir` without trailing slashes, for messages ("aclImdb/" -> "aclImdb").
+std::string display_dir(std::string dir) {
+  while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
+  return dir;
 }
 
 }  // namespace
@@ -199,14 +249,16 @@ std::vector<Row> read_table(const std::string& path, TableFormat format, OnError
     } else if (ext == ".tsv" || ext == ".tab") {
       format = TableFormat::kTsv;
     } else {
-      throw InputError(fmt::format("{}: cannot tell the format from the extension \"{}\"; name it (imdb, jsonl, csv, "
-                                   "tsv)",
-                                   path, ext));
+      throw InputError(
+          fmt::format("{}: cannot tell the format from {}; expected .jsonl, .json, .csv, .tsv or .tab, "
+                      "or set the format to \"jsonl\", \"csv\" or \"tsv\" (\"imdb\" for an IMDB folder)",
+                      path, ext.empty() ? "a name without an extension" : "the extension \"" + ext + "\""));
     }
   }
   BadRecords bad(on_error, report);
-  std::vector<Row> rows = format == TableFormat::kJsonl ? read_jsonl(path, bad)
-                                                        : read_delimited(path, format == TableFormat::kCsv ? ',' : '\t', bad);
+  std::vector<Row> rows = format == TableFormat::kJsonl
+                              ? read_jsonl(path, bad)
+                              : read_delimited(path, format == TableFormat::kCsv ? ',' : '\t', bad);
   bad.report().records = rows.size();
   return rows;
 }
@@ -217,8 +269,8 @@ std::vector<TextExample> rows_to_examples(const std::vector<Row>& rows, const st
   std::vector<TextExample> out;
   out.reserve(rows.size());
   for (const auto& row : rows) {
-    auto text = row.fields.find(text_field);
-    auto label = row.fields.find(label_field);
+    const auto text = row.fields.find(text_field);
+    const auto label = row.fields.find(label_field);
     if (text == row.fields.end()) {
       bad(fmt::format("{}: no text field \"{}\" (or it is null, a list or an object)", row.origin, text_field));
       continue;
@@ -228,11 +280,11 @@ std::vector<TextExample> rows_to_examples(const std::vector<Row>& rows, const st
       continue;
     }
     if (blank(text->second)) {
-      bad(fmt::format("{}: empty text", row.origin));
+      bad(fmt::format("{}: empty text in field \"{}\"", row.origin, text_field));
       continue;
     }
     if (blank(label->second)) {
-      bad(fmt::format("{}: empty label", row.origin));
+      bad(fmt::format("{}: empty label in field \"{}\"", row.origin, label_field));
       continue;
     }
     out.push_back(TextExample{text->second, label->second, row.origin, -1});
@@ -242,21 +294,26 @@ std::vector<TextExample> rows_to_examples(const std::vector<Row>& rows, const st
 }
 
 std::vector<TextExample> read_imdb(const std::string& split_dir, OnError on_error, ReadReport* report) {
+  const std::string dir = display_dir(split_dir);
   std::error_code ec;
+  if (!fs::exists(split_dir, ec)) {
+    throw InputError(fmt::format("{}: does not exist; expected an IMDB split folder such as aclImdb/train", dir));
+  }
   if (!fs::is_directory(split_dir, ec)) {
-    throw InputError(fmt::format("{}: not a folder; expected an IMDB split folder such as aclImdb/train", split_dir));
+    throw InputError(fmt::format("{}: is a file; expected an IMDB split folder such as aclImdb/train", dir));
   }
   if (fs::is_directory(fs::path(split_dir) / "train", ec) && fs::is_directory(fs::path(split_dir) / "test", ec)) {
-    throw InputError(fmt::format("{}: this is the aclImdb root; pass {}/train or {}/test", split_dir, split_dir, split_dir));
+    throw InputError(fmt::format("{}: this is the aclImdb root; pass {}/train or {}/test", dir, dir, dir));
   }
   BadRecords bad(on_error, report);
   std::vector<TextExample> out;
   for (const char* label : {"neg", "pos"}) {
     const fs::path folder = fs::path(split_dir) / label;
     if (!fs::is_directory(folder, ec)) {
-      throw InputError(fmt::format("{}: no {}/ folder; an IMDB split folder holds pos/ and neg/ with <id>_<rating>.txt "
-                                   "files",
-                                   split_dir, label));
+      throw InputError(
+          fmt::format("{}: no {}/ folder; an IMDB split folder (aclImdb/train or aclImdb/test) holds "
+                      "pos/ and neg/ with <id>_<rating>.txt files",
+                      dir, label));
     }
     struct Entry {
       long id;
@@ -264,20 +321,28 @@ std::vector<TextExample> read_imdb(const std::string& split_dir, OnError on_erro
       std::string path;
     };
     std::vector<Entry> entries;
-    for (const auto& item : fs::directory_iterator(folder)) {
-      const std::string name = item.path().filename().string();
-      if (!item.is_regular_file(ec)) continue;
+    const auto cannot_list = [&] {
+      return InputError(fmt::format("{}: cannot list the folder: {}", folder.string(), ec.message()));
+    };
+    fs::directory_iterator it(folder, ec), end;
+    for (; it != end; it.increment(ec)) {
+      if (ec) break;
+      std::error_code stat_ec;
+      if (!it->is_regular_file(stat_ec)) continue;
+      const std::string name = it->path().filename().string();
+      if (!name.empty() && name[0] == '.') continue;  // hidden files (.DS_Store, editor swap files)
       long id = 0;
       int rating = 0;
       if (!parse_imdb_name(name, &id, &rating)) {
-        bad(fmt::format("{}: file name is not <id>_<rating>.txt", item.path().string()));
+        bad(fmt::format("{}: file name is not <id>_<rating>.txt", it->path().string()));
         continue;
       }
-      entries.push_back({id, rating, item.path().string()});
+      entries.push_back({id, rating, it->path().string()});
     }
-    std::sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) {
-      return a.id != b.id ? a.id < b.id : a.path < b.path;
-    });
+    if (ec) throw cannot_list();
+    // Numeric id order (0, 1, 2, ..., 10), not the file system's order; ties by name.
+    std::sort(entries.begin(), entries.end(),
+              [](const Entry& a, const Entry& b) { return a.id != b.id ? a.id < b.id : a.path < b.path; });
     for (auto& e : entries) {
       size_t repaired = 0;
       std::string text = normalize_whitespace(replace_html_breaks(repair_utf8(read_file(e.path), &repaired)));
@@ -296,11 +361,14 @@ std::vector<TextExample> read_imdb(const std::string& split_dir, OnError on_erro
 std::vector<TextExample> read_classification(const std::string& path, const std::string& format,
                                              const std::string& text_field, const std::string& label_field,
                                              OnError on_error, ReadReport* report) {
-  std::error_code ec;
-  if (format == "imdb" || (format == "auto" && fs::is_directory(path, ec))) return read_imdb(path, on_error, report);
-  if (fs::is_directory(path, ec)) {
-    throw InputError(fmt::format("{}: is a folder, but format \"{}\" expects a file", path, format));
+  if (format != "imdb" && format != "jsonl" && format != "csv" && format != "tsv" && format != "auto") {
+    throw InputError(
+        fmt::format("format: must be one of \"imdb\", \"jsonl\", \"csv\", \"tsv\", \"auto\", got \"{}\"", format));
   }
+  std::error_code ec;
+  const bool is_dir = fs::is_directory(path, ec);
+  if (format == "imdb" || (format == "auto" && is_dir)) return read_imdb(path, on_error, report);
+  if (is_dir) throw InputError(fmt::format("{}: is a folder, but format \"{}\" reads a file", path, format));
   const auto rows = read_table(path, parse_table_format(format), on_error, report);
   return rows_to_examples(rows, text_field, label_field, on_error, report);
 }
