@@ -123,6 +123,9 @@ LoadedClassifier load_classifier(const std::string& run_dir, const std::string& 
   } catch (const InputError& e) {
     throw Error(fmt::format("{}: the run's config does not load ({})", run.config(), e.what()));
   }
+  if (config.task != "classification") {
+    throw InputError(fmt::format("--run {}: a {} run, not a classifier (use heed summarize)", run_dir, config.task));
+  }
   auto tokenizer = data::Tokenizer::load(run.tokenizer());
   auto labels = read_labels(run);
   model::Classifier model(config.model, tokenizer.vocab_size(), static_cast<int64_t>(labels.size()));

@@ -99,7 +99,7 @@ json section_to_json(Options options) {
   return obj;
 }
 
-const std::vector<std::string> kSections = {"task", "data", "tokenizer", "model", "training"};
+const std::vector<std::string> kSections = {"task", "data", "tokenizer", "model", "training", "decoding"};
 
 void apply_override(json& doc, const std::string& assignment) {
   const auto eq = assignment.find('=');
@@ -133,7 +133,6 @@ void expand_data_dir(std::string& path, const std::string& data_dir) {
 
 void DataOptions::validate() const {
   const std::string s = "data";
-  require_choice(format, {"auto", "imdb", "jsonl", "csv", "tsv"}, s, "format");
   require_field(!train.empty(), s, "train", "is required (path to the training data)");
   require_field(validation_fraction >= 0.0 && validation_fraction < 1.0, s, "validation_fraction",
                 fmt::format("must be in [0, 1), got {}", validation_fraction));
@@ -141,6 +140,11 @@ void DataOptions::validate() const {
                 "must be > 0 when data.validation is empty (training needs validation data)");
   require_field(!text_field.empty(), s, "text_field", "must not be empty");
   require_field(!label_field.empty(), s, "label_field", "must not be empty");
+  require_field(!source_field.empty(), s, "source_field", "must not be empty");
+  require_field(!target_field.empty(), s, "target_field", "must not be empty");
+  require_choice(bbc_target, {"summary", "headline"}, s, "bbc_target");
+  require_field(max_target_length >= 2 && max_target_length <= 1 << 20, s, "max_target_length",
+                fmt::format("must be in [2, 1048576], got {}", max_target_length));
   require_choice(on_error, {"fail", "skip"}, s, "on_error");
   require_field(max_length >= 1 && max_length <= 1 << 20, s, "max_length",
                 fmt::format("must be in [1, 1048576], got {}", max_length));
@@ -185,17 +189,33 @@ void TrainingOptions::validate() const {
   require_field(eval_every >= 0, s, "eval_every", fmt::format("must be >= 0, got {}", eval_every));
   require_field(log_every >= 1, s, "log_every", fmt::format("must be >= 1, got {}", log_every));
   require_field(patience >= 0, s, "patience", fmt::format("must be >= 0, got {}", patience));
-  require_choice(best_metric, {"accuracy", "macro_f1", "loss"}, s, "best_metric");
+  require_field(rouge_samples >= 0, s, "rouge_samples", fmt::format("must be >= 0, got {}", rouge_samples));
 }
 
 void Config::validate() const {
-  require_choice(task, {"classification"}, "config", "task");
+  require_choice(task, {"classification", "summarization"}, "config", "task");
   data.validate();
   tokenizer.validate();
   model.validate();
   training.validate();
   require_field(model.max_positions >= data.max_length, "model", "max_positions",
                 fmt::format("must be >= data.max_length ({}), got {}", data.max_length, model.max_positions));
+  if (task == "classification") {
+    require_choice(data.format, {"auto", "imdb", "jsonl", "csv", "tsv"}, "data", "format");
+    require_choice(training.best_metric, {"accuracy", "macro_f1", "loss"}, "training", "best_metric");
+    return;
+  }
+  require_choice(data.format, {"auto", "bbc", "cnndm_stories", "cnndm_jsonl", "aligned", "jsonl", "csv", "tsv"}, "data",
+                 "format");
+  require_choice(training.best_metric, {"loss", "rouge1", "rouge2", "rougeL", "rougeLsum"}, "training", "best_metric");
+  require_field(training.best_metric == "loss" || training.rouge_samples > 0, "training", "rouge_samples",
+                fmt::format("must be > 0 when training.best_metric is \"{}\"", training.best_metric));
+  require_field(model.decoder_layers >= 1, "model", "decoder_layers", "must be >= 1 for summarization");
+  decoding.validate();
+  const int64_t longest_target = std::max(data.max_target_length, decoding.max_length);
+  require_field(model.max_positions >= longest_target, "model", "max_positions",
+                fmt::format("must be >= data.max_target_length and decoding.max_length ({}), got {}", longest_target,
+                            model.max_positions));
 }
 
 json read_json_file(const std::string& path) {
@@ -235,8 +255,14 @@ Config parse_config(const json& document, const std::vector<std::string>& overri
   read_section(doc, "tokenizer", config.tokenizer);
   read_section(doc, "model", config.model);
   read_section(doc, "training", config.training);
+  read_section(doc, "decoding", config.decoding);
+  if (config.task == "summarization" && !(doc.contains("training") && doc["training"].contains("best_metric"))) {
+    config.training.best_metric = "loss";  // the classification default means nothing here
+  }
   expand_data_dir(config.data.train, data_dir);
   expand_data_dir(config.data.validation, data_dir);
+  expand_data_dir(config.data.train_target, data_dir);
+  expand_data_dir(config.data.validation_target, data_dir);
   expand_data_dir(config.tokenizer.model, data_dir);
   config.validate();
   return config;
@@ -259,6 +285,7 @@ json to_json(const Config& config) {
   doc["tokenizer"] = section_to_json(config.tokenizer);
   doc["model"] = section_to_json(config.model);
   doc["training"] = section_to_json(config.training);
+  if (config.task == "summarization") doc["decoding"] = section_to_json(config.decoding);
   return doc;
 }
 
@@ -275,6 +302,8 @@ void check_paths(const Config& config) {
   };
   check(config.data.train, "data.train", true);
   check(config.data.validation, "data.validation", true);
+  check(config.data.train_target, "data.train_target", true);
+  check(config.data.validation_target, "data.validation_target", true);
   check(config.tokenizer.model, "tokenizer.model", false);
 }
 

@@ -8,18 +8,27 @@
 
 #include <nlohmann/json.hpp>
 
+#include "model/decoding.h"
 #include "model/options.h"
 
 namespace heed::app {
 
 struct DataOptions {
-  std::string format = "auto";        // "imdb" | "jsonl" | "csv" | "tsv" | "auto" (folder -> imdb, else extension)
+  // classification: "imdb" | "jsonl" | "csv" | "tsv" | "auto" (folder -> imdb, else by extension);
+  // summarization: "bbc" | "cnndm_stories" | "cnndm_jsonl" | "aligned" | "jsonl" | "csv" | "tsv" | "auto"
+  std::string format = "auto";
   std::string train;                  // training data; "{data_dir}" expands to the data folder (--data-dir)
   std::string validation;             // validation data; empty = carve validation_fraction out of train
   double validation_fraction = 0.05;  // share of train held out when `validation` is empty
   uint64_t split_seed = 1234;         // seed of that split (independent of training.seed)
   std::string text_field = "text";    // jsonl/csv: field holding the text
   std::string label_field = "label";  // jsonl/csv: field holding the label
+  std::string source_field = "article";     // summarization jsonl/csv: field holding the article
+  std::string target_field = "highlights";  // summarization jsonl/csv: field holding the summary
+  std::string bbc_target = "summary";       // summarization bbc: "summary" | "headline"
+  std::string train_target;                 // summarization aligned: target file of `train` ("" = derived from its name)
+  std::string validation_target;            // summarization aligned: target file of `validation`
+  int64_t max_target_length = 128;          // summarization: target tokens kept (EOS included)
   std::string on_error = "fail";      // bad record: "fail" (error naming file:line) | "skip" (count and go on)
   int64_t max_length = 256;           // tokens kept per text
   std::string truncation = "head";    // "head" | "head_tail" (first head_tokens + the end)
@@ -35,6 +44,12 @@ struct DataOptions {
     v("split_seed", split_seed);
     v("text_field", text_field);
     v("label_field", label_field);
+    v("source_field", source_field);
+    v("target_field", target_field);
+    v("bbc_target", bbc_target);
+    v("train_target", train_target);
+    v("validation_target", validation_target);
+    v("max_target_length", max_target_length);
     v("on_error", on_error);
     v("max_length", max_length);
     v("truncation", truncation);
@@ -83,7 +98,10 @@ struct TrainingOptions {
   int64_t eval_every = 500;        // validate every N steps (0 = at the end of each epoch only)
   int64_t log_every = 50;          // log line / metrics.jsonl record every N steps
   int64_t patience = 0;            // stop after N validations without improvement (0 = off)
-  std::string best_metric = "accuracy";  // what "best" means: "accuracy" | "macro_f1" | "loss"
+  // What "best" means. classification: "accuracy" | "macro_f1" | "loss";
+  // summarization: "loss" | "rouge1" | "rouge2" | "rougeL" | "rougeLsum" (ROUGE needs rouge_samples > 0)
+  std::string best_metric = "accuracy";
+  int64_t rouge_samples = 100;     // summarization: validation pairs decoded for ROUGE at each validation (0 = off)
 
   template <typename V>
   void visit(V&& v) {
@@ -108,16 +126,18 @@ struct TrainingOptions {
     v("log_every", log_every);
     v("patience", patience);
     v("best_metric", best_metric);
+    v("rouge_samples", rouge_samples);
   }
   void validate() const;
 };
 
 struct Config {
-  std::string task = "classification";  // "classification"
+  std::string task = "classification";  // "classification" | "summarization"
   DataOptions data;
   TokenizerOptions tokenizer;
   model::ModelOptions model;
   TrainingOptions training;
+  model::DecodingOptions decoding;      // summarization: how validation ROUGE and `heed summarize` decode
 
   void validate() const;
 };

@@ -19,6 +19,10 @@ int evaluate_job(const EvaluateJobOptions& o) {
   if (o.data.empty()) throw InputError("evaluate: --data PATH is required");
   std::error_code ec;
   if (!fs::exists(o.data, ec)) throw InputError(fmt::format("--data {}: does not exist", o.data));
+  if (run_task(o.run) == "summarization") return evaluate_summarizer_job(o);
+  if (!o.baseline.empty() || !o.decoding_overrides.empty()) {
+    throw InputError("evaluate: --baseline and decoding flags apply to summarization runs only");
+  }
   const int threads = configure_runtime(o.threads);
   const double start = now_seconds();
   LoadedClassifier clf = load_classifier(o.run, o.checkpoint);

@@ -28,17 +28,36 @@ struct ClassifyJobOptions {
 };
 int classify_job(const ClassifyJobOptions& options);
 
+struct SummarizeJobOptions {
+  std::string run;                             // run directory
+  std::string checkpoint = "best";             // "best" | "last"
+  std::vector<std::string> texts;              // articles given as arguments
+  std::string input;                           // file with one article per line, or "-" for stdin
+  bool jsonl = false;                          // one JSON object per input instead of plain text
+  std::vector<std::string> decoding_overrides; // "key=value" over the run's decoding section
+  bool use_cache = true;                       // false: re-run the decoder over the prefix each step (measurement)
+  int64_t threads = 0;                         // 0 = all cores
+  int64_t batch_size = 16;                     // articles decoded together (streaming granularity)
+};
+int summarize_job(const SummarizeJobOptions& options);
+
 struct EvaluateJobOptions {
   std::string run;
   std::string checkpoint = "best";
-  std::string data;          // labelled data to score
+  std::string data;          // labelled data (classifier) or (article, summary) pairs (summarizer) to score
   std::string format;        // default: the run's data.format
   std::string text_field;    // default: the run's data.text_field
   std::string label_field;   // default: the run's data.label_field
   std::string report;        // JSON report path; default <run>/eval/<data name>.json
   int64_t threads = 0;
+  // Summarizers only:
+  std::string baseline;                         // "lead-N": also score the first N article sentences
+  std::vector<std::string> decoding_overrides;  // "key=value" over the run's decoding section
+  int64_t batch_size = 16;                      // articles decoded together
+  int64_t limit = 0;                            // score only the first N pairs (0 = all)
 };
-int evaluate_job(const EvaluateJobOptions& options);
+int evaluate_job(const EvaluateJobOptions& options);  // dispatches on the run's task
+int evaluate_summarizer_job(const EvaluateJobOptions& options);
 
 struct TokenizerTrainJobOptions {
   std::vector<std::string> inputs;  // files: plain text (one text per line) or a labelled-data format

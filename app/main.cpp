@@ -13,7 +13,7 @@ int main(int argc, char** argv) {
   logger->set_pattern("%^[%H:%M:%S %l]%$ %v");
   spdlog::set_default_logger(logger);
 
-  CLI::App app{"heed: train and run Transformer text classifiers from the command line"};
+  CLI::App app{"heed: train and run Transformer text classifiers and summarizers from the command line"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "heed 0.1.0");
 
@@ -37,16 +37,60 @@ int main(int argc, char** argv) {
   c->add_option("--threads", classify.threads, "threads (0 = all cores)")->capture_default_str();
   c->add_option("--batch-size", classify.batch_size, "texts per forward pass")->capture_default_str();
 
+  SummarizeJobOptions summarize;
+  // Decoding flags: each becomes a decoding.<key>=<value> override of the run's config (validated there).
+  std::vector<std::pair<const char*, std::string>> decoding_flags = {
+      {"method", ""}, {"beam_size", ""}, {"max_length", ""}, {"min_length", ""}, {"length_penalty", ""},
+      {"no_repeat_ngram_size", ""}, {"n_best", ""}, {"temperature", ""}, {"top_k", ""}, {"top_p", ""}, {"seed", ""}};
+  auto add_decoding_flags = [&decoding_flags](CLI::App* cmd) {
+    const std::vector<std::pair<const char*, const char*>> names = {
+        {"--method", "beam, greedy or sample"}, {"--beam", "beams per article"},
+        {"--max-length", "most tokens generated"}, {"--min-length", "fewest tokens before end of summary"},
+        {"--length-penalty", "beam score = log p / length^penalty"},
+        {"--no-repeat-ngram", "never repeat an n-gram of this size (0 = off)"},
+        {"--n-best", "hypotheses per article (--jsonl)"}, {"--temperature", "sampling temperature"},
+        {"--top-k", "sampling: keep the k most likely tokens"}, {"--top-p", "sampling: nucleus mass"},
+        {"--seed", "sampling seed"}};
+    for (size_t i = 0; i < names.size(); ++i) {
+      cmd->add_option(names[i].first, decoding_flags[i].second,
+                      std::string(names[i].second) + " (default: the run's decoding." + decoding_flags[i].first + ")");
+    }
+  };
+  auto decoding_overrides = [&decoding_flags]() {
+    std::vector<std::string> out;
+    for (const auto& [key, value] : decoding_flags) {
+      if (!value.empty()) out.push_back(std::string(key) + "=" + value);
+    }
+    return out;
+  };
+  auto* s = app.add_subcommand("summarize", "summarize articles with a trained run; one summary per article");
+  s->add_option("--run,-r", summarize.run, "run directory")->required();
+  s->add_option("texts", summarize.texts, "articles to summarize");
+  s->add_option("--input,-i", summarize.input, "file with one article per line, or - for stdin");
+  s->add_flag("--jsonl", summarize.jsonl, "print one JSON object per article (summary, sentences, score)");
+  s->add_option("--checkpoint", summarize.checkpoint, "best or last")->capture_default_str();
+  s->add_option("--threads", summarize.threads, "threads (0 = all cores)")->capture_default_str();
+  s->add_option("--batch-size", summarize.batch_size, "articles decoded together")->capture_default_str();
+  s->add_flag("--no-kv-cache{false}", summarize.use_cache,
+              "re-run the decoder over the whole prefix at every step (slow; for measurements)");
+  add_decoding_flags(s);
+
   EvaluateJobOptions evaluate;
   auto* e = app.add_subcommand("evaluate", "score a trained run on labelled data");
   e->add_option("--run,-r", evaluate.run, "run directory")->required();
-  e->add_option("--data,-d", evaluate.data, "labelled data (aclImdb/test folder, .jsonl, .csv, .tsv)")->required();
-  e->add_option("--format", evaluate.format, "imdb, jsonl, csv, tsv or auto (default: the run's data.format)");
+  e->add_option("--data,-d", evaluate.data,
+                "labelled data (aclImdb/test folder, .jsonl, .csv, .tsv) or article/summary pairs (BBC folder, "
+                ".story folder, .jsonl, aligned files)")->required();
+  e->add_option("--format", evaluate.format, "a data.format value (default: the run's data.format)");
   e->add_option("--text-field", evaluate.text_field, "jsonl/csv text field (default: the run's)");
   e->add_option("--label-field", evaluate.label_field, "jsonl/csv label field (default: the run's)");
   e->add_option("--report", evaluate.report, "JSON report path (default: <run>/eval/<data name>.json)");
   e->add_option("--checkpoint", evaluate.checkpoint, "best or last")->capture_default_str();
   e->add_option("--threads", evaluate.threads, "threads (0 = all cores)")->capture_default_str();
+  e->add_option("--baseline", evaluate.baseline, "summarizers: also score lead-N, the first N article sentences");
+  e->add_option("--batch-size", evaluate.batch_size, "summarizers: articles decoded together")->capture_default_str();
+  e->add_option("--limit", evaluate.limit, "summarizers: score only the first N pairs (0 = all)")->capture_default_str();
+  add_decoding_flags(e);
 
   auto* tok = app.add_subcommand("tokenizer", "train or apply a SentencePiece tokenizer");
   tok->require_subcommand(1);
@@ -83,7 +127,14 @@ int main(int argc, char** argv) {
   try {
     if (*t) return train_job(train);
     if (*c) return classify_job(classify);
-    if (*e) return evaluate_job(evaluate);
+    if (*s) {
+      summarize.decoding_overrides = decoding_overrides();
+      return summarize_job(summarize);
+    }
+    if (*e) {
+      evaluate.decoding_overrides = decoding_overrides();
+      return evaluate_job(evaluate);
+    }
     if (*tt) return tokenizer_train_job(tok_train);
     if (*te) return tokenizer_encode_job(tok_encode);
   } catch (const heed::InputError& err) {

@@ -18,7 +18,7 @@ RunDir open_run_dir(const std::string& root, const std::string& checkpoint) {
   if (checkpoint != "best" && checkpoint != "last") {
     throw InputError(fmt::format("--checkpoint: must be \"best\" or \"last\", got \"{}\"", checkpoint));
   }
-  for (const auto& path : {run.config(), run.tokenizer(), run.labels(), run.checkpoint(checkpoint)}) {
+  for (const auto& path : {run.config(), run.tokenizer(), run.checkpoint(checkpoint)}) {
     if (!fs::exists(path, ec)) {
       throw InputError(fmt::format("--run {}: {} is missing (is this a heed run directory, and has training "
                                    "reached its first validation?)",
@@ -26,6 +26,20 @@ RunDir open_run_dir(const std::string& root, const std::string& checkpoint) {
     }
   }
   return run;
+}
+
+std::string run_task(const std::string& root) {
+  const RunDir run{root};
+  std::error_code ec;
+  if (!fs::exists(run.config(), ec)) {
+    throw InputError(fmt::format("--run {}: {} is missing (is this a heed run directory?)", root, "config.json"));
+  }
+  try {
+    const auto j = nlohmann::json::parse(read_file(run.config()));
+    return j.value("task", std::string("classification"));
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(fmt::format("{}: unreadable run config ({})", run.config(), e.what()));
+  }
 }
 
 void write_labels(const RunDir& run, const std::vector<std::string>& labels) {

@@ -1,7 +1,7 @@
 // The run directory: everything needed to reproduce, resume and use a trained model.
 //   config.json          resolved config (defaults < file < --set)
 //   tokenizer.model      SentencePiece model
-//   labels.json          class names, index order = model output order
+//   labels.json          classification: class names, index order = model output order
 //   metrics.jsonl        one JSON record per log interval and per validation
 //   checkpoints/last.pt  model + optimizer + position + RNG (resumable)
 //   checkpoints/best.pt  model weights at the best validation
@@ -20,9 +20,13 @@ struct RunDir {
   std::string checkpoint(const std::string& name) const { return root + "/checkpoints/" + name + ".pt"; }
 };
 
-// Checks that `root` holds a run (config, tokenizer, labels and the named checkpoint), with an
+// Checks that `root` holds a run (config, tokenizer and the named checkpoint), with an
 // error that says what is missing.
 RunDir open_run_dir(const std::string& root, const std::string& checkpoint);
+
+// The run's task ("classification" | "summarization") from its config.json; InputError when the
+// directory holds no run.
+std::string run_task(const std::string& root);
 
 void write_labels(const RunDir& run, const std::vector<std::string>& labels);
 std::vector<std::string> read_labels(const RunDir& run);

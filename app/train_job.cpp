@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include "app/classification.h"
+#include "app/summarization.h"
 #include "app/jobs.h"
 #include "app/runtime.h"
 #include "data_pipeline/errors.h"
@@ -90,10 +91,191 @@ std::vector<data::TokenIds> encode(const data::Tokenizer& tokenizer, const std::
   return ids;
 }
 
+// Carves the validation split out of `examples` when the config names no validation data.
+template <typename Example>
+void split_train_validation(std::vector<Example> examples, const DataOptions& d, std::vector<Example>* train,
+                            std::vector<Example>* validation) {
+  const auto split = data::split_indices(examples.size(), d.validation_fraction, d.split_seed);
+  if (split.validation.empty() || split.train.empty()) {
+    throw InputError(fmt::format("data.validation_fraction: {} of {} examples leaves an empty split",
+                                 d.validation_fraction, examples.size()));
+  }
+  for (size_t i : split.train) train->push_back(std::move(examples[i]));
+  for (size_t i : split.validation) validation->push_back(std::move(examples[i]));
+  spdlog::info("split: {} train, {} validation (fraction {}, seed {})", train->size(), validation->size(),
+               d.validation_fraction, d.split_seed);
+}
+
+std::vector<data::SummaryExample> read_pairs(const DataOptions& d, const std::string& path, bool validation_split,
+                                             const char* what) {
+  data::ReadReport report;
+  auto pairs = data::read_summarization(path, summary_read_options(d, validation_split), &report);
+  spdlog::info("{}: {} pairs from {}{}{}", what, pairs.size(), path,
+               report.skipped ? fmt::format(", {} bad records skipped", report.skipped) : "",
+               report.utf8_repaired ? fmt::format(", {} with invalid UTF-8 repaired", report.utf8_repaired) : "");
+  for (const auto& m : report.messages) spdlog::warn("skipped {}", m);
+  if (pairs.empty()) throw InputError(fmt::format("{}: no usable pairs in {}", what, path));
+  return pairs;
+}
+
+// What train_job has settled before the task-specific part starts.
+struct RunSetup {
+  const TrainJobOptions& options;
+  Config config;
+  RunDir run;
+  std::string output;
+  std::string cache_dir;
+  int threads = 1;
+};
+
+// The tokenizer of a run: the run's own on --resume, the configured one, or one trained on `texts`.
+data::Tokenizer run_tokenizer(const RunSetup& r, const std::vector<std::string>& texts) {
+  if (r.options.resume) return data::Tokenizer::load(r.run.tokenizer());
+  if (!r.config.tokenizer.model.empty()) return data::Tokenizer::load(r.config.tokenizer.model);
+  std::vector<std::string_view> views(texts.begin(), texts.end());
+  return train_or_reuse_tokenizer(r.config.tokenizer, views, r.threads, r.cache_dir, r.config.training.seed);
+}
+
+// Token ids, truncated; an empty sequence gets one unknown token so that every row has a length.
+std::vector<data::TokenIds> encode_truncated(const RunSetup& r, const data::Tokenizer& tokenizer,
+                                             const std::vector<std::string>& texts, const data::Truncation& truncation,
+                                             const char* what) {
+  auto ids = encode(tokenizer, texts, r.threads, r.cache_dir, what);
+  for (auto& s : ids) {
+    s = data::truncate(s, truncation);
+    if (s.empty()) s.push_back(static_cast<int32_t>(tokenizer.unk_id()));
+  }
+  return ids;
+}
+
+// Creates the run directory (config, tokenizer) for a new run; nothing is written before this.
+void create_run_dir(const RunSetup& r, const data::Tokenizer& tokenizer) {
+  if (r.options.resume) return;
+  if (r.options.overwrite && holds_files(r.output)) {
+    spdlog::info("--overwrite: replacing the run in {}", r.output);
+    fs::remove_all(r.output);
+  }
+  fs::create_directories(fs::path(r.run.checkpoint("last")).parent_path());
+  write_file_atomic(r.run.config(), to_json(r.config).dump(2) + "\n");
+  tokenizer.save(r.run.tokenizer());
+}
+
+// Runs the trainer on `task` and reports how it ended; returns the exit code.
+int train_and_report(const RunSetup& r, TrainingTask& task) {
+  Progress progress(Progress::stderr_is_terminal());
+  install_interrupt_handler();  // from here on, Ctrl-C means "save last.pt and stop"
+  Trainer trainer(task, r.config.training, {r.run.checkpoint("last"), r.run.checkpoint("best"), r.run.metrics()},
+                  progress, [](const TrainState&) { return interrupted(); });
+  const TrainResult result = trainer.run(r.options.resume);
+
+  const auto& s = result.state;
+  std::string metrics;
+  for (const auto& [k, v] : result.last_validation) metrics += fmt::format(" {} {:.4f}", k, v);
+  spdlog::info("stopped: {} after {} steps in {}; last validation:{}", to_string(result.reason), s.step,
+               format_duration(s.train_seconds), metrics.empty() ? " none" : metrics);
+  if (s.has_best) {
+    spdlog::info("best {} {:.4f} at step {} -> {}", r.config.training.best_metric, s.best_score, s.best_step,
+                 r.run.checkpoint("best"));
+  }
+  if (result.reason == StopReason::kInterrupted || result.reason == StopReason::kMaxMinutes) {
+    spdlog::info("continue with: heed train --output {} --resume{}", r.output,
+                 result.reason == StopReason::kMaxMinutes ? " --set training.max_minutes=0" : "");
+  }
+  return result.reason == StopReason::kInterrupted ? 130 : 0;
+}
+
+int train_classifier(const RunSetup& r) {
+  const Config& config = r.config;
+  // --- Data: files -> examples -> train/validation. ---
+  auto examples = read_examples(config.data, config.data.train, "train");
+  std::vector<data::TextExample> train, validation;
+  if (!config.data.validation.empty()) {
+    train = std::move(examples);
+    validation = read_examples(config.data, config.data.validation, "validation");
+  } else {
+    split_train_validation(std::move(examples), config.data, &train, &validation);
+  }
+  const auto labels = r.options.resume ? read_labels(r.run) : collect_labels(train);
+
+  ClassificationData data;
+  data.train_labels = label_indices(train, labels);
+  data.validation_labels = label_indices(validation, labels);
+  std::vector<std::string> train_texts, validation_texts;
+  train_texts.reserve(train.size());
+  for (auto& e : train) train_texts.push_back(data::clean_text(e.text));
+  for (auto& e : validation) validation_texts.push_back(data::clean_text(e.text));
+  train.clear();
+  validation.clear();
+
+  // --- Tokenizer and token ids. ---
+  const data::Tokenizer tokenizer = run_tokenizer(r, train_texts);
+  const auto truncation = truncation_of(config.data);
+  data.train_ids = encode_truncated(r, tokenizer, train_texts, truncation, "train");
+  data.validation_ids = encode_truncated(r, tokenizer, validation_texts, truncation, "validation");
+  data.pad_id = tokenizer.pad_id();
+  train_texts.clear();
+  validation_texts.clear();
+
+  // --- Run directory, model, training. ---
+  create_run_dir(r, tokenizer);
+  if (!r.options.resume) write_labels(r.run, labels);
+  torch::manual_seed(config.training.seed);
+  model::Classifier model(config.model, tokenizer.vocab_size(), static_cast<int64_t>(labels.size()));
+  ClassificationTask task(model, std::move(data), config.training);
+  return train_and_report(r, task);
+}
+
+int train_summarizer(const RunSetup& r) {
+  const Config& config = r.config;
+  // --- Data: files -> (article, summary) pairs -> train/validation. ---
+  auto pairs = read_pairs(config.data, config.data.train, false, "train");
+  std::vector<data::SummaryExample> train, validation;
+  if (!config.data.validation.empty()) {
+    train = std::move(pairs);
+    validation = read_pairs(config.data, config.data.validation, true, "validation");
+  } else {
+    split_train_validation(std::move(pairs), config.data, &train, &validation);
+  }
+  std::vector<std::string> train_sources, train_targets, validation_sources, validation_targets;
+  SummarizationData data;
+  for (auto& e : train) {
+    train_sources.push_back(std::move(e.source));
+    train_targets.push_back(std::move(e.target));
+  }
+  for (auto& e : validation) {
+    validation_sources.push_back(std::move(e.source));
+    validation_targets.push_back(e.target);
+    data.validation_references.push_back(std::move(e.target));
+  }
+  train.clear();
+  validation.clear();
+
+  // --- Tokenizer (trained on articles and summaries) and token ids. ---
+  std::vector<std::string> tokenizer_texts = train_sources;
+  tokenizer_texts.insert(tokenizer_texts.end(), train_targets.begin(), train_targets.end());
+  const data::Tokenizer tokenizer = run_tokenizer(r, tokenizer_texts);
+  tokenizer_texts.clear();
+  data.ids = special_ids(tokenizer);
+  const auto source_truncation = source_truncation_of(config.data);
+  const auto target_truncation = target_truncation_of(config.data);
+  data.train_source = encode_truncated(r, tokenizer, train_sources, source_truncation, "train articles");
+  data.train_target = encode_truncated(r, tokenizer, train_targets, target_truncation, "train summaries");
+  data.validation_source = encode_truncated(r, tokenizer, validation_sources, source_truncation, "validation articles");
+  data.validation_target =
+      encode_truncated(r, tokenizer, validation_targets, target_truncation, "validation summaries");
+
+  // --- Run directory, model, training. ---
+  create_run_dir(r, tokenizer);
+  torch::manual_seed(config.training.seed);
+  model::Seq2Seq model(config.model, tokenizer.vocab_size());
+  SummarizationTask task(model, std::move(data), config.training, config.decoding, tokenizer);
+  return train_and_report(r, task);
+}
+
 }  // namespace
 
 int train_job(const TrainJobOptions& o) {
-  // --- 1. Config and run directory: all checks before anything is written. ---
+  // --- Config and run directory: all checks before anything is written. ---
   std::string output = o.output;
   if (output.empty()) {
     if (o.config.empty()) throw InputError("train: --config is required (or --output DIR with --resume)");
@@ -124,99 +306,10 @@ int train_job(const TrainJobOptions& o) {
   }
   check_paths(config);
   const int threads = configure_runtime(config.training.threads);
-  spdlog::info("heed train: {} -> {} ({} threads)", o.resume ? run.config() : o.config, output, threads);
-  const std::string cache_dir = data::resolve_cache_dir(config.data.cache_dir);
-
-  // --- 2. Data: files -> examples -> train/validation. ---
-  auto examples = read_examples(config.data, config.data.train, "train");
-  std::vector<data::TextExample> train, validation;
-  if (!config.data.validation.empty()) {
-    train = std::move(examples);
-    validation = read_examples(config.data, config.data.validation, "validation");
-  } else {
-    const auto split = data::split_indices(examples.size(), config.data.validation_fraction, config.data.split_seed);
-    if (split.validation.empty() || split.train.empty()) {
-      throw InputError(fmt::format("data.validation_fraction: {} of {} examples leaves an empty split",
-                                   config.data.validation_fraction, examples.size()));
-    }
-    for (size_t i : split.train) train.push_back(std::move(examples[i]));
-    for (size_t i : split.validation) validation.push_back(std::move(examples[i]));
-    spdlog::info("split: {} train, {} validation (fraction {}, seed {})", train.size(), validation.size(),
-                 config.data.validation_fraction, config.data.split_seed);
-  }
-  const auto labels = o.resume ? read_labels(run) : collect_labels(train);
-
-  ClassificationData data;
-  data.train_labels = label_indices(train, labels);
-  data.validation_labels = label_indices(validation, labels);
-
-  std::vector<std::string> train_texts, validation_texts;
-  train_texts.reserve(train.size());
-  for (auto& e : train) train_texts.push_back(data::clean_text(e.text));
-  for (auto& e : validation) validation_texts.push_back(data::clean_text(e.text));
-  train.clear();
-  validation.clear();
-
-  // --- 3. Tokenizer and token ids. ---
-  std::optional<data::Tokenizer> tokenizer;
-  if (o.resume) {
-    tokenizer = data::Tokenizer::load(run.tokenizer());
-  } else if (!config.tokenizer.model.empty()) {
-    tokenizer = data::Tokenizer::load(config.tokenizer.model);
-  } else {
-    std::vector<std::string_view> views(train_texts.begin(), train_texts.end());
-    tokenizer = train_or_reuse_tokenizer(config.tokenizer, views, threads, cache_dir, config.training.seed);
-  }
-  const auto truncation = truncation_of(config.data);
-  auto prepare = [&](std::vector<data::TokenIds> ids) {
-    for (auto& s : ids) {
-      s = data::truncate(s, truncation);
-      if (s.empty()) s.push_back(static_cast<int32_t>(tokenizer->unk_id()));
-    }
-    return ids;
-  };
-  data.train_ids = prepare(encode(*tokenizer, train_texts, threads, cache_dir, "train"));
-  data.validation_ids = prepare(encode(*tokenizer, validation_texts, threads, cache_dir, "validation"));
-  data.pad_id = tokenizer->pad_id();
-  train_texts.clear();
-  validation_texts.clear();
-
-  // --- 4. Run directory. ---
-  if (!o.resume) {
-    if (o.overwrite && holds_files(output)) {
-      spdlog::info("--overwrite: replacing the run in {}", output);
-      fs::remove_all(output);
-    }
-    fs::create_directories(fs::path(run.checkpoint("last")).parent_path());
-    write_file_atomic(run.config(), to_json(config).dump(2) + "\n");
-    tokenizer->save(run.tokenizer());
-    write_labels(run, labels);
-  }
-
-  // --- 5. Model and training. ---
-  torch::manual_seed(config.training.seed);
-  model::Classifier model(config.model, tokenizer->vocab_size(), static_cast<int64_t>(labels.size()));
-  ClassificationTask task(model, std::move(data), config.training);
-  Progress progress(Progress::stderr_is_terminal());
-  install_interrupt_handler();  // from here on, Ctrl-C means "save last.pt and stop"
-  Trainer trainer(task, config.training, {run.checkpoint("last"), run.checkpoint("best"), run.metrics()}, progress,
-                  [](const TrainState&) { return interrupted(); });
-  const TrainResult result = trainer.run(o.resume);
-
-  const auto& s = result.state;
-  std::string metrics;
-  for (const auto& [k, v] : result.last_validation) metrics += fmt::format(" {} {:.4f}", k, v);
-  spdlog::info("stopped: {} after {} steps in {}; last validation:{}", to_string(result.reason), s.step,
-               format_duration(s.train_seconds), metrics.empty() ? " none" : metrics);
-  if (s.has_best) {
-    spdlog::info("best {} {:.4f} at step {} -> {}", config.training.best_metric, s.best_score, s.best_step,
-                 run.checkpoint("best"));
-  }
-  if (result.reason == StopReason::kInterrupted || result.reason == StopReason::kMaxMinutes) {
-    spdlog::info("continue with: heed train --output {} --resume{}", output,
-                 result.reason == StopReason::kMaxMinutes ? " --set training.max_minutes=0" : "");
-  }
-  return result.reason == StopReason::kInterrupted ? 130 : 0;
+  spdlog::info("heed train ({}): {} -> {} ({} threads)", config.task, o.resume ? run.config() : o.config, output,
+               threads);
+  const RunSetup setup{o, config, run, output, data::resolve_cache_dir(config.data.cache_dir), threads};
+  return config.task == "summarization" ? train_summarizer(setup) : train_classifier(setup);
 }
 
 }  // namespace heed::app

@@ -101,4 +101,33 @@ Batch make_batch(const std::vector<TokenIds>& sequences, const std::vector<int64
   return batch;
 }
 
+Seq2SeqBatch make_seq2seq_batch(const std::vector<TokenIds>& sources, const std::vector<TokenIds>& targets,
+                                const std::vector<size_t>& index, int64_t pad_id, int64_t bos_id, int64_t eos_id) {
+  Seq2SeqBatch batch;
+  auto source = make_batch(sources, {}, index, pad_id);
+  batch.source_ids = source.ids;
+  batch.source_lengths = source.lengths;
+  batch.source_tokens = source.tokens;
+  batch.index = index;
+  const auto rows = static_cast<int64_t>(index.size());
+  int64_t longest = 1;
+  for (size_t i : index) longest = std::max<int64_t>(longest, static_cast<int64_t>(targets[i].size()) + 1);
+  batch.target_in = torch::full({rows, longest}, pad_id, torch::kInt64);
+  batch.target_out = torch::full({rows, longest}, pad_id, torch::kInt64);
+  auto in = batch.target_in.accessor<int64_t, 2>();
+  auto out = batch.target_out.accessor<int64_t, 2>();
+  for (int64_t r = 0; r < rows; ++r) {
+    const auto& seq = targets[index[static_cast<size_t>(r)]];
+    const auto n = static_cast<int64_t>(seq.size());
+    in[r][0] = bos_id;
+    for (int64_t t = 0; t < n; ++t) {
+      in[r][t + 1] = seq[static_cast<size_t>(t)];
+      out[r][t] = seq[static_cast<size_t>(t)];
+    }
+    out[r][n] = eos_id;
+    batch.target_tokens += n + 1;
+  }
+  return batch;
+}
+
 }  // namespace heed::data

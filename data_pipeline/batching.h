@@ -37,4 +37,20 @@ struct Batch {
 Batch make_batch(const std::vector<TokenIds>& sequences, const std::vector<int64_t>& labels,
                  const std::vector<size_t>& index, int64_t pad_id);
 
+// A padded batch for sequence-to-sequence training. Targets are stored without BOS/EOS; the batch
+// adds them: target_in = [BOS, y1 .. yn] (decoder input), target_out = [y1 .. yn, EOS] (what it
+// must predict), both padded with pad_id.
+struct Seq2SeqBatch {
+  torch::Tensor source_ids;      // [B, S] int64
+  torch::Tensor source_lengths;  // [B] int64
+  torch::Tensor target_in;       // [B, T] int64
+  torch::Tensor target_out;      // [B, T] int64
+  std::vector<size_t> index;
+  int64_t source_tokens = 0;     // non-pad source tokens
+  int64_t target_tokens = 0;     // non-pad target_out tokens (EOS included)
+};
+
+Seq2SeqBatch make_seq2seq_batch(const std::vector<TokenIds>& sources, const std::vector<TokenIds>& targets,
+                                const std::vector<size_t>& index, int64_t pad_id, int64_t bos_id, int64_t eos_id);
+
 }  // namespace heed::data

@@ -91,4 +91,54 @@ torch::Tensor EncoderImpl::forward(const torch::Tensor& x, const torch::Tensor& 
   return final_norm ? final_norm(h) : h;
 }
 
+DecoderLayerImpl::DecoderLayerImpl(const ModelOptions& options) : pre_norm_(options.norm == "pre") {
+  self_attention = register_module(
+      "self_attention", MultiHeadAttention(options.d_model, options.heads, options.attention_dropout));
+  cross_attention = register_module(
+      "cross_attention", MultiHeadAttention(options.d_model, options.heads, options.attention_dropout));
+  feed_forward = register_module("feed_forward", FeedForward(options));
+  norm1 = register_module("norm1", torch::nn::LayerNorm(torch::nn::LayerNormOptions({options.d_model})));
+  norm2 = register_module("norm2", torch::nn::LayerNorm(torch::nn::LayerNormOptions({options.d_model})));
+  norm3 = register_module("norm3", torch::nn::LayerNorm(torch::nn::LayerNormOptions({options.d_model})));
+  dropout_ = register_module("dropout", torch::nn::Dropout(options.dropout));
+}
+
+torch::Tensor DecoderLayerImpl::forward(const torch::Tensor& x, const torch::Tensor& memory,
+                                        const torch::Tensor& memory_padding, DecoderLayerCache* cache) {
+  // Targets are right-padded, so a causal mask alone keeps real positions from seeing padding.
+  AttentionMask self_mask;
+  self_mask.causal = true;
+  AttentionMask cross_mask;
+  cross_mask.key_padding = memory_padding;
+  KVCache* self_cache = cache != nullptr ? &cache->self : nullptr;
+  KVCache* cross_cache = cache != nullptr ? &cache->cross : nullptr;
+  if (pre_norm_) {
+    auto h = norm1(x);
+    auto y = x + dropout_(self_attention(h, h, self_mask, false, self_cache, true).output);
+    y = y + dropout_(cross_attention(norm2(y), memory, cross_mask, false, cross_cache, false).output);
+    return y + dropout_(feed_forward(norm3(y)));
+  }
+  auto y = norm1(x + dropout_(self_attention(x, x, self_mask, false, self_cache, true).output));
+  y = norm2(y + dropout_(cross_attention(y, memory, cross_mask, false, cross_cache, false).output));
+  return norm3(y + dropout_(feed_forward(y)));
+}
+
+DecoderImpl::DecoderImpl(const ModelOptions& options) {
+  layers = register_module("layers", torch::nn::ModuleList());
+  for (int64_t i = 0; i < options.decoder_layers; ++i) layers->push_back(DecoderLayer(options));
+  if (options.norm == "pre") {
+    final_norm = register_module("final_norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({options.d_model})));
+  }
+}
+
+torch::Tensor DecoderImpl::forward(const torch::Tensor& x, const torch::Tensor& memory,
+                                   const torch::Tensor& memory_padding, std::vector<DecoderLayerCache>* caches) {
+  if (caches != nullptr && caches->size() != layers->size()) caches->resize(layers->size());
+  auto h = x;
+  for (size_t i = 0; i < layers->size(); ++i) {
+    h = layers[i]->as<DecoderLayer>()->forward(h, memory, memory_padding, caches ? &(*caches)[i] : nullptr);
+  }
+  return final_norm ? final_norm(h) : h;
+}
+
 }  // namespace heed::model

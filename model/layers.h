@@ -69,4 +69,49 @@ class EncoderImpl : public torch::nn::Module {
 };
 TORCH_MODULE(Encoder);
 
+// Per-layer decoding state: the self-attention keys/values of the tokens generated so far and the
+// cross-attention keys/values of the encoder output (computed at the first step, then reused).
+struct DecoderLayerCache {
+  KVCache self;
+  KVCache cross;
+  void reorder(const torch::Tensor& index) {
+    self.reorder(index);
+    cross.reorder(index);
+  }
+};
+
+// Causal self-attention (each target position mixes the positions before it), cross-attention
+// (each target position reads the encoder output) and the feed-forward block, each a residual
+// branch with pre- or post-norm: the encoder layer's modules plus one more attention.
+class DecoderLayerImpl : public torch::nn::Module {
+ public:
+  DecoderLayerImpl(const ModelOptions& options);
+  // x [B, T, d_model] target states; memory [B, S, d_model]; memory_padding [B, S] bool.
+  // With a cache, x holds only the new positions and the cache supplies the earlier ones.
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& memory, const torch::Tensor& memory_padding,
+                        DecoderLayerCache* cache = nullptr);
+
+  MultiHeadAttention self_attention{nullptr}, cross_attention{nullptr};
+  FeedForward feed_forward{nullptr};
+  torch::nn::LayerNorm norm1{nullptr}, norm2{nullptr}, norm3{nullptr};
+ private:
+  bool pre_norm_;
+  torch::nn::Dropout dropout_{nullptr};
+};
+TORCH_MODULE(DecoderLayer);
+
+// A stack of decoder layers (plus a final layer norm in the pre-norm arrangement).
+class DecoderImpl : public torch::nn::Module {
+ public:
+  DecoderImpl(const ModelOptions& options);
+  // x [B, T, d_model] embedded target tokens -> [B, T, d_model]. `caches` has one entry per layer
+  // (incremental decoding) or is null (teacher forcing over the whole target).
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& memory, const torch::Tensor& memory_padding,
+                        std::vector<DecoderLayerCache>* caches = nullptr);
+
+  torch::nn::ModuleList layers{nullptr};
+  torch::nn::LayerNorm final_norm{nullptr};  // only with norm = "pre"
+};
+TORCH_MODULE(Decoder);
+
 }  // namespace heed::model

@@ -12,6 +12,8 @@ void ModelOptions::validate(const std::string& p) const {
   require_field(d_model % heads == 0, p, "heads", fmt::format("must divide d_model ({}), got {}", d_model, heads));
   require_field(encoder_layers >= 0 && encoder_layers <= 64, p, "encoder_layers",
                 fmt::format("must be in [0, 64], got {}", encoder_layers));
+  require_field(decoder_layers >= 0 && decoder_layers <= 64, p, "decoder_layers",
+                fmt::format("must be in [0, 64], got {}", decoder_layers));
   require_field(ff_dim >= 1 && ff_dim <= 65536, p, "ff_dim", fmt::format("must be in [1, 65536], got {}", ff_dim));
   require_field(dropout >= 0.0 && dropout < 1.0, p, "dropout", fmt::format("must be in [0, 1), got {}", dropout));
   require_field(attention_dropout >= 0.0 && attention_dropout < 1.0, p, "attention_dropout",

@@ -10,6 +10,7 @@ PACKAGES=(
   libopenblas0-openmp               # fast BLAS for libtorch (the reference BLAS is ~15x slower)
   libsentencepiece-dev sentencepiece
   libcli11-dev nlohmann-json3-dev libspdlog-dev libfmt-dev
+  libstemmer-dev                    # Snowball Porter stemmer for ROUGE
   libgtest-dev libbenchmark-dev
   python3-torch python3-sentencepiece  # interop tests and the benchmark reference
 )

@@ -1,0 +1,90 @@
+// heed summarize: articles (arguments, a file with one article per line, or stdin) -> one summary
+// per article, streamed: each chunk is answered as soon as it is full or the input pauses.
+#include <fstream>
+#include <iostream>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "app/jobs.h"
+#include "app/runtime.h"
+#include "app/summarization.h"
+#include "data_pipeline/errors.h"
+
+namespace heed::app {
+namespace {
+
+std::string one_line(const std::string& text) {
+  std::string out = text;
+  for (char& ch : out) {
+    if (ch == '\n') ch = ' ';
+  }
+  return out;
+}
+
+void summarize_chunk(LoadedSummarizer& s, const std::vector<std::string>& articles, const SummarizeJobOptions& o,
+                     int threads) {
+  if (articles.empty()) return;
+  const auto ids = s.encode(articles, threads);
+  const auto hypotheses = generate(s.model, ids, special_ids(s.tokenizer), s.config.decoding, o.batch_size, o.use_cache);
+  for (const auto& hyps : hypotheses) {
+    const std::string best = hyps.empty() ? std::string() : summary_text(s.tokenizer, hyps[0].tokens);
+    if (!o.jsonl) {
+      std::cout << one_line(best) << '\n';
+      continue;
+    }
+    nlohmann::json line = {{"summary", one_line(best)}};
+    line["sentences"] = nlohmann::json::array();
+    for (const auto& sentence : data::split_sentences(best)) line["sentences"].push_back(sentence);
+    if (!hyps.empty()) {
+      line["score"] = hyps[0].score;
+      line["tokens"] = hyps[0].tokens.size();
+    }
+    if (hyps.size() > 1) {
+      line["n_best"] = nlohmann::json::array();
+      for (const auto& h : hyps) {
+        line["n_best"].push_back({{"summary", one_line(summary_text(s.tokenizer, h.tokens))}, {"score", h.score}});
+      }
+    }
+    std::cout << line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << '\n';
+  }
+  std::cout.flush();
+}
+
+}  // namespace
+
+int summarize_job(const SummarizeJobOptions& o) {
+  if (o.texts.empty() && o.input.empty()) {
+    throw InputError("summarize: give articles as arguments, or --input FILE (one article per line; - for stdin)");
+  }
+  if (!o.texts.empty() && !o.input.empty()) throw InputError("summarize: give articles as arguments or --input, not both");
+  if (o.batch_size < 1) throw InputError("--batch-size must be >= 1");
+  const int threads = configure_runtime(o.threads);
+  LoadedSummarizer s = load_summarizer(o.run, o.checkpoint, o.decoding_overrides);
+
+  if (!o.texts.empty()) {
+    summarize_chunk(s, o.texts, o, threads);
+    return 0;
+  }
+  std::ios::sync_with_stdio(false);  // buffered cin: in_avail() tells "more is here" from "the producer paused"
+  std::ifstream file;
+  if (o.input != "-") {
+    file.open(o.input, std::ios::binary);
+    if (!file) throw InputError(fmt::format("--input {}: cannot open file", o.input));
+  }
+  std::istream& in = o.input == "-" ? std::cin : file;
+  std::vector<std::string> chunk;
+  std::string line;
+  while (std::getline(in, line)) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    chunk.push_back(std::move(line));
+    if (static_cast<int64_t>(chunk.size()) >= o.batch_size || in.rdbuf()->in_avail() <= 0) {
+      summarize_chunk(s, chunk, o, threads);
+      chunk.clear();
+    }
+  }
+  summarize_chunk(s, chunk, o, threads);
+  return 0;
+}
+
+}  // namespace heed::app

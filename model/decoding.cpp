@@ -1,0 +1,468 @@
+// Greedy search, beam search and sampling over a StepModel. Conventions (shared by all three):
+//
+// - Length. A hypothesis' length counts the tokens it generated, its end-of-sequence (EOS) included
+//   when it has one: BOS is never counted. `max_length` bounds that length, so a hypothesis that
+//   reaches max_length tokens without EOS is cut there and its length is max_length. Every live row
+//   advances one position per step call, so at step t (1-based) every live row has generated t-1
+//   tokens and is about to generate its t-th.
+// - Score. log_prob is the sum of the log-probabilities of the generated tokens (EOS included when
+//   it ended); score = log_prob / length^length_penalty for every method (Hugging Face's
+//   BeamHypotheses convention with `generated_len`: length_penalty 0 ranks by total log-probability,
+//   1 by the per-token average, > 1 favours longer hypotheses). Greedy therefore reports exactly
+//   what beam search with beam_size 1 reports.
+// - Processors, applied to the step's log-probabilities before anything is chosen (they only set
+//   entries to -inf):
+//     min_length: EOS is forbidden while the row has generated fewer than min_length tokens, so
+//       every hypothesis that ends with EOS has at least min_length tokens before it;
+//     no_repeat_ngram_size n: a token is forbidden when it would complete an n-gram that already
+//       occurs in the row's generated tokens (BOS excluded), as in Hugging Face's
+//       NoRepeatNGramLogitsProcessor; n = 1 forbids every token generated before.
+//   A hypothesis whose log-probability is -inf (every token was forbidden) is never returned, so an
+//   input can come back with fewer than n_best hypotheses (possibly none) in that degenerate case.
+// - Rows. The model starts with `batch` rows, one per input. When an input is finished its rows
+//   are dropped with reorder() (with fewer rows than before), so the StepModel must accept an index
+//   shorter than its current row count, as decoding.h allows. reorder() is called only when the
+//   rows change: every step in beam search with beam_size > 1, only when an input finished in
+//   greedy search and sampling. No step call is made for an empty batch.
+// - Errors. Every entry point validates the options (InputError naming the field); a step model
+//   output that is not [rows, V >= 2], or an eos_id outside [0, V), is an Error. NaN scores read
+//   back from a step count as -inf.
+//
+// Beam search follows Hugging Face transformers' BeamSearchScorer and BeamHypotheses:
+// - each input is expanded to K = beam_size rows (reorder(arange(batch).repeat_interleave(K)));
+//   at the first step only beam 0 of each input is live (the others score -inf) so beams start
+//   distinct;
+// - each step, candidates = beam score + processed log-probs over [inputs, K * V]; the top 2K are
+//   walked best first (equal scores: lower beam, then lower token id, first). An EOS candidate among
+//   the first K ranks becomes a finished hypothesis (score as above, length t); an EOS candidate
+//   ranked K or lower is ignored. Other candidates become the next live beams until K are chosen.
+//   Candidates scoring -inf are never finished hypotheses (they may fill live beams as
+//   placeholders, which then never produce a hypothesis).
+// - an input keeps its K best finished hypotheses (a new one enters when fewer than K are kept or
+//   it beats the worst kept one). It is done when it keeps K of them and either early_stopping is
+//   true, or (early_stopping false) the worst kept score >= (best candidate sum of this step) /
+//   t^length_penalty (HF BeamHypotheses.is_done: a bound on what a live beam can still reach when
+//   length_penalty <= 0, since log-probabilities are <= 0; a heuristic for length_penalty > 0).
+//   An input none of whose live beams has a finite score is done too.
+// - search stops when every input is done or after max_length steps; then the live beams of the
+//   inputs that are not done are offered as hypotheses too (length max_length, no EOS).
+// - the n_best highest-scoring hypotheses are returned per input, best first.
+//
+// Greedy search takes, per row, the argmax of (running log_prob + log-probs) - the very numbers
+// beam search ranks, so float rounding cannot make the two disagree - and is token for token and
+// score for score beam search with beam_size 1, which the tests check. It returns one hypothesis
+// per input (n_best and beam_size are ignored).
+//
+// Sampling draws each token from softmax(filtered log-probs / temperature), where the top-k filter
+// keeps the top_k highest tokens (exactly top_k: torch's topk breaks ties), then the top-p filter
+// keeps the smallest set of most probable tokens whose probability (after temperature and top-k)
+// reaches top_p, at least one token. Draws use one std::mt19937_64 seeded with options.seed, one uniform
+// number per row per step in row order, and a walk over the probabilities on the CPU (no torch
+// RNG): the same seed, batch and model give the same output whatever the thread count. An input's
+// draws therefore depend on its position in the batch. One hypothesis per input; log_prob sums the
+// model's (untempered, unfiltered) log-probabilities of the drawn tokens.
+#include "model/decoding.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <numeric>
+#include <random>
+#include <utility>
+
+#include <fmt/format.h>
+
+#include "data_pipeline/errors.h"
+
+namespace heed::model {
+
+void DecodingOptions::validate(const std::string& p) const {
+  require_choice(method, {"beam", "greedy", "sample"}, p, "method");
+  require_field(beam_size >= 1 && beam_size <= 64, p, "beam_size",
+                fmt::format("must be in [1, 64], got {}", beam_size));
+  require_field(max_length >= 1, p, "max_length", fmt::format("must be >= 1, got {}", max_length));
+  require_field(min_length >= 0 && min_length <= max_length, p, "min_length",
+                fmt::format("must be in [0, max_length ({})], got {}", max_length, min_length));
+  require_field(std::isfinite(length_penalty), p, "length_penalty",
+                fmt::format("must be a finite number, got {}", length_penalty));
+  require_field(no_repeat_ngram_size >= 0, p, "no_repeat_ngram_size",
+                fmt::format("must be >= 0 (0 = off), got {}", no_repeat_ngram_size));
+  require_field(n_best >= 1, p, "n_best", fmt::format("must be >= 1, got {}", n_best));
+  require_field(method != "beam" || n_best <= beam_size, p, "n_best",
+                fmt::format("must be in [1, beam_size ({})] for beam search, got {}", beam_size, n_best));
+  require_field(temperature > 0.0 && std::isfinite(temperature), p, "temperature",
+                fmt::format("must be > 0, got {}", temperature));
+  require_field(top_k >= 0, p, "top_k", fmt::format("must be >= 0 (0 = all), got {}", top_k));
+  require_field(top_p > 0.0 && top_p <= 1.0, p, "top_p", fmt::format("must be in (0, 1], got {}", top_p));
+}
+
+namespace {
+
+constexpr double kNegInf = -std::numeric_limits<double>::infinity();
+
+double normalised(double log_prob, int64_t length, double length_penalty) {
+  return log_prob / std::pow(static_cast<double>(length), length_penalty);
+}
+
+torch::Tensor int64_tensor(const std::vector<int64_t>& values, const torch::Device& device) {
+  return torch::tensor(values, torch::TensorOptions().dtype(torch::kInt64)).to(device);
+}
+
+// One step of the model for `rows` rows, with its output checked: [rows, V] log-probabilities.
+torch::Tensor checked_step(StepModel& model, const std::vector<int64_t>& last_tokens, int64_t eos_id,
+                           torch::Device& device) {
+  const auto rows = static_cast<int64_t>(last_tokens.size());
+  auto log_probs = model.step(int64_tensor(last_tokens, device));
+  if (log_probs.dim() != 2 || log_probs.size(0) != rows || log_probs.size(1) < 2)
+    throw Error(fmt::format("decoding: the step model returned log-probabilities of shape {} for {} rows; "
+                            "expected [{}, V] with V >= 2",
+                            c10::str(log_probs.sizes()), rows, rows));
+  if (eos_id < 0 || eos_id >= log_probs.size(1))
+    throw Error(fmt::format("decoding: eos id {} is outside the vocabulary [0, {})", eos_id, log_probs.size(1)));
+  device = log_probs.device();
+  return log_probs;
+}
+
+// Forbidden (row, token) pairs of no_repeat_ngram_size n over each row's generated tokens:
+// tokens that would complete an n-gram already present (Hugging Face's _get_generated_ngrams).
+void banned_ngram_tokens(const std::vector<std::vector<int64_t>>& history, int64_t n, std::vector<int64_t>& rows,
+                         std::vector<int64_t>& tokens) {
+  for (size_t r = 0; r < history.size(); ++r) {
+    const auto& h = history[r];
+    const auto length = static_cast<int64_t>(h.size());
+    if (length + 1 < n) continue;
+    const int64_t prefix_start = length - (n - 1);  // the last n-1 tokens: what the next token would extend
+    for (int64_t i = 0; i + n <= length; ++i) {
+      if (std::equal(h.begin() + i, h.begin() + i + n - 1, h.begin() + prefix_start)) {
+        rows.push_back(static_cast<int64_t>(r));
+        tokens.push_back(h[i + n - 1]);
+      }
+    }
+  }
+}
+
+// min_length and no_repeat_ngram_size. `generated` tokens are already in every row at this step.
+// Out of place: the model's tensor is never written to.
+torch::Tensor apply_processors(torch::Tensor log_probs, int64_t generated,
+                               const std::vector<std::vector<int64_t>>& history, int64_t eos_id,
+                               const DecodingOptions& options) {
+  const auto device = log_probs.device();
+  if (generated < options.min_length) log_probs = log_probs.index_fill(1, int64_tensor({eos_id}, device), kNegInf);
+  if (options.no_repeat_ngram_size > 0) {
+    std::vector<int64_t> rows, tokens;
+    banned_ngram_tokens(history, options.no_repeat_ngram_size, rows, tokens);
+    if (!rows.empty())
+      log_probs = log_probs.index_put({int64_tensor(rows, device), int64_tensor(tokens, device)},
+                                      torch::scalar_tensor(kNegInf, log_probs.options()));
+  }
+  return log_probs;
+}
+
+// The running score of each row as a [rows, 1] column in the log-probabilities' dtype. The values
+// came from tensors of that dtype, so the conversion is exact.
+torch::Tensor score_column(const std::vector<double>& scores, const torch::Tensor& like) {
+  return torch::tensor(scores, torch::TensorOptions().dtype(torch::kDouble)).to(like.options()).unsqueeze(1);
+}
+
+Hypothesis make_hypothesis(std::vector<int64_t> tokens, double log_prob, int64_t length, double length_penalty) {
+  Hypothesis h;
+  h.tokens = std::move(tokens);
+  h.log_prob = log_prob;
+  h.score = normalised(log_prob, length, length_penalty);
+  return h;
+}
+
+// The K best finished hypotheses of one input (Hugging Face's BeamHypotheses).
+class FinishedHypotheses {
+ public:
+  explicit FinishedHypotheses(size_t capacity) : capacity_(capacity) {}
+
+  void add(Hypothesis h) {
+    if (std::isinf(h.log_prob) && h.log_prob < 0) return;  // every continuation was forbidden
+    if (items_.size() >= capacity_ && !(h.score > worst())) return;
+    items_.push_back(std::move(h));
+    if (items_.size() > capacity_) {  // drop the worst; among equals the one kept longest
+      auto worst_it = std::min_element(items_.begin(), items_.end(),
+                                       [](const Hypothesis& a, const Hypothesis& b) { return a.score < b.score; });
+      items_.erase(worst_it);
+    }
+  }
+  size_t size() const { return items_.size(); }
+  double worst() const {
+    double w = std::numeric_limits<double>::infinity();
+    for (const auto& h : items_) w = std::min(w, h.score);
+    return w;
+  }
+  // Best first; equal scores keep insertion order.
+  std::vector<Hypothesis> best(int64_t n) && {
+    std::stable_sort(items_.begin(), items_.end(),
+                     [](const Hypothesis& a, const Hypothesis& b) { return a.score > b.score; });
+    if (static_cast<int64_t>(items_.size()) > n) items_.resize(static_cast<size_t>(n));
+    return std::move(items_);
+  }
+
+ private:
+  size_t capacity_;
+  std::vector<Hypothesis> items_;
+};
+
+// Rows that each hold one input (greedy search and sampling): the bookkeeping both share.
+struct SingleRows {
+  std::vector<int64_t> input;                 // row -> input index
+  std::vector<std::vector<int64_t>> history;  // row -> generated tokens
+  std::vector<int64_t> last;                  // row -> token fed at the next step
+  std::vector<double> log_prob;               // row -> running sum of log-probabilities
+
+  SingleRows(int64_t batch, int64_t bos_id)
+      : input(static_cast<size_t>(batch)), history(static_cast<size_t>(batch)),
+        last(static_cast<size_t>(batch), bos_id), log_prob(static_cast<size_t>(batch), 0.0) {
+    std::iota(input.begin(), input.end(), int64_t{0});
+  }
+
+  // Records row r's choice of `token` (with new running sum `sum`) at step t. Returns whether the
+  // row goes on; finished rows put their hypothesis in out[input].
+  bool advance(size_t r, int64_t token, double sum, int64_t t, int64_t eos_id, const DecodingOptions& options,
+               std::vector<std::vector<Hypothesis>>& out) {
+    auto& slot = out[static_cast<size_t>(input[r])];
+    if (std::isinf(sum) && sum < 0) return false;  // nothing allowed: no hypothesis (see the top)
+    if (token == eos_id) {
+      slot.push_back(make_hypothesis(std::move(history[r]), sum, t, options.length_penalty));
+      return false;
+    }
+    history[r].push_back(token);
+    log_prob[r] = sum;
+    last[r] = token;
+    if (t == options.max_length) {
+      slot.push_back(make_hypothesis(std::move(history[r]), sum, t, options.length_penalty));
+      return false;
+    }
+    return true;
+  }
+
+  // Keeps rows `keep` (ascending) here and in the model, when some were dropped.
+  void keep_rows(const std::vector<int64_t>& keep, StepModel& model, const torch::Device& device) {
+    if (keep.size() == input.size()) return;
+    SingleRows next(0, 0);
+    for (const auto r : keep) {
+      const auto i = static_cast<size_t>(r);
+      next.input.push_back(input[i]);
+      next.history.push_back(std::move(history[i]));
+      next.last.push_back(last[i]);
+      next.log_prob.push_back(log_prob[i]);
+    }
+    *this = std::move(next);
+    model.reorder(int64_tensor(keep, device));
+  }
+};
+
+}  // namespace
+
+std::vector<std::vector<Hypothesis>> greedy_search(StepModel& model, int64_t batch, int64_t bos_id, int64_t eos_id,
+                                                   const DecodingOptions& options) {
+  options.validate();
+  torch::InferenceMode guard;
+  std::vector<std::vector<Hypothesis>> out(static_cast<size_t>(std::max<int64_t>(batch, 0)));
+  if (batch <= 0) return out;
+  torch::Device device(torch::kCPU);
+  SingleRows rows(batch, bos_id);
+  for (int64_t t = 1; t <= options.max_length && !rows.input.empty(); ++t) {
+    auto log_probs = checked_step(model, rows.last, eos_id, device);
+    log_probs = apply_processors(log_probs, t - 1, rows.history, eos_id, options);
+    // The argmax of running score + log-prob: what beam search with one beam ranks.
+    auto best = (log_probs + score_column(rows.log_prob, log_probs)).max(1);  // values, indices: [rows]
+    const auto values = std::get<0>(best).to(torch::kCPU, torch::kDouble).contiguous();
+    const auto tokens = std::get<1>(best).to(torch::kCPU).contiguous();
+    const auto v = values.accessor<double, 1>();
+    const auto k = tokens.accessor<int64_t, 1>();
+    std::vector<int64_t> keep;
+    for (size_t r = 0; r < rows.input.size(); ++r) {
+      const double sum = std::isnan(v[r]) ? kNegInf : v[r];
+      if (rows.advance(r, k[r], sum, t, eos_id, options, out)) keep.push_back(static_cast<int64_t>(r));
+    }
+    if (!keep.empty()) rows.keep_rows(keep, model, device);
+    else rows.input.clear();
+  }
+  return out;
+}
+
+std::vector<std::vector<Hypothesis>> beam_search(StepModel& model, int64_t batch, int64_t bos_id, int64_t eos_id,
+                                                 const DecodingOptions& options) {
+  options.validate();
+  require_field(
+      options.n_best <= options.beam_size, "decoding", "n_best",
+      fmt::format("must be in [1, beam_size ({})] for beam search, got {}", options.beam_size, options.n_best));
+  torch::InferenceMode guard;
+  std::vector<std::vector<Hypothesis>> out(static_cast<size_t>(std::max<int64_t>(batch, 0)));
+  if (batch <= 0) return out;
+  const int64_t K = options.beam_size;
+  const auto Ks = static_cast<size_t>(K);
+  torch::Device device(torch::kCPU);
+
+  std::vector<FinishedHypotheses> finished(static_cast<size_t>(batch), FinishedHypotheses(Ks));
+  // Live rows: input a of `active` owns rows [a*K, (a+1)*K).
+  std::vector<int64_t> active(static_cast<size_t>(batch));
+  std::iota(active.begin(), active.end(), int64_t{0});
+  const auto rows0 = static_cast<size_t>(batch) * Ks;
+  std::vector<std::vector<int64_t>> history(rows0);
+  std::vector<int64_t> last(rows0, bos_id);
+  std::vector<double> scores(rows0, kNegInf);  // only beam 0 is live at the first step
+  for (size_t a = 0; a < static_cast<size_t>(batch); ++a) scores[a * Ks] = 0.0;
+  if (K > 1) model.reorder(torch::arange(batch, torch::kInt64).repeat_interleave(K));
+
+  struct Candidate {
+    double score;
+    int64_t flat;  // beam * V + token
+  };
+  std::vector<Candidate> candidates;
+
+  for (int64_t t = 1; t <= options.max_length && !active.empty(); ++t) {
+    auto log_probs = checked_step(model, last, eos_id, device);  // [A*K, V]
+    log_probs = apply_processors(log_probs, t - 1, history, eos_id, options);
+    const int64_t A = static_cast<int64_t>(active.size()), V = log_probs.size(1);
+    auto totals = (log_probs + score_column(scores, log_probs)).view({A, K * V});  // [A, K*V]
+    auto top = totals.topk(std::min<int64_t>(2 * K, K * V), 1);                     // [A, 2K] each
+    const auto top_values = std::get<0>(top).to(torch::kCPU, torch::kDouble).contiguous();
+    const auto top_indices = std::get<1>(top).to(torch::kCPU).contiguous();
+    const auto tv = top_values.accessor<double, 2>();
+    const auto ti = top_indices.accessor<int64_t, 2>();
+
+    std::vector<int64_t> next_active, parents, next_last;
+    std::vector<std::vector<int64_t>> next_history;
+    std::vector<double> next_scores;
+    for (int64_t a = 0; a < A; ++a) {
+      const auto input = static_cast<size_t>(active[static_cast<size_t>(a)]);
+      candidates.clear();
+      for (int64_t c = 0; c < top_values.size(1); ++c)
+        candidates.push_back({std::isnan(tv[a][c]) ? kNegInf : tv[a][c], ti[a][c]});
+      std::sort(candidates.begin(), candidates.end(), [](const Candidate& x, const Candidate& y) {
+        return x.score > y.score || (x.score == y.score && x.flat < y.flat);
+      });
+      // Walk the candidates best first: EOS among the first K ranks finishes a hypothesis, the
+      // rest fill the K live beams.
+      std::vector<Candidate> chosen;
+      for (size_t rank = 0; rank < candidates.size() && chosen.size() < Ks; ++rank) {
+        const auto& c = candidates[rank];
+        const int64_t token = c.flat % V;
+        if (token == eos_id) {
+          if (rank < Ks && c.score > kNegInf) {
+            const auto row = static_cast<size_t>(a * K + c.flat / V);
+            finished[input].add(make_hypothesis(history[row], c.score, t, options.length_penalty));
+          }
+        } else {
+          chosen.push_back(c);
+        }
+      }
+      auto& kept = finished[input];
+      // Done: K kept and nothing better to come (see the top), or no live beam left with a finite
+      // score (every continuation forbidden: nothing more can be finished).
+      const bool done = (kept.size() >= Ks &&
+                         (options.early_stopping ||
+                          kept.worst() >= normalised(candidates.front().score, t, options.length_penalty))) ||
+                        chosen.empty() || chosen.front().score == kNegInf;
+      if (done) continue;  // its rows are dropped at the reorder below
+      for (const auto& c : chosen) {
+        const auto parent = a * K + c.flat / V;
+        auto tokens = history[static_cast<size_t>(parent)];
+        tokens.push_back(c.flat % V);
+        if (t == options.max_length) {  // out of length: live beams are hypotheses too
+          kept.add(make_hypothesis(std::move(tokens), c.score, t, options.length_penalty));
+          continue;
+        }
+        parents.push_back(parent);
+        next_history.push_back(std::move(tokens));
+        next_last.push_back(c.flat % V);
+        next_scores.push_back(c.score);
+      }
+      if (t < options.max_length) next_active.push_back(static_cast<int64_t>(input));
+    }
+    if (next_active.empty()) break;
+    model.reorder(int64_tensor(parents, device));
+    active = std::move(next_active);
+    history = std::move(next_history);
+    last = std::move(next_last);
+    scores = std::move(next_scores);
+  }
+
+  for (size_t b = 0; b < out.size(); ++b) out[b] = std::move(finished[b]).best(options.n_best);
+  return out;
+}
+
+std::vector<std::vector<Hypothesis>> sample(StepModel& model, int64_t batch, int64_t bos_id, int64_t eos_id,
+                                            const DecodingOptions& options) {
+  options.validate();
+  torch::InferenceMode guard;
+  std::vector<std::vector<Hypothesis>> out(static_cast<size_t>(std::max<int64_t>(batch, 0)));
+  if (batch <= 0) return out;
+  torch::Device device(torch::kCPU);
+  std::mt19937_64 rng(options.seed);
+  auto uniform = [&rng] { return static_cast<double>(rng() >> 11) * 0x1.0p-53; };  // [0, 1), portable
+  SingleRows rows(batch, bos_id);
+  for (int64_t t = 1; t <= options.max_length && !rows.input.empty(); ++t) {
+    auto log_probs = checked_step(model, rows.last, eos_id, device);
+    log_probs = apply_processors(log_probs, t - 1, rows.history, eos_id, options);  // [N, V]
+    const int64_t V = log_probs.size(1);
+    auto logits = options.temperature == 1.0 ? log_probs : log_probs / options.temperature;  // [N, V]
+    // The candidates each row draws from, best first when filtered: [N, C] logits and their token
+    // ids (undefined: all V tokens in vocabulary order). Top-k narrows them to C = top_k, so top-p
+    // only sorts what top-k kept.
+    torch::Tensor ids;
+    if (options.top_k > 0 && options.top_k < V) {
+      std::tie(logits, ids) = logits.topk(options.top_k, 1);
+    } else if (options.top_p < 1.0) {
+      std::tie(logits, ids) = logits.sort(1, /*descending=*/true);
+    }
+    if (options.top_p < 1.0) {
+      const auto probs = torch::softmax(logits, 1);  // [N, C], descending
+      // Drop a candidate when the ones ranked above it already hold top_p of the mass; the first stays.
+      auto drop = (probs.cumsum(1) - probs) >= options.top_p;
+      drop.select(1, 0).fill_(false);
+      logits = logits.masked_fill(drop, kNegInf);
+    }
+    const auto probs = torch::softmax(logits, 1).to(torch::kCPU, torch::kDouble).contiguous();  // [N, C]
+    const auto candidate_ids = ids.defined() ? ids.to(torch::kCPU).contiguous() : torch::Tensor();
+    const int64_t* id_of = candidate_ids.defined() ? candidate_ids.data_ptr<int64_t>() : nullptr;  // [N * C]
+    const auto p = probs.accessor<double, 2>();
+    const int64_t C = probs.size(1);
+    std::vector<int64_t> drawn(rows.input.size());
+    for (size_t r = 0; r < drawn.size(); ++r) {
+      double total = 0.0;
+      for (int64_t j = 0; j < C; ++j) total += p[r][j] > 0.0 ? p[r][j] : 0.0;
+      const double u = uniform();
+      int64_t choice = -1;  // none allowed: the row ends with EOS at -inf (no hypothesis)
+      if (total > 0.0) {
+        const double target = u * total;
+        double cumulative = 0.0;
+        for (int64_t j = 0; j < C; ++j) {
+          if (!(p[r][j] > 0.0)) continue;
+          choice = j;  // the last candidate with mass, should rounding leave target unreached
+          cumulative += p[r][j];
+          if (cumulative > target) break;
+        }
+      }
+      drawn[r] = choice < 0 ? eos_id : id_of ? id_of[static_cast<int64_t>(r) * C + choice] : choice;
+    }
+    const auto chosen = int64_tensor(drawn, device);
+    const auto picked = log_probs.gather(1, chosen.unsqueeze(1)).squeeze(1);  // [N]
+    const auto sums =
+        (picked + score_column(rows.log_prob, log_probs).squeeze(1)).to(torch::kCPU, torch::kDouble).contiguous();
+    const auto s = sums.accessor<double, 1>();
+    std::vector<int64_t> keep;
+    for (size_t r = 0; r < drawn.size(); ++r) {
+      const double sum = std::isnan(s[r]) ? kNegInf : s[r];
+      if (rows.advance(r, drawn[r], sum, t, eos_id, options, out)) keep.push_back(static_cast<int64_t>(r));
+    }
+    if (!keep.empty()) rows.keep_rows(keep, model, device);
+    else rows.input.clear();
+  }
+  return out;
+}
+
+std::vector<std::vector<Hypothesis>> decode(StepModel& model, int64_t batch, int64_t bos_id, int64_t eos_id,
+                                            const DecodingOptions& options) {
+  options.validate();
+  if (options.method == "greedy") return greedy_search(model, batch, bos_id, eos_id, options);
+  if (options.method == "sample") return sample(model, batch, bos_id, eos_id, options);
+  return beam_search(model, batch, bos_id, eos_id, options);
+}
+
+}  // namespace heed::model

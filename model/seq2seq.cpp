@@ -1,0 +1,87 @@
+#include "model/seq2seq.h"
+
+#include "model/masks.h"
+
+namespace heed::model {
+
+void EncoderOutput::reorder(const torch::Tensor& index) {
+  memory = memory.index_select(0, index);
+  padding = padding.index_select(0, index);
+  source_ids = source_ids.index_select(0, index);
+}
+
+void DecoderState::reorder(const torch::Tensor& index) {
+  encoder.reorder(index);
+  for (auto& layer : layers) layer.reorder(index);
+  copy.reorder(index);
+}
+
+Seq2SeqImpl::Seq2SeqImpl(const ModelOptions& options, int64_t vocab_size)
+    : options_(options), vocab_size_(vocab_size) {
+  options.validate();
+  TORCH_CHECK(vocab_size > 0, "vocab_size must be positive");
+  TORCH_CHECK(options.decoder_layers >= 1, "a summarizer needs model.decoder_layers >= 1");
+  embeddings = register_module("embeddings", Embeddings(vocab_size, options));
+  encoder = register_module("encoder", Encoder(options));
+  decoder = register_module("decoder", Decoder(options));
+  output_bias = register_parameter("output_bias", torch::zeros({vocab_size}));
+  if (options.copy_attention) {
+    copy_attention = register_module("copy_attention", MultiHeadAttention(options.d_model, 1, 0.0));
+    copy_gate = register_module("copy_gate", torch::nn::Linear(3 * options.d_model, 1));
+  }
+}
+
+EncoderOutput Seq2SeqImpl::encode(const torch::Tensor& ids, const torch::Tensor& lengths) {
+  EncoderOutput out;
+  out.padding = padding_mask(lengths, ids.size(1));         // [B, S]
+  out.memory = encoder(embeddings(ids), out.padding);       // [B, S, D]
+  out.source_ids = ids;
+  return out;
+}
+
+torch::Tensor Seq2SeqImpl::forward(const torch::Tensor& source_ids, const torch::Tensor& source_lengths,
+                                   const torch::Tensor& target_in) {
+  return decode(target_in, encode(source_ids, source_lengths), nullptr);
+}
+
+torch::Tensor Seq2SeqImpl::decode(const torch::Tensor& target_in, const EncoderOutput& enc, DecoderState* state) {
+  const int64_t batch = target_in.size(0), len = target_in.size(1), src_len = enc.memory.size(1);
+  const int64_t offset = state != nullptr ? state->position : 0;
+  auto x = embeddings(target_in, offset);                                                   // [B, T, D]
+  auto h = decoder(x, enc.memory, enc.padding, state != nullptr ? &state->layers : nullptr);  // [B, T, D]
+  if (state != nullptr) state->position += len;
+  // The output projection is the embedding table transposed: [B, T, D] x [D, V] -> [B, T, V].
+  auto logits = torch::matmul(h, embeddings->tokens->weight.t()) + output_bias;
+  if (!copy_attention) return torch::log_softmax(logits, -1);
+
+  // Copy distribution: one attention head from each target position over the source tokens.
+  AttentionMask mask;
+  mask.key_padding = enc.padding;
+  auto copy = copy_attention(h, enc.memory, mask, /*need_weights=*/true, state != nullptr ? &state->copy : nullptr,
+                             /*self_attention=*/false);
+  auto attention = copy.weights.squeeze(1);                                                // [B, T, S]
+  auto p_generate = torch::sigmoid(copy_gate(torch::cat({h, copy.output, x}, -1)));        // [B, T, 1]
+  auto probs = torch::softmax(logits, -1) * p_generate;                                    // [B, T, V]
+  auto source = enc.source_ids.unsqueeze(1).expand({batch, len, src_len});                 // [B, T, S]
+  probs = probs.scatter_add(2, source, attention * (1.0 - p_generate));
+  return probs.clamp_min(1e-10).log();
+}
+
+Seq2SeqStepper::Seq2SeqStepper(Seq2Seq model, EncoderOutput encoder_output, bool use_cache)
+    : model_(std::move(model)), use_cache_(use_cache) {
+  state_.encoder = std::move(encoder_output);
+}
+
+torch::Tensor Seq2SeqStepper::step(const torch::Tensor& tokens) {
+  auto column = tokens.to(torch::kInt64).view({-1, 1});  // [N, 1]
+  if (use_cache_) return model_->decode(column, state_.encoder, &state_).select(1, 0);  // [N, V]
+  history_ = history_.defined() ? torch::cat({history_, column}, 1) : column;            // [N, t]
+  return model_->decode(history_, state_.encoder, nullptr).select(1, -1);
+}
+
+void Seq2SeqStepper::reorder(const torch::Tensor& index) {
+  state_.reorder(index);
+  if (history_.defined()) history_ = history_.index_select(0, index);
+}
+
+}  // namespace heed::model

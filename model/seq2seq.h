@@ -1,0 +1,84 @@
+// Transformer encoder-decoder for summarization, built from the encoder's modules plus a decoder.
+// One embedding table serves the source, the target and (transposed) the output projection.
+// With copy attention (pointer-generator, See et al. 2017) a learned gate mixes the generator's
+// vocabulary distribution with an attention distribution over the source tokens, so names and
+// numbers the generator rarely produces can be copied from the article.
+#pragma once
+#include <vector>
+
+#include <torch/torch.h>
+
+#include "model/decoding.h"
+#include "model/layers.h"
+#include "model/options.h"
+
+namespace heed::model {
+
+// The encoder's result, kept for every decoding step.
+struct EncoderOutput {
+  torch::Tensor memory;      // [B, S, d_model]
+  torch::Tensor padding;     // [B, S] bool, true = padded source position
+  torch::Tensor source_ids;  // [B, S] int64: where copy attention puts its probability
+  void reorder(const torch::Tensor& index);
+};
+
+// Everything incremental decoding carries between steps, per row.
+struct DecoderState {
+  EncoderOutput encoder;
+  std::vector<DecoderLayerCache> layers;  // self/cross key-value caches, one per decoder layer
+  KVCache copy;                           // copy attention's keys/values over the encoder output
+  int64_t position = 0;                   // target tokens consumed so far
+  void reorder(const torch::Tensor& index);
+};
+
+class Seq2SeqImpl : public torch::nn::Module {
+ public:
+  Seq2SeqImpl(const ModelOptions& options, int64_t vocab_size);
+
+  // ids [B, S] int64 (padded), lengths [B] -> encoder output.
+  EncoderOutput encode(const torch::Tensor& ids, const torch::Tensor& lengths);
+
+  // Teacher forcing: target_in [B, T] (BOS then the target shifted right) -> log-probabilities of
+  // the next token at every position, [B, T, vocab].
+  torch::Tensor forward(const torch::Tensor& source_ids, const torch::Tensor& source_lengths,
+                        const torch::Tensor& target_in);
+
+  // Decodes target positions given everything before them. With a state, `target_in` holds only
+  // the new positions (state.position onwards) and the caches grow; without one (`state` null),
+  // target_in is the whole prefix and nothing is cached. -> log-probabilities [B, T, vocab].
+  torch::Tensor decode(const torch::Tensor& target_in, const EncoderOutput& encoder_output, DecoderState* state);
+
+  const ModelOptions& options() const { return options_; }
+  int64_t vocab_size() const { return vocab_size_; }
+
+  Embeddings embeddings{nullptr};  // shared by source, target and the output projection
+  Encoder encoder{nullptr};
+  Decoder decoder{nullptr};
+  torch::Tensor output_bias;                    // [vocab] generator bias
+  MultiHeadAttention copy_attention{nullptr};   // one head over the encoder output (copy_attention only)
+  torch::nn::Linear copy_gate{nullptr};         // [hidden; context; input embedding] -> p(generate)
+
+ private:
+  ModelOptions options_;
+  int64_t vocab_size_;
+};
+TORCH_MODULE(Seq2Seq);
+
+// The step function beam search drives: feeds one token per row and returns next-token
+// log-probabilities. With use_cache, keys/values of earlier positions are kept and each step
+// costs one position; without, every step re-runs the decoder over the whole prefix (the slow
+// reference the cache is measured against).
+class Seq2SeqStepper : public StepModel {
+ public:
+  Seq2SeqStepper(Seq2Seq model, EncoderOutput encoder_output, bool use_cache = true);
+  torch::Tensor step(const torch::Tensor& tokens) override;  // [N] -> [N, vocab]
+  void reorder(const torch::Tensor& index) override;
+
+ private:
+  Seq2Seq model_;
+  bool use_cache_;
+  DecoderState state_;
+  torch::Tensor history_;  // [N, t] tokens fed so far (no-cache mode)
+};
+
+}  // namespace heed::model

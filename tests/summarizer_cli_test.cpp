@@ -1,0 +1,98 @@
+// Summarization end to end through the heed executable: a tiny summarizer learns to copy the
+// first sentence of synthetic articles; summarize and evaluate (with a lead baseline) use the run.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <random>
+
+#include <nlohmann/json.hpp>
+
+#include "data_pipeline/io.h"
+#include "tests/test_corpus.h"
+#include "tests/test_utils.h"
+
+using heed::test::run_command;
+using heed::test::TempDir;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string config(const std::string& name) { return std::string(HEED_SOURCE_DIR) + "/configs/" + name; }
+
+// Articles of 3-5 sentences; the summary is the first sentence, capitalised.
+std::string copy_pairs(size_t n, uint32_t seed) {
+  const auto sentences = heed::test::sentences(n * 5, seed);
+  std::mt19937 rng(seed);
+  std::string out;
+  size_t next = 0;
+  for (size_t i = 0; i < n; ++i) {
+    std::string article, first;
+    const size_t count = 3 + rng() % 3;
+    for (size_t k = 0; k < count; ++k) {
+      std::string s = sentences[next++];
+      s[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(s[0])));
+      if (k == 0) first = s;
+      article += (k ? " " : "") + s;
+    }
+    out += nlohmann::json{{"article", article}, {"highlights", first}, {"id", std::to_string(i)}}.dump() + "\n";
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST(SummarizerCli, TinySummarizerLearnsToCopyThenSummarizesAndEvaluates) {
+  TempDir dir;
+  dir.write("pairs.jsonl", copy_pairs(400, 3));
+  dir.write("heldout.jsonl", copy_pairs(40, 99));
+  const auto run = dir.str() + "/run";
+  std::string out;
+  ASSERT_EQ(run_command(heed::test::heed_binary() + " train --config " + config("tiny_summarizer.json") +
+                            " --data-dir " + dir.str() + " --output " + run,
+                        &out),
+            0)
+      << out;
+  EXPECT_TRUE(fs::exists(run + "/checkpoints/best.pt"));
+  EXPECT_FALSE(fs::exists(run + "/labels.json"));
+
+  // Evaluate on unseen pairs, with the lead-1 baseline (which is exact here).
+  ASSERT_EQ(run_command(heed::test::heed_binary() + " evaluate --run " + run + " --data " + dir.str() +
+                            "/heldout.jsonl --baseline lead-1 --report " + dir.str() + "/report.json",
+                        &out),
+            0)
+      << out;
+  const auto report = nlohmann::json::parse(heed::read_file(dir.str() + "/report.json"));
+  EXPECT_EQ(report["pairs"], 40);
+  EXPECT_NEAR(report["lead-1"]["rouge1"]["f1"]["mid"].get<double>(), 1.0, 1e-9);
+  const double r1 = report["model"]["rouge1"]["f1"]["mid"].get<double>();
+  const double r2 = report["model"]["rouge2"]["f1"]["mid"].get<double>();
+  EXPECT_GT(r1, 0.6) << out;  // well above what copying random article words would score
+  EXPECT_GT(r2, 0.4) << out;
+  EXPECT_LE(report["model"]["rouge1"]["f1"]["low"].get<double>(), r1);
+  EXPECT_TRUE(fs::exists(report["summaries"].get<std::string>()));
+
+  // summarize: arguments, stdin, JSON lines, beam search flags.
+  ASSERT_EQ(run_command(heed::test::heed_binary() + " summarize --run " + run +
+                            " 'The film was great. I loved it. The end was sad.'",
+                        &out, false),
+            0);
+  EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 1) << out;
+  ASSERT_EQ(run_command("head -c 100000 " + dir.str() + "/heldout.jsonl | " + "sed 's/.*\"article\":\"\\([^\"]*\\)\".*/\\1/' | " +
+                            heed::test::heed_binary() + " summarize --run " + run +
+                            " --input - --jsonl --beam 3 --n-best 2 --method beam",
+                        &out, false),
+            0);
+  EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 40) << out;
+  const auto first = nlohmann::json::parse(out.substr(0, out.find('\n')));
+  EXPECT_TRUE(first.contains("summary"));
+  EXPECT_EQ(first["n_best"].size(), 2u);
+
+  // Bad decoding values are user errors naming the field; a classifier run is refused.
+  EXPECT_EQ(run_command(heed::test::heed_binary() + " summarize --run " + run + " --beam 0 'Some text.'", &out), 2);
+  EXPECT_NE(out.find("decoding.beam_size"), std::string::npos) << out;
+  EXPECT_EQ(run_command(heed::test::heed_binary() + " evaluate --run " + run + " --data " + dir.str() +
+                            "/heldout.jsonl --baseline lead-x",
+                        &out),
+            2);
+  EXPECT_NE(out.find("--baseline"), std::string::npos) << out;
+}
