@@ -73,9 +73,17 @@ std::map<std::string, double> ClassificationTask::validate() {
 
 torch::Tensor predict_probabilities(model::Classifier& model, const std::vector<data::TokenIds>& sequences,
                                     int64_t pad_id, int64_t batch_tokens) {
-  torch::InferenceMode guard;
   const bool was_training = model->is_training();
   model->eval();
+  auto forward = [&model](const torch::Tensor& ids, const torch::Tensor& lengths) { return model->forward(ids, lengths); };
+  auto out = predict_probabilities(forward, model->num_classes(), sequences, pad_id, batch_tokens);
+  if (was_training) model->train();
+  return out;
+}
+
+torch::Tensor predict_probabilities(const LogitsFunction& forward, int64_t num_classes,
+                                    const std::vector<data::TokenIds>& sequences, int64_t pad_id, int64_t batch_tokens) {
+  torch::InferenceMode guard;
   std::vector<int64_t> lengths;
   lengths.reserve(sequences.size());
   for (const auto& s : sequences) lengths.push_back(static_cast<int64_t>(s.size()));
@@ -83,14 +91,13 @@ torch::Tensor predict_probabilities(model::Classifier& model, const std::vector<
   b.batch_tokens = batch_tokens;
   b.batch_size = 0;
   b.shuffle = false;
-  auto out = torch::empty({static_cast<int64_t>(sequences.size()), model->num_classes()});
+  auto out = torch::empty({static_cast<int64_t>(sequences.size()), num_classes});
   for (const auto& index : data::plan_batches(lengths, b, 0)) {
     auto batch = data::make_batch(sequences, {}, index, pad_id);
-    auto probs = torch::softmax(model->forward(batch.ids, batch.lengths), -1);  // [B, C]
+    auto probs = torch::softmax(forward(batch.ids, batch.lengths), -1);  // [B, C]
     auto rows = torch::tensor(std::vector<int64_t>(index.begin(), index.end()), torch::kInt64);
     out.index_copy_(0, rows, probs);
   }
-  if (was_training) model->train();
   return out;
 }
 

@@ -1,6 +1,7 @@
 // Text classification on top of the generic pieces: label sets, the training task, loading a
 // trained classifier and batched prediction.
 #pragma once
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -46,6 +47,11 @@ class ClassificationTask : public TrainingTask {
 // budget, under InferenceMode.
 torch::Tensor predict_probabilities(model::Classifier& model, const std::vector<data::TokenIds>& sequences,
                                     int64_t pad_id, int64_t batch_tokens);
+// The same batching around any forward function ids [B, T], lengths [B] -> logits [B, num_classes]
+// (an exported archive's forward, app/exported.h).
+using LogitsFunction = std::function<torch::Tensor(const torch::Tensor& ids, const torch::Tensor& lengths)>;
+torch::Tensor predict_probabilities(const LogitsFunction& forward, int64_t num_classes,
+                                    const std::vector<data::TokenIds>& sequences, int64_t pad_id, int64_t batch_tokens);
 
 // A trained classifier with what it needs to read raw text.
 struct LoadedClassifier {

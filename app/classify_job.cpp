@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "app/classification.h"
+#include "app/exported.h"
 #include "app/jobs.h"
 #include "app/runtime.h"
 #include "data_pipeline/errors.h"
@@ -13,11 +14,37 @@
 namespace heed::app {
 namespace {
 
-void classify_chunk(const LoadedClassifier& clf, const std::vector<std::string>& texts, int threads) {
+// A classifier from a run directory or from an exported archive: the same text handling, and a
+// forward function (the C++ module's or the archive's).
+struct Predictor {
+  LoadedClassifier clf;
+  LogitsFunction forward;
+};
+
+Predictor open_classifier(const ClassifyJobOptions& o) {
+  if (o.run.empty() == o.model.empty()) throw InputError("classify: give either --run DIR or --model FILE.pt");
+  if (!o.run.empty()) {
+    LoadedClassifier clf = load_classifier(o.run, o.checkpoint);
+    auto model = clf.model;
+    return {std::move(clf), [model](const torch::Tensor& ids, const torch::Tensor& lengths) mutable {
+              return model->forward(ids, lengths);
+            }};
+  }
+  LoadedExport exported = load_export(o.model, "classifier");
+  auto module = exported.module;
+  LoadedClassifier clf{exported.config, std::move(exported.tokenizer), exported.labels, model::Classifier(nullptr),
+                       truncation_of(exported.config.data)};
+  return {std::move(clf), [module](const torch::Tensor& ids, const torch::Tensor& lengths) mutable {
+            return module.forward({ids, lengths}).toTensor();
+          }};
+}
+
+void classify_chunk(const Predictor& classifier, const std::vector<std::string>& texts, int threads) {
   if (texts.empty()) return;
+  const LoadedClassifier& clf = classifier.clf;
   auto ids = clf.encode(texts, threads);
-  auto model = clf.model;
-  auto probs = predict_probabilities(model, ids, clf.tokenizer.pad_id(), 65536);  // [N, C]
+  const auto num_classes = static_cast<int64_t>(clf.labels.size());
+  auto probs = predict_probabilities(classifier.forward, num_classes, ids, clf.tokenizer.pad_id(), 65536);  // [N, C]
   auto p = probs.accessor<float, 2>();
   for (int64_t i = 0; i < probs.size(0); ++i) {
     nlohmann::json scores = nlohmann::json::object();
@@ -41,7 +68,7 @@ int classify_job(const ClassifyJobOptions& o) {
   if (!o.texts.empty() && !o.input.empty()) throw InputError("classify: give texts as arguments or --input, not both");
   if (o.batch_size < 1) throw InputError("--batch-size must be >= 1");
   const int threads = configure_runtime(o.threads);
-  const LoadedClassifier clf = load_classifier(o.run, o.checkpoint);
+  const Predictor clf = open_classifier(o);
 
   if (!o.texts.empty()) {
     classify_chunk(clf, o.texts, threads);

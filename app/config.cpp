@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 
+#include "data_pipeline/dataset.h"
 #include "data_pipeline/errors.h"
 #include "data_pipeline/io.h"
 
@@ -295,8 +296,9 @@ void check_paths(const Config& config) {
     if (path.empty() || fs::exists(path, ec)) return;
     std::string hint;
     if (is_data) {
-      hint = " - get the corpora with scripts/get_data.sh (IMDB: https://ai.stanford.edu/~amaas/data/sentiment/"
-             "aclImdb_v1.tar.gz), or point --data-dir / HEED_DATA_DIR at the folder that holds them";
+      hint = " - get the corpus with scripts/get_data.sh imdb|bbc|cnndm (IMDB downloads directly from "
+             "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz; the others print where to get "
+             "them), or point --data-dir / HEED_DATA_DIR at the folder that holds it";
     }
     throw InputError(fmt::format("config: {}: {} does not exist{}", field, path, hint));
   };
@@ -305,6 +307,20 @@ void check_paths(const Config& config) {
   check(config.data.train_target, "data.train_target", true);
   check(config.data.validation_target, "data.validation_target", true);
   check(config.tokenizer.model, "tokenizer.model", false);
+}
+
+std::vector<size_t> select_split(size_t n, const std::string& split, const DataOptions& data) {
+  if (split == "all") {
+    std::vector<size_t> all(n);
+    for (size_t i = 0; i < n; ++i) all[i] = i;
+    return all;
+  }
+  if (split != "validation") throw InputError(fmt::format("--split: must be \"all\" or \"validation\", got \"{}\"", split));
+  if (!data.validation.empty()) {
+    throw InputError(fmt::format("--split validation: the run validated on a separate file ({}); score that instead",
+                                 data.validation));
+  }
+  return heed::data::split_indices(n, data.validation_fraction, data.split_seed).validation;
 }
 
 std::string resolve_data_dir(const std::string& flag) {

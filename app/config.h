@@ -158,6 +158,12 @@ nlohmann::json to_json(const Config& config);
 // the error names the field and says how to get the data.
 void check_paths(const Config& config);
 
+// Indices (ascending) of the n examples that `split` selects: "all" = every one; "validation" = the
+// part training held out of the same data (data.validation_fraction, data.split_seed), so a run can
+// be scored on its own held-out examples. InputError for another value, or "validation" when the
+// run had a separate validation file.
+std::vector<size_t> select_split(size_t n, const std::string& split, const DataOptions& data);
+
 // The data folder: `flag` when given, else $HEED_DATA_DIR, else ./data or ../shared/data,
 // whichever exists (./data when neither does).
 std::string resolve_data_dir(const std::string& flag);

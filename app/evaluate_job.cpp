@@ -33,6 +33,11 @@ int evaluate_job(const EvaluateJobOptions& o) {
   auto examples = data::read_classification(o.data, format, o.text_field.empty() ? d.text_field : o.text_field,
                                             o.label_field.empty() ? d.label_field : o.label_field,
                                             data::parse_on_error(d.on_error), &report);
+  {
+    std::vector<data::TextExample> selected;
+    for (size_t i : select_split(examples.size(), o.split, d)) selected.push_back(std::move(examples[i]));
+    examples = std::move(selected);
+  }
   if (examples.empty()) throw InputError(fmt::format("--data {}: no usable examples", o.data));
   for (const auto& m : report.messages) spdlog::warn("skipped {}", m);
   const auto gold = label_indices(examples, clf.labels);
@@ -69,6 +74,7 @@ int evaluate_job(const EvaluateJobOptions& o) {
 
   nlohmann::json out = to_json(m, clf.labels);
   out["data"] = o.data;
+  out["split"] = o.split;
   out["run"] = o.run;
   out["checkpoint"] = o.checkpoint;
   out["skipped"] = report.skipped;

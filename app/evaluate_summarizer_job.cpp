@@ -74,6 +74,11 @@ int evaluate_summarizer_job(const EvaluateJobOptions& o) {
   data::ReadReport read_report;
   auto pairs = data::read_summarization(o.data, summary_read_options(d, true), &read_report);
   for (const auto& m : read_report.messages) spdlog::warn("skipped {}", m);
+  {
+    std::vector<data::SummaryExample> selected;
+    for (size_t i : select_split(pairs.size(), o.split, s.config.data)) selected.push_back(std::move(pairs[i]));
+    pairs = std::move(selected);
+  }
   if (o.limit > 0 && pairs.size() > static_cast<size_t>(o.limit)) pairs.resize(static_cast<size_t>(o.limit));
   if (pairs.empty()) throw InputError(fmt::format("--data {}: no usable pairs", o.data));
   std::vector<std::string> sources, references;
@@ -87,7 +92,7 @@ int evaluate_summarizer_job(const EvaluateJobOptions& o) {
                dec.max_length);
   const double generate_start = now_seconds();
   const auto ids = s.encode(sources, threads);
-  const auto hypotheses = generate(s.model, ids, special_ids(s.tokenizer), dec, o.batch_size);
+  const auto hypotheses = generate(s.model, ids, special_ids(s.tokenizer), dec, o.batch_size, o.use_cache);
   const double generate_seconds = now_seconds() - generate_start;
   std::vector<std::string> candidates;
   size_t generated_tokens = 0;
@@ -121,6 +126,8 @@ int evaluate_summarizer_job(const EvaluateJobOptions& o) {
   }
   write_file_atomic(summaries_path, lines);
   report["data"] = o.data;
+  report["split"] = o.split;
+  report["kv_cache"] = o.use_cache;
   report["run"] = o.run;
   report["checkpoint"] = o.checkpoint;
   report["pairs"] = pairs.size();

@@ -19,7 +19,8 @@ struct TrainJobOptions {
 int train_job(const TrainJobOptions& options);
 
 struct ClassifyJobOptions {
-  std::string run;                 // run directory
+  std::string run;                 // run directory (or `model`)
+  std::string model;               // exported archive (heed export), instead of `run`
   std::string checkpoint = "best"; // "best" | "last"
   std::vector<std::string> texts;  // texts given as arguments
   std::string input;               // file with one text per line, or "-" for stdin
@@ -29,7 +30,8 @@ struct ClassifyJobOptions {
 int classify_job(const ClassifyJobOptions& options);
 
 struct SummarizeJobOptions {
-  std::string run;                             // run directory
+  std::string run;                             // run directory (or `model`)
+  std::string model;                           // exported archive (heed export), instead of `run`
   std::string checkpoint = "best";             // "best" | "last"
   std::vector<std::string> texts;              // articles given as arguments
   std::string input;                           // file with one article per line, or "-" for stdin
@@ -41,6 +43,13 @@ struct SummarizeJobOptions {
 };
 int summarize_job(const SummarizeJobOptions& options);
 
+struct ExportJobOptions {
+  std::string run;                  // run directory
+  std::string out;                  // archive path (.pt), written atomically
+  std::string checkpoint = "best";  // "best" | "last"
+};
+int export_job(const ExportJobOptions& options);  // one self-contained TorchScript archive
+
 struct EvaluateJobOptions {
   std::string run;
   std::string checkpoint = "best";
@@ -50,11 +59,13 @@ struct EvaluateJobOptions {
   std::string label_field;   // default: the run's data.label_field
   std::string report;        // JSON report path; default <run>/eval/<data name>.json
   int64_t threads = 0;
+  std::string split = "all"; // "all" | "validation": only the run's own held-out split of this (training) data
   // Summarizers only:
   std::string baseline;                         // "lead-N": also score the first N article sentences
   std::vector<std::string> decoding_overrides;  // "key=value" over the run's decoding section
   int64_t batch_size = 16;                      // articles decoded together
   int64_t limit = 0;                            // score only the first N pairs (0 = all)
+  bool use_cache = true;                        // false: re-run the decoder over the prefix each step (measurement)
 };
 int evaluate_job(const EvaluateJobOptions& options);  // dispatches on the run's task
 int evaluate_summarizer_job(const EvaluateJobOptions& options);

@@ -30,7 +30,8 @@ int main(int argc, char** argv) {
 
   ClassifyJobOptions classify;
   auto* c = app.add_subcommand("classify", "classify texts with a trained run; one JSON line per text");
-  c->add_option("--run,-r", classify.run, "run directory")->required();
+  auto* c_run = c->add_option("--run,-r", classify.run, "run directory");
+  c->add_option("--model,-m", classify.model, "exported archive (heed export) instead of --run")->excludes(c_run);
   c->add_option("texts", classify.texts, "texts to classify");
   c->add_option("--input,-i", classify.input, "file with one text per line, or - for stdin");
   c->add_option("--checkpoint", classify.checkpoint, "best or last")->capture_default_str();
@@ -64,7 +65,8 @@ int main(int argc, char** argv) {
     return out;
   };
   auto* s = app.add_subcommand("summarize", "summarize articles with a trained run; one summary per article");
-  s->add_option("--run,-r", summarize.run, "run directory")->required();
+  auto* s_run = s->add_option("--run,-r", summarize.run, "run directory");
+  s->add_option("--model,-m", summarize.model, "exported archive (heed export) instead of --run")->excludes(s_run);
   s->add_option("texts", summarize.texts, "articles to summarize");
   s->add_option("--input,-i", summarize.input, "file with one article per line, or - for stdin");
   s->add_flag("--jsonl", summarize.jsonl, "print one JSON object per article (summary, sentences, score)");
@@ -87,10 +89,21 @@ int main(int argc, char** argv) {
   e->add_option("--report", evaluate.report, "JSON report path (default: <run>/eval/<data name>.json)");
   e->add_option("--checkpoint", evaluate.checkpoint, "best or last")->capture_default_str();
   e->add_option("--threads", evaluate.threads, "threads (0 = all cores)")->capture_default_str();
+  e->add_option("--split", evaluate.split,
+                 "all, or validation: only the run's own held-out split of this data (its fraction and seed)")
+      ->capture_default_str();
+  e->add_flag("--no-kv-cache{false}", evaluate.use_cache,
+              "summarizers: re-run the decoder over the whole prefix at every step (slow; for measurements)");
   e->add_option("--baseline", evaluate.baseline, "summarizers: also score lead-N, the first N article sentences");
   e->add_option("--batch-size", evaluate.batch_size, "summarizers: articles decoded together")->capture_default_str();
   e->add_option("--limit", evaluate.limit, "summarizers: score only the first N pairs (0 = all)")->capture_default_str();
   add_decoding_flags(e);
+
+  ExportJobOptions export_options;
+  auto* x = app.add_subcommand("export", "write a trained run as one self-contained TorchScript archive");
+  x->add_option("--run,-r", export_options.run, "run directory")->required();
+  x->add_option("--out,-o", export_options.out, "archive to write (.pt)")->required();
+  x->add_option("--checkpoint", export_options.checkpoint, "best or last")->capture_default_str();
 
   auto* tok = app.add_subcommand("tokenizer", "train or apply a SentencePiece tokenizer");
   tok->require_subcommand(1);
@@ -131,6 +144,7 @@ int main(int argc, char** argv) {
       summarize.decoding_overrides = decoding_overrides();
       return summarize_job(summarize);
     }
+    if (*x) return export_job(export_options);
     if (*e) {
       evaluate.decoding_overrides = decoding_overrides();
       return evaluate_job(evaluate);

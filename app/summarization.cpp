@@ -106,6 +106,18 @@ std::vector<std::vector<model::Hypothesis>> generate(model::Seq2Seq& model, cons
   torch::InferenceMode guard;
   const bool was_training = model->is_training();
   model->eval();
+  auto search = [&](const torch::Tensor& source, const torch::Tensor& lengths) {
+    model::Seq2SeqStepper stepper(model, model->encode(source, lengths), use_cache);
+    return model::decode(stepper, source.size(0), ids.bos, ids.eos, decoding);
+  };
+  auto out = generate(search, sources, ids.pad, batch_size);
+  if (was_training) model->train();
+  return out;
+}
+
+std::vector<std::vector<model::Hypothesis>> generate(const BatchSearch& search, const std::vector<data::TokenIds>& sources,
+                                                     int64_t pad_id, int64_t batch_size) {
+  torch::InferenceMode guard;
   std::vector<int64_t> lengths;
   lengths.reserve(sources.size());
   for (const auto& s : sources) lengths.push_back(static_cast<int64_t>(s.size()));
@@ -115,12 +127,10 @@ std::vector<std::vector<model::Hypothesis>> generate(model::Seq2Seq& model, cons
   b.shuffle = false;
   std::vector<std::vector<model::Hypothesis>> out(sources.size());
   for (const auto& index : data::plan_batches(lengths, b, 0)) {
-    auto batch = data::make_batch(sources, {}, index, ids.pad);
-    model::Seq2SeqStepper stepper(model, model->encode(batch.ids, batch.lengths), use_cache);
-    auto hypotheses = model::decode(stepper, static_cast<int64_t>(index.size()), ids.bos, ids.eos, decoding);
+    auto batch = data::make_batch(sources, {}, index, pad_id);
+    auto hypotheses = search(batch.ids, batch.lengths);
     for (size_t r = 0; r < index.size(); ++r) out[index[r]] = std::move(hypotheses[r]);
   }
-  if (was_training) model->train();
   return out;
 }
 

@@ -1,6 +1,7 @@
 // Summarization on top of the generic pieces: the training task (teacher forcing, label-smoothed
 // loss, validation loss and ROUGE), batched generation, and loading a trained summarizer.
 #pragma once
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -60,6 +61,12 @@ class SummarizationTask : public TrainingTask {
 std::vector<std::vector<model::Hypothesis>> generate(model::Seq2Seq& model, const std::vector<data::TokenIds>& sources,
                                                      const SpecialIds& ids, const model::DecodingOptions& decoding,
                                                      int64_t batch_size, bool use_cache = true);
+// The same batching around any batch search: ids [B, S], lengths [B] -> hypotheses per row (an
+// exported archive's search, app/exported.h).
+using BatchSearch =
+    std::function<std::vector<std::vector<model::Hypothesis>>(const torch::Tensor& ids, const torch::Tensor& lengths)>;
+std::vector<std::vector<model::Hypothesis>> generate(const BatchSearch& search, const std::vector<data::TokenIds>& sources,
+                                                     int64_t pad_id, int64_t batch_size);
 
 // A summary as text: decoded pieces, one sentence per line (ROUGE-Lsum's convention).
 std::string summary_text(const data::Tokenizer& tokenizer, const std::vector<int64_t>& ids);

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "app/exported.h"
 #include "app/jobs.h"
 #include "app/runtime.h"
 #include "app/summarization.h"
@@ -22,11 +23,45 @@ std::string one_line(const std::string& text) {
   return out;
 }
 
-void summarize_chunk(LoadedSummarizer& s, const std::vector<std::string>& articles, const SummarizeJobOptions& o,
+// A summarizer from a run directory or from an exported archive: the same text handling, and a
+// batch search (the C++ model's, or the archive's search method).
+struct Summarizer {
+  LoadedSummarizer s;
+  BatchSearch search;
+};
+
+Summarizer open_summarizer(const SummarizeJobOptions& o) {
+  if (o.run.empty() == o.model.empty()) throw InputError("summarize: give either --run DIR or --model FILE.pt");
+  if (!o.run.empty()) {
+    LoadedSummarizer s = load_summarizer(o.run, o.checkpoint, o.decoding_overrides);
+    const SpecialIds ids = special_ids(s.tokenizer);
+    auto model = s.model;
+    const auto decoding = s.config.decoding;
+    const bool use_cache = o.use_cache;
+    return {std::move(s), [model, ids, decoding, use_cache](const torch::Tensor& source,
+                                                            const torch::Tensor& lengths) mutable {
+              model::Seq2SeqStepper stepper(model, model->encode(source, lengths), use_cache);
+              return model::decode(stepper, source.size(0), ids.bos, ids.eos, decoding);
+            }};
+  }
+  if (!o.use_cache) throw InputError("--no-kv-cache applies to --run only (an archive always uses its cache)");
+  LoadedExport exported = load_export(o.model, "summarizer", o.decoding_overrides);
+  const auto decoding = exported.config.decoding;
+  if (decoding.method == "sample") throw InputError("--method sample is not supported with --model (use --run)");
+  if (decoding.n_best > 1) throw InputError("--n-best > 1 is not supported with --model (use --run)");
+  auto module = exported.module;
+  LoadedSummarizer s{exported.config, std::move(exported.tokenizer), model::Seq2Seq(nullptr)};
+  return {std::move(s), [module, decoding](const torch::Tensor& source, const torch::Tensor& lengths) mutable {
+            return search_exported(module, source, lengths, decoding);
+          }};
+}
+
+void summarize_chunk(Summarizer& summarizer, const std::vector<std::string>& articles, const SummarizeJobOptions& o,
                      int threads) {
   if (articles.empty()) return;
+  const LoadedSummarizer& s = summarizer.s;
   const auto ids = s.encode(articles, threads);
-  const auto hypotheses = generate(s.model, ids, special_ids(s.tokenizer), s.config.decoding, o.batch_size, o.use_cache);
+  const auto hypotheses = generate(summarizer.search, ids, s.tokenizer.pad_id(), o.batch_size);
   for (const auto& hyps : hypotheses) {
     const std::string best = hyps.empty() ? std::string() : summary_text(s.tokenizer, hyps[0].tokens);
     if (!o.jsonl) {
@@ -60,7 +95,7 @@ int summarize_job(const SummarizeJobOptions& o) {
   if (!o.texts.empty() && !o.input.empty()) throw InputError("summarize: give articles as arguments or --input, not both");
   if (o.batch_size < 1) throw InputError("--batch-size must be >= 1");
   const int threads = configure_runtime(o.threads);
-  LoadedSummarizer s = load_summarizer(o.run, o.checkpoint, o.decoding_overrides);
+  Summarizer s = open_summarizer(o);
 
   if (!o.texts.empty()) {
     summarize_chunk(s, o.texts, o, threads);

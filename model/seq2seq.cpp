@@ -1,5 +1,7 @@
 #include "model/seq2seq.h"
 
+#include <cmath>
+
 #include "model/masks.h"
 
 namespace heed::model {
@@ -8,6 +10,7 @@ void EncoderOutput::reorder(const torch::Tensor& index) {
   memory = memory.index_select(0, index);
   padding = padding.index_select(0, index);
   source_ids = source_ids.index_select(0, index);
+  if (copy_keys.defined()) copy_keys = copy_keys.index_select(0, index);
 }
 
 void DecoderState::reorder(const torch::Tensor& index) {
@@ -36,6 +39,12 @@ EncoderOutput Seq2SeqImpl::encode(const torch::Tensor& ids, const torch::Tensor&
   out.padding = padding_mask(lengths, ids.size(1));         // [B, S]
   out.memory = encoder(embeddings(ids), out.padding);       // [B, S, D]
   out.source_ids = ids;
+  if (copy_attention) {
+    // Each position's key also carries the token before it: [B, S, D]; position 0 has none.
+    auto embedded = embeddings->tokens(ids) * std::sqrt(static_cast<double>(options_.d_model));  // [B, S, D]
+    auto previous = torch::cat({torch::zeros_like(embedded.slice(1, 0, 1)), embedded.slice(1, 0, ids.size(1) - 1)}, 1);
+    out.copy_keys = out.memory + previous;
+  }
   return out;
 }
 
@@ -57,7 +66,7 @@ torch::Tensor Seq2SeqImpl::decode(const torch::Tensor& target_in, const EncoderO
   // Copy distribution: one attention head from each target position over the source tokens.
   AttentionMask mask;
   mask.key_padding = enc.padding;
-  auto copy = copy_attention(h, enc.memory, mask, /*need_weights=*/true, state != nullptr ? &state->copy : nullptr,
+  auto copy = copy_attention(h, enc.copy_keys, mask, /*need_weights=*/true, state != nullptr ? &state->copy : nullptr,
                              /*self_attention=*/false);
   auto attention = copy.weights.squeeze(1);                                                // [B, T, S]
   auto p_generate = torch::sigmoid(copy_gate(torch::cat({h, copy.output, x}, -1)));        // [B, T, 1]

@@ -2,7 +2,10 @@
 // One embedding table serves the source, the target and (transposed) the output projection.
 // With copy attention (pointer-generator, See et al. 2017) a learned gate mixes the generator's
 // vocabulary distribution with an attention distribution over the source tokens, so names and
-// numbers the generator rarely produces can be copied from the article.
+// numbers the generator rarely produces can be copied from the article. The copy attention's keys
+// are the encoder output plus the embedding of each source token's predecessor, so "continue
+// copying after the token just emitted" is a direct match between the decoder's input token and a
+// key: summaries of news copy long spans, and this makes that easy to learn from little data.
 #pragma once
 #include <vector>
 
@@ -19,6 +22,7 @@ struct EncoderOutput {
   torch::Tensor memory;      // [B, S, d_model]
   torch::Tensor padding;     // [B, S] bool, true = padded source position
   torch::Tensor source_ids;  // [B, S] int64: where copy attention puts its probability
+  torch::Tensor copy_keys;   // [B, S, d_model] copy attention's keys/values (copy_attention only)
   void reorder(const torch::Tensor& index);
 };
 

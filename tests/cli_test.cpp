@@ -119,6 +119,14 @@ TEST(Cli, TrainClassifyEvaluateEndToEnd) {
   EXPECT_GT(r["accuracy"].get<double>(), 0.85);
   EXPECT_EQ(r["count"], 100);
   EXPECT_EQ(r["confusion"].size(), 2u);
+  // --split validation scores exactly the examples training held out (tiny config: 20% of 400).
+  ASSERT_EQ(run_command(heed_exe() + " evaluate --run " + run + " --data " + dir.str() + "/train.jsonl --split validation --report " +
+                            report,
+                        &out),
+            0)
+      << out;
+  EXPECT_EQ(nlohmann::json::parse(std::ifstream(report))["count"], 80);
+  EXPECT_EQ(run_command(heed_exe() + " evaluate --run " + run + " --data " + dir.str() + "/train.jsonl --split test", &out), 2);
   // Unknown labels in evaluation data are named.
   dir.write("odd.jsonl", R"({"text": "fine", "label": "meh"})" "\n");
   EXPECT_EQ(run_command(heed_exe() + " evaluate --run " + run + " --data " + dir.str() + "/odd.jsonl", &out), 2);

@@ -71,6 +71,21 @@ TEST(SummarizerCli, TinySummarizerLearnsToCopyThenSummarizesAndEvaluates) {
   EXPECT_LE(report["model"]["rouge1"]["f1"]["low"].get<double>(), r1);
   EXPECT_TRUE(fs::exists(report["summaries"].get<std::string>()));
 
+  // The run's own held-out pairs, with and without the key/value cache: identical summaries.
+  std::string with_cache, without_cache;
+  for (const char* flag : {"", " --no-kv-cache"}) {
+    ASSERT_EQ(run_command(heed::test::heed_binary() + " evaluate --run " + run + " --data " + dir.str() +
+                              "/pairs.jsonl --split validation --limit 8 --beam 2 --method beam --report " + dir.str() +
+                              "/split.json" + flag,
+                          &out),
+              0)
+        << out;
+    const auto split_report = nlohmann::json::parse(heed::read_file(dir.str() + "/split.json"));
+    EXPECT_EQ(split_report["pairs"], 8);
+    (*flag ? without_cache : with_cache) = heed::read_file(split_report["summaries"].get<std::string>());
+  }
+  EXPECT_EQ(with_cache, without_cache);
+
   // summarize: arguments, stdin, JSON lines, beam search flags.
   ASSERT_EQ(run_command(heed::test::heed_binary() + " summarize --run " + run +
                             " 'The film was great. I loved it. The end was sad.'",

@@ -1,0 +1,45 @@
+// TorchScript export: the trained C++ modules rebuilt as torch::jit::Modules that run without heed
+// (torch.jit.load in Python, torch::jit::load in C++). C++ frontend modules cannot be scripted, so
+// each export registers the module's parameters and buffers under flat names ("." -> "__") and
+// defines TorchScript methods that mirror attention.cpp, layers.cpp, classifier.cpp, seq2seq.cpp and
+// decoding.cpp op for op. The TorchScript source lives in export.cpp, next to nothing else: a change
+// to one of those modules and to its exported twin is one review.
+//
+// Exported methods (ids/lengths are int64; masks are bool, true = padded):
+//   classifier
+//     forward(ids [B, T], lengths [B]) -> logits [B, C]
+//     predict(ids, lengths) -> (labels [B] int64, probabilities [B, C])
+//   summarizer
+//     encode(ids [B, S], lengths [B]) -> (memory [B, S, D], padding [B, S] bool)
+//     empty_cache() -> cache
+//     decode_step(tokens [N], memory, padding, source_ids [N, S], cache) -> (log_probs [N, V], cache)
+//         cache = (self_kv, cross_kv, copy_kv, position): per decoder layer [key, value] of the
+//         self-attention (grows by one position per step) and of the cross-attention (computed at the
+//         first step), copy attention's [key, value] (copy models), and the tokens consumed so far.
+//         Keys/values are [N, heads, T, head_dim]; reorder rows with index_select(0, rows).
+//     generate(ids, lengths, beam_size, max_length, min_length, length_penalty, no_repeat_ngram_size)
+//         -> [B, L] int64 best hypothesis per input without BOS/EOS, padded with pad_id; beam_size 1
+//         is greedy search. The search is heed's model::beam_search / greedy_search (decoding.cpp).
+//     search(ids, lengths, beam_size, max_length, min_length, length_penalty, no_repeat_ngram_size,
+//            early_stopping) -> (tokens [B, L], token counts [B] int64 (-1: no hypothesis), scores)
+#pragma once
+#include <cstdint>
+
+#include <torch/script.h>
+#include <torch/torch.h>
+
+#include "model/classifier.h"
+#include "model/seq2seq.h"
+
+namespace heed::model {
+
+// Version of the archive layout and method signatures (heed/format.json "format").
+constexpr int64_t kExportFormat = 1;
+
+// A TorchScript twin of `model` (weights copied by reference, detached; inference only).
+torch::jit::Module export_classifier(ClassifierImpl& model);
+
+// A TorchScript twin of `model`; the special ids are what generate() starts, stops and pads with.
+torch::jit::Module export_seq2seq(Seq2SeqImpl& model, int64_t pad_id, int64_t bos_id, int64_t eos_id);
+
+}  // namespace heed::model

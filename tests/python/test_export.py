@@ -1,0 +1,174 @@
+#!/usr/bin/python3
+"""heed export, checked from Python: trains a tiny classifier and a tiny summarizer with the heed
+binary on synthetic data, exports both, runs the archives with torch.jit.load + sentencepiece (the
+tokenizer read from the archive's extra files) and compares with `heed classify --run` /
+`heed summarize --run`. Run by CTest (PythonExport); needs Debian's python3-torch and
+python3-sentencepiece (scripts/setup.sh installs them). Exits non-zero on any failure."""
+
+import argparse
+import json
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+try:
+    import torch
+    import sentencepiece as spm
+except ImportError as error:  # never a silent pass: CTest must see this
+    sys.exit(f"FAIL: {error}. Install python3-torch and python3-sentencepiece (scripts/setup.sh) "
+             f"and run this with /usr/bin/python3.")
+
+WORDS = ("the a movie film was is really very plot acting story actor director scene and but not music "
+         "ending characters long short sad it this i").split()
+POSITIVE = "great wonderful loved best funny brilliant".split()
+NEGATIVE = "awful terrible hated worst boring dull".split()
+EXTRA_FILES = ("heed/format.json", "heed/config.json", "heed/tokenizer.model", "heed/labels.json")
+
+failures = []
+
+
+def check(condition, message):
+    if not condition:
+        failures.append(message)
+        print("FAIL:", message)
+
+
+def sentence(rng):
+    words = [rng.choice(WORDS) for _ in range(rng.randint(4, 10))]
+    return " ".join(words).capitalize() + "."
+
+
+def write_fixtures(folder, rng):
+    with open(folder / "train.jsonl", "w") as out:
+        for _ in range(160):
+            positive = rng.random() < 0.5
+            words = sentence(rng)[:-1].split() + rng.sample(POSITIVE if positive else NEGATIVE, 2)
+            rng.shuffle(words)
+            out.write(json.dumps({"text": " ".join(words), "label": "pos" if positive else "neg"}) + "\n")
+    with open(folder / "pairs.jsonl", "w") as out:
+        for i in range(160):
+            article = [sentence(rng) for _ in range(rng.randint(3, 5))]
+            out.write(json.dumps({"article": " ".join(article), "highlights": article[0], "id": str(i)}) + "\n")
+
+
+def heed(args, binary):
+    result = subprocess.run([binary] + args, capture_output=True, text=True)
+    if result.returncode != 0:
+        sys.exit(f"FAIL: heed {' '.join(args)} exited {result.returncode}:\n{result.stderr}")
+    return result.stdout
+
+
+def load_archive(path):
+    """The module, its extra files (str or bytes) and a SentencePiece processor from the bundled model."""
+    extra = {name: "" for name in EXTRA_FILES}
+    module = torch.jit.load(str(path), _extra_files=extra)
+    tokenizer = spm.SentencePieceProcessor(model_proto=extra["heed/tokenizer.model"])
+    return module, extra, tokenizer
+
+
+def text_of(value):
+    return value.decode("utf-8") if isinstance(value, bytes) else value
+
+
+def encode(tokenizer, config, text):
+    """heed's clean-up (whitespace normalised) and truncation ("head", the tiny configs' default)."""
+    ids = tokenizer.encode(" ".join(text.split()))[: config["data"]["max_length"]]
+    return ids or [tokenizer.unk_id()]
+
+
+def padded(sequences, pad_id):
+    longest = max(len(s) for s in sequences)
+    ids = torch.full((len(sequences), longest), pad_id, dtype=torch.long)
+    for row, s in enumerate(sequences):
+        ids[row, : len(s)] = torch.tensor(s, dtype=torch.long)
+    return ids, torch.tensor([len(s) for s in sequences], dtype=torch.long)
+
+
+def check_classifier(binary, run, archive, texts_file, texts):
+    module, extra, tokenizer = load_archive(archive)
+    fmt = json.loads(text_of(extra["heed/format.json"]))
+    config = json.loads(text_of(extra["heed/config.json"]))
+    labels = json.loads(text_of(extra["heed/labels.json"]))
+    check(fmt["format"] == 1 and fmt["kind"] == "classifier", f"classifier format.json: {fmt}")
+    ids, lengths = padded([encode(tokenizer, config, t) for t in texts], fmt["pad_id"])
+    with torch.no_grad():
+        predicted, probabilities = module.predict(ids, lengths)
+    from_run = [json.loads(line) for line in heed(["classify", "--run", run, "--input", texts_file], binary).splitlines()]
+    from_model = [json.loads(line) for line in heed(["classify", "--model", archive, "--input", texts_file], binary).splitlines()]
+    check(len(from_run) == len(texts) == len(from_model), "classify: one line per text")
+    for i, (a, b) in enumerate(zip(from_run, from_model)):
+        check(labels[predicted[i].item()] == a["label"] == b["label"], f"classify text {i}: labels differ")
+        for c, label in enumerate(labels):
+            p = probabilities[i, c].item()
+            check(abs(p - a["probabilities"][label]) < 1e-5, f"classify text {i} {label}: python {p} vs --run")
+            check(abs(b["probabilities"][label] - a["probabilities"][label]) < 1e-5, f"classify text {i}: --model vs --run")
+    print(f"classifier: {len(texts)} texts agree (python, --model, --run)")
+
+
+def check_summarizer(binary, run, archive, articles_file, articles):
+    module, extra, tokenizer = load_archive(archive)
+    fmt = json.loads(text_of(extra["heed/format.json"]))
+    config = json.loads(text_of(extra["heed/config.json"]))
+    check(fmt["format"] == 1 and fmt["kind"] == "summarizer", f"summarizer format.json: {fmt}")
+    max_length = config["decoding"]["max_length"]
+    # (heed flags, generate arguments after ids/lengths): greedy as configured, and beam search
+    settings = [([], (1, max_length, 0, 1.0, 0)),
+                (["--method", "beam", "--beam", "3", "--no-repeat-ngram", "2", "--length-penalty", "0.8",
+                  "--min-length", "2"], (3, max_length, 2, 0.8, 2))]
+    for flags, args in settings:
+        # One article per batch on both sides, so every tensor has the same shape.
+        run_lines = heed(["summarize", "--run", run, "--jsonl", "--batch-size", "1", "--input", articles_file] + flags,
+                         binary).splitlines()
+        model_lines = heed(["summarize", "--model", archive, "--jsonl", "--batch-size", "1", "--input", articles_file]
+                           + flags, binary).splitlines()
+        check(run_lines == model_lines, f"summarize {flags}: --model output differs from --run")
+        for i, article in enumerate(articles):
+            ids, lengths = padded([encode(tokenizer, config, article)], fmt["pad_id"])
+            with torch.no_grad():
+                tokens = module.generate(ids, lengths, *args)[0].tolist()
+                _, counts, scores = module.search(ids, lengths, *args, True)
+            tokens = tokens[: counts[0].item()]
+            expected = json.loads(run_lines[i])
+            # heed prints sentences split (a space may be added after a glued full stop) on one line
+            summary = tokenizer.decode(tokens)
+            check("".join(summary.split()) == "".join(expected["summary"].split()),
+                  f"summarize {flags} article {i}: python {summary!r} vs --run {expected['summary']!r}")
+            check(abs(scores[0] - expected["score"]) < 1e-6, f"summarize {flags} article {i}: scores differ")
+    print(f"summarizer: {len(articles)} articles x {len(settings)} settings agree (python, --model, --run)")
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--heed", required=True, help="the heed executable")
+    parser.add_argument("--configs", required=True, help="heed's configs/ folder (tiny_*.json)")
+    options = parser.parse_args()
+    start = time.time()
+    rng = random.Random(5)
+    with tempfile.TemporaryDirectory(prefix="heed_export_py_") as tmp:
+        folder = Path(tmp)
+        write_fixtures(folder, rng)
+        configs = Path(options.configs)
+        heed(["train", "--config", str(configs / "tiny_classifier.json"), "--data-dir", tmp, "--output",
+              tmp + "/classifier", "--set", "training.epochs=2"], options.heed)
+        heed(["train", "--config", str(configs / "tiny_summarizer.json"), "--data-dir", tmp, "--output",
+              tmp + "/summarizer", "--set", "training.epochs=3", "--set", "training.rouge_samples=4"], options.heed)
+        heed(["export", "--run", tmp + "/classifier", "--out", tmp + "/classifier.pt"], options.heed)
+        heed(["export", "--run", tmp + "/summarizer", "--out", tmp + "/summarizer.pt"], options.heed)
+
+        texts = ["a great and wonderful film", "the worst, most boring plot", "", "it was the   best music"]
+        (folder / "texts.txt").write_text("\n".join(texts) + "\n")
+        check_classifier(options.heed, tmp + "/classifier", tmp + "/classifier.pt", str(folder / "texts.txt"), texts)
+
+        articles = [" ".join(sentence(rng) for _ in range(rng.randint(2, 5))) for _ in range(6)]
+        (folder / "articles.txt").write_text("\n".join(articles) + "\n")
+        check_summarizer(options.heed, tmp + "/summarizer", tmp + "/summarizer.pt", str(folder / "articles.txt"),
+                         articles)
+    print(f"{len(failures)} failure(s), {time.time() - start:.1f} s")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
