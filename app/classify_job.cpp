@@ -7,6 +7,7 @@
 
 #include "app/classification.h"
 #include "app/exported.h"
+#include "app/inputs.h"
 #include "app/jobs.h"
 #include "app/runtime.h"
 #include "data_pipeline/errors.h"
@@ -62,39 +63,11 @@ void classify_chunk(const Predictor& classifier, const std::vector<std::string>&
 }  // namespace
 
 int classify_job(const ClassifyJobOptions& o) {
-  if (o.texts.empty() && o.input.empty()) {
-    throw InputError("classify: give texts as arguments, or --input FILE (one text per line; - for stdin)");
-  }
-  if (!o.texts.empty() && !o.input.empty()) throw InputError("classify: give texts as arguments or --input, not both");
-  if (o.batch_size < 1) throw InputError("--batch-size must be >= 1");
+  check_input_arguments(o.texts, o.input, o.batch_size, "classify");
   const int threads = configure_runtime(o.threads);
   const Predictor clf = open_classifier(o);
-
-  if (!o.texts.empty()) {
-    classify_chunk(clf, o.texts, threads);
-    return 0;
-  }
-  // An unsynchronised cin is buffered, so in_avail() below can tell "more lines are already here"
-  // (fill the batch) from "the producer is pausing" (answer what we have).
-  std::ios::sync_with_stdio(false);
-  std::ifstream file;
-  if (o.input != "-") {
-    file.open(o.input, std::ios::binary);
-    if (!file) throw InputError(fmt::format("--input {}: cannot open file", o.input));
-  }
-  std::istream& in = o.input == "-" ? std::cin : file;
-  std::vector<std::string> chunk;
-  std::string line;
-  // Streams: each chunk is answered as soon as it is full or the input pauses at end of file.
-  while (std::getline(in, line)) {
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    chunk.push_back(std::move(line));
-    if (static_cast<int64_t>(chunk.size()) >= o.batch_size || in.rdbuf()->in_avail() <= 0) {
-      classify_chunk(clf, chunk, threads);
-      chunk.clear();
-    }
-  }
-  classify_chunk(clf, chunk, threads);
+  for_each_input_chunk(o.texts, o.input, o.batch_size, "classify",
+                       [&](const std::vector<std::string>& chunk) { classify_chunk(clf, chunk, threads); });
   return 0;
 }
 

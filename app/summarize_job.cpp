@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "app/exported.h"
+#include "app/inputs.h"
 #include "app/jobs.h"
 #include "app/runtime.h"
 #include "app/summarization.h"
@@ -89,36 +90,11 @@ void summarize_chunk(Summarizer& summarizer, const std::vector<std::string>& art
 }  // namespace
 
 int summarize_job(const SummarizeJobOptions& o) {
-  if (o.texts.empty() && o.input.empty()) {
-    throw InputError("summarize: give articles as arguments, or --input FILE (one article per line; - for stdin)");
-  }
-  if (!o.texts.empty() && !o.input.empty()) throw InputError("summarize: give articles as arguments or --input, not both");
-  if (o.batch_size < 1) throw InputError("--batch-size must be >= 1");
+  check_input_arguments(o.texts, o.input, o.batch_size, "summarize");
   const int threads = configure_runtime(o.threads);
   Summarizer s = open_summarizer(o);
-
-  if (!o.texts.empty()) {
-    summarize_chunk(s, o.texts, o, threads);
-    return 0;
-  }
-  std::ios::sync_with_stdio(false);  // buffered cin: in_avail() tells "more is here" from "the producer paused"
-  std::ifstream file;
-  if (o.input != "-") {
-    file.open(o.input, std::ios::binary);
-    if (!file) throw InputError(fmt::format("--input {}: cannot open file", o.input));
-  }
-  std::istream& in = o.input == "-" ? std::cin : file;
-  std::vector<std::string> chunk;
-  std::string line;
-  while (std::getline(in, line)) {
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    chunk.push_back(std::move(line));
-    if (static_cast<int64_t>(chunk.size()) >= o.batch_size || in.rdbuf()->in_avail() <= 0) {
-      summarize_chunk(s, chunk, o, threads);
-      chunk.clear();
-    }
-  }
-  summarize_chunk(s, chunk, o, threads);
+  for_each_input_chunk(o.texts, o.input, o.batch_size, "summarize",
+                       [&](const std::vector<std::string>& chunk) { summarize_chunk(s, chunk, o, threads); });
   return 0;
 }
 

@@ -131,22 +131,6 @@ std::string_view trim(std::string_view s) {
 
 constexpr const char* kFormats[] = {"cnndm_stories", "cnndm_jsonl", "bbc", "aligned", "jsonl", "csv", "tsv", "auto"};
 
-// Routes a bad record to an error or a counted skip (as in readers.cpp).
-class BadRecords {
- public:
-  BadRecords(OnError on_error, ReadReport* report) : on_error_(on_error), report_(report ? report : &local_) {}
-  void operator()(const std::string& message) {
-    if (on_error_ == OnError::kFail) throw InputError(message);
-    report_->add_skip(message);
-  }
-  ReadReport& report() { return *report_; }
-
- private:
-  OnError on_error_;
-  ReadReport local_;
-  ReadReport* report_;
-};
-
 // clean_text, counting UTF-8 replacements into *repaired.
 std::string clean(std::string_view s, size_t* repaired) {
   return normalize_whitespace(replace_html_breaks(repair_utf8(s, repaired)));

@@ -19,23 +19,6 @@ namespace {
 
 constexpr size_t kMaxMessages = 10;
 
-// Routes a bad record to an error or a counted skip. Whole-file problems (no header, a missing
-// folder) throw directly instead: there is no record to skip.
-class BadRecords {
- public:
-  BadRecords(OnError on_error, ReadReport* report) : on_error_(on_error), report_(report ? report : &local_) {}
-  void operator()(const std::string& message) {
-    if (on_error_ == OnError::kFail) throw InputError(message);
-    report_->add_skip(message);
-  }
-  ReadReport& report() { return *report_; }
-
- private:
-  OnError on_error_;
-  ReadReport local_;
-  ReadReport* report_;
-};
-
 std::string_view strip_bom(std::string_view s) {
   if (s.size() >= 3 && s.substr(0, 3) == "\xEF\xBB\xBF") s.remove_prefix(3);
   return s;
@@ -371,6 +354,11 @@ std::vector<TextExample> read_classification(const std::string& path, const std:
   if (is_dir) throw InputError(fmt::format("{}: is a folder, but format \"{}\" reads a file", path, format));
   const auto rows = read_table(path, parse_table_format(format), on_error, report);
   return rows_to_examples(rows, text_field, label_field, on_error, report);
+}
+
+void BadRecords::operator()(const std::string& message) {
+  if (on_error_ == OnError::kFail) throw InputError(message);
+  report_->add_skip(message);
 }
 
 }  // namespace heed::data

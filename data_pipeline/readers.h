@@ -22,6 +22,20 @@ struct ReadReport {
   void add_skip(const std::string& message);
 };
 
+// Routes a bad record to an InputError (OnError::kFail) or a counted skip in the report. Whole-file
+// problems (no header, a missing folder) throw directly instead: there is no record to skip.
+class BadRecords {
+ public:
+  BadRecords(OnError on_error, ReadReport* report) : on_error_(on_error), report_(report ? report : &local_) {}
+  void operator()(const std::string& message);
+  ReadReport& report() { return *report_; }
+
+ private:
+  OnError on_error_;
+  ReadReport local_;
+  ReadReport* report_;
+};
+
 // One labelled text for classification. `origin` is "<file>" or "<file>:<line>".
 struct TextExample {
   std::string text;
