@@ -7,6 +7,7 @@
 
 #include "data_pipeline/errors.h"
 #include "data_pipeline/io.h"
+#include "model/flat_weights.h"
 
 namespace heed::app {
 
@@ -108,6 +109,18 @@ TrainState load_checkpoint(const std::string& path, torch::nn::Module& model, to
     if (auto nl = what.find('\n'); nl != std::string::npos) what.resize(nl);
     throw Error(fmt::format("checkpoint {} is unreadable or does not match this model: {}", path, what));
   }
+}
+
+void save_flat_weights(const std::string& path, torch::nn::Module& model, const std::string& checkpoint_path) {
+  std::vector<torch::Tensor> keep;  // contiguous float32 copies, alive until written
+  std::vector<model::FlatEntry> entries;
+  auto add = [&](const std::string& name, const torch::Tensor& t) {
+    keep.push_back(t.detach().to(torch::kCPU, torch::kFloat32).contiguous());
+    entries.push_back({name, keep.back().sizes().vec(), keep.back().data_ptr<float>()});
+  };
+  for (const auto& p : model.named_parameters()) add(p.key(), p.value());
+  for (const auto& b : model.named_buffers()) add(b.key(), b.value());
+  model::write_flat_weights(path, entries, model::describe_source(checkpoint_path));
 }
 
 }  // namespace heed::app

@@ -34,4 +34,8 @@ void save_checkpoint(const std::string& path, torch::nn::Module& model, torch::o
 // Throws heed::Error with the path on a missing, corrupt, mismatched or newer-format file.
 TrainState load_checkpoint(const std::string& path, torch::nn::Module& model, torch::optim::Optimizer* optimizer);
 
+// Writes the module's parameters and buffers as a flat-weights file (model/flat_weights.h) at
+// `path`, stamped with `checkpoint_path`'s size and time so readers can tell it is current.
+void save_flat_weights(const std::string& path, torch::nn::Module& model, const std::string& checkpoint_path);
+
 }  // namespace heed::app

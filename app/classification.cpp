@@ -4,8 +4,10 @@
 #include <set>
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 #include "app/checkpoint.h"
+#include "app/classify_native.h"
 #include "app/metrics.h"
 #include "data_pipeline/errors.h"
 #include "data_pipeline/io.h"
@@ -101,25 +103,8 @@ torch::Tensor predict_probabilities(const LogitsFunction& forward, int64_t num_c
   return out;
 }
 
-data::Truncation truncation_of(const DataOptions& data) {
-  data::Truncation t;
-  t.max_length = data.max_length;
-  t.mode = data.truncation;
-  t.head_tokens = data.head_tokens;
-  return t;
-}
-
 std::vector<data::TokenIds> LoadedClassifier::encode(const std::vector<std::string>& texts, int threads) const {
-  std::vector<std::string> cleaned;
-  cleaned.reserve(texts.size());
-  for (const auto& t : texts) cleaned.push_back(data::clean_text(t));
-  std::vector<std::string_view> views(cleaned.begin(), cleaned.end());
-  auto ids = tokenizer.encode_all(views, threads);
-  for (auto& s : ids) {
-    s = data::truncate(s, truncation);
-    if (s.empty()) s.push_back(static_cast<int32_t>(tokenizer.unk_id()));  // an empty text still gets an answer
-  }
-  return ids;
+  return data::encode_for_inference(tokenizer, truncation, texts, threads);
 }
 
 LoadedClassifier load_classifier(const std::string& run_dir, const std::string& checkpoint) {
@@ -139,6 +124,18 @@ LoadedClassifier load_classifier(const std::string& run_dir, const std::string& 
   load_checkpoint(run.checkpoint(checkpoint), *model, nullptr);
   model->eval();
   return LoadedClassifier{config, std::move(tokenizer), std::move(labels), model, truncation_of(config.data)};
+}
+
+void ensure_flat_weights(const std::string& run_dir, const std::string& checkpoint, model::Classifier& model) {
+  const RunDir run{run_dir};
+  if (flat_weights_fresh(run, checkpoint)) return;
+  const auto path = flat_weights_path(run, checkpoint);
+  try {
+    save_flat_weights(path, *model, run.checkpoint(checkpoint));
+    spdlog::info("wrote {} (heed classify on this run now starts without libtorch)", path);
+  } catch (const std::exception& e) {
+    spdlog::warn("could not write {} ({}); classify keeps using libtorch", path, e.what());
+  }
 }
 
 }  // namespace heed::app

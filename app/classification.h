@@ -65,6 +65,9 @@ struct LoadedClassifier {
 };
 LoadedClassifier load_classifier(const std::string& run_dir, const std::string& checkpoint);
 
-data::Truncation truncation_of(const DataOptions& data);
+// Writes checkpoints/<checkpoint>.flat next to the .pt unless it is already current, so `heed
+// classify` can run without libtorch (app/classify_native.h). `model` holds that checkpoint's weights.
+// A failure (read-only run, full disk) is logged as a warning, never thrown.
+void ensure_flat_weights(const std::string& run_dir, const std::string& checkpoint, model::Classifier& model);
 
 }  // namespace heed::app

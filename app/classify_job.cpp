@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "app/classification.h"
+#include "app/classify_native.h"
 #include "app/exported.h"
 #include "app/inputs.h"
 #include "app/jobs.h"
@@ -27,6 +28,7 @@ Predictor open_classifier(const ClassifyJobOptions& o) {
   if (!o.run.empty()) {
     LoadedClassifier clf = load_classifier(o.run, o.checkpoint);
     auto model = clf.model;
+    ensure_flat_weights(o.run, o.checkpoint, model);
     return {std::move(clf), [model](const torch::Tensor& ids, const torch::Tensor& lengths) mutable {
               return model->forward(ids, lengths);
             }};
@@ -48,14 +50,9 @@ void classify_chunk(const Predictor& classifier, const std::vector<std::string>&
   auto probs = predict_probabilities(classifier.forward, num_classes, ids, clf.tokenizer.pad_id(), 65536);  // [N, C]
   auto p = probs.accessor<float, 2>();
   for (int64_t i = 0; i < probs.size(0); ++i) {
-    nlohmann::json scores = nlohmann::json::object();
-    int64_t best = 0;
-    for (int64_t c = 0; c < probs.size(1); ++c) {
-      scores[clf.labels[static_cast<size_t>(c)]] = p[i][c];
-      if (p[i][c] > p[i][best]) best = c;
-    }
-    nlohmann::json line = {{"label", clf.labels[static_cast<size_t>(best)]}, {"score", p[i][best]}, {"probabilities", scores}};
-    std::cout << line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << '\n';
+    std::vector<float> row(static_cast<size_t>(num_classes));
+    for (int64_t c = 0; c < num_classes; ++c) row[static_cast<size_t>(c)] = p[i][c];
+    std::cout << classification_line(clf.labels, row) << '\n';
   }
   std::cout.flush();
 }

@@ -333,4 +333,12 @@ std::string resolve_data_dir(const std::string& flag) {
   return "data";
 }
 
+data::Truncation truncation_of(const DataOptions& data) {
+  data::Truncation t;
+  t.max_length = data.max_length;
+  t.mode = data.truncation;
+  t.head_tokens = data.head_tokens;
+  return t;
+}
+
 }  // namespace heed::app

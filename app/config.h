@@ -8,7 +8,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "model/decoding.h"
+#include "data_pipeline/dataset.h"
+#include "model/decoding_options.h"
 #include "model/options.h"
 
 namespace heed::app {
@@ -163,6 +164,9 @@ void check_paths(const Config& config);
 // be scored on its own held-out examples. InputError for another value, or "validation" when the
 // run had a separate validation file.
 std::vector<size_t> select_split(size_t n, const std::string& split, const DataOptions& data);
+
+// How a classifier's inputs are cut to data.max_length (data.truncation, data.head_tokens).
+data::Truncation truncation_of(const DataOptions& data);
 
 // The data folder: `flag` when given, else $HEED_DATA_DIR, else ./data or ../shared/data,
 // whichever exists (./data when neither does).

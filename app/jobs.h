@@ -26,6 +26,7 @@ struct ClassifyJobOptions {
   std::string input;               // file with one text per line, or "-" for stdin
   int64_t threads = 0;             // 0 = all cores
   int64_t batch_size = 64;         // texts classified together (streaming granularity)
+  std::string engine = "auto";     // "auto" | "native" (torch-free, app/classify_native.h) | "torch"
 };
 int classify_job(const ClassifyJobOptions& options);
 

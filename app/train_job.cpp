@@ -222,7 +222,15 @@ int train_classifier(const RunSetup& r) {
   torch::manual_seed(config.training.seed);
   model::Classifier model(config.model, tokenizer.vocab_size(), static_cast<int64_t>(labels.size()));
   ClassificationTask task(model, std::move(data), config.training);
-  return train_and_report(r, task);
+  const int code = train_and_report(r, task);
+  // Flat weights for the torch-free classify path (app/classify_native.h).
+  for (const char* name : {"best", "last"}) {
+    std::error_code ec;
+    if (!fs::exists(r.run.checkpoint(name), ec)) continue;
+    auto clf = load_classifier(r.output, name);
+    ensure_flat_weights(r.output, name, clf.model);
+  }
+  return code;
 }
 
 int train_summarizer(const RunSetup& r) {

@@ -33,17 +33,11 @@ std::string to_string(StopReason reason) {
   return "?";
 }
 
-Trainer::Trainer(TrainingTask& task, const TrainingOptions& options, TrainerFiles files, Progress& progress,
-                 StopRequest stop_request)
-    : task_(task), options_(options), files_(std::move(files)), progress_(progress),
-      stop_request_(std::move(stop_request)) {
+std::unique_ptr<torch::optim::AdamW> make_optimizer(const std::vector<torch::Tensor>& parameters,
+                                                    const TrainingOptions& options) {
   // No weight decay on biases, norms' gains and other vectors.
   std::vector<torch::Tensor> decay, no_decay;
-  for (auto& p : task_.model().parameters()) {
-    if (!p.requires_grad()) continue;
-    (p.dim() >= 2 ? decay : no_decay).push_back(p);
-    parameters_.push_back(p);
-  }
+  for (const auto& p : parameters) (p.dim() >= 2 ? decay : no_decay).push_back(p);
   auto opts = torch::optim::AdamWOptions(options.lr)
                   .betas({options.beta1, options.beta2})
                   .eps(options.adam_eps)
@@ -53,7 +47,30 @@ Trainer::Trainer(TrainingTask& task, const TrainingOptions& options, TrainerFile
   auto no_decay_opts = opts;
   no_decay_opts.weight_decay(0.0);
   groups.emplace_back(no_decay, std::make_unique<torch::optim::AdamWOptions>(no_decay_opts));
-  optimizer_ = std::make_unique<torch::optim::AdamW>(groups, opts);
+  return std::make_unique<torch::optim::AdamW>(groups, opts);
+}
+
+StepResult optimizer_step(TrainingTask& task, torch::optim::Optimizer& optimizer,
+                          const std::vector<torch::Tensor>& parameters, const std::vector<size_t>& batch,
+                          double clip_norm) {
+  optimizer.zero_grad();
+  StepOutput out = task.forward_loss(batch);
+  const double loss = out.loss.item<double>();
+  if (!std::isfinite(loss)) return {loss, out.tokens};
+  out.loss.backward();
+  if (clip_norm > 0) torch::nn::utils::clip_grad_norm_(parameters, clip_norm);
+  optimizer.step();
+  return {loss, out.tokens};
+}
+
+Trainer::Trainer(TrainingTask& task, const TrainingOptions& options, TrainerFiles files, Progress& progress,
+                 StopRequest stop_request)
+    : task_(task), options_(options), files_(std::move(files)), progress_(progress),
+      stop_request_(std::move(stop_request)) {
+  for (auto& p : task_.model().parameters()) {
+    if (p.requires_grad()) parameters_.push_back(p);
+  }
+  optimizer_ = make_optimizer(parameters_, options_);
 }
 
 void Trainer::append_metrics(const nlohmann::json& record) {
@@ -151,18 +168,15 @@ TrainResult Trainer::run(bool resume) {
       const double lr = learning_rate(options_, state.step + 1, total_steps);
       for (auto& group : optimizer_->param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
 
-      optimizer_->zero_grad();
-      StepOutput out = task_.forward_loss(plan[static_cast<size_t>(state.batch_in_epoch)]);
-      const double loss = out.loss.item<double>();
+      const StepResult out = optimizer_step(task_, *optimizer_, parameters_,
+                                            plan[static_cast<size_t>(state.batch_in_epoch)], options_.clip_norm);
+      const double loss = out.loss;
       if (!std::isfinite(loss)) {
         throw Error(fmt::format(
             "training diverged: the loss is {} at step {} (epoch {}, batch {}). The last good checkpoint is kept "
             "({}). Lower training.lr, raise training.warmup_steps, or keep training.clip_norm on.",
             loss, state.step + 1, state.epoch + 1, state.batch_in_epoch + 1, files_.last_checkpoint));
       }
-      out.loss.backward();
-      if (options_.clip_norm > 0) torch::nn::utils::clip_grad_norm_(parameters_, options_.clip_norm);
-      optimizer_->step();
       ++state.step;
       ++state.batch_in_epoch;
       validated = false;

@@ -11,6 +11,7 @@
 
 #include "data_pipeline/errors.h"
 #include "data_pipeline/io.h"
+#include "data_pipeline/text.h"
 
 namespace heed::data {
 namespace fs = std::filesystem;
@@ -144,6 +145,20 @@ Split split_indices(size_t n, double fraction, uint64_t seed) {
   std::sort(split.validation.begin(), split.validation.end());
   std::sort(split.train.begin(), split.train.end());
   return split;
+}
+
+std::vector<TokenIds> encode_for_inference(const Tokenizer& tokenizer, const Truncation& truncation,
+                                           const std::vector<std::string>& texts, int threads) {
+  std::vector<std::string> cleaned;
+  cleaned.reserve(texts.size());
+  for (const auto& t : texts) cleaned.push_back(clean_text(t));
+  std::vector<std::string_view> views(cleaned.begin(), cleaned.end());
+  auto ids = tokenizer.encode_all(views, threads);
+  for (auto& s : ids) {
+    s = truncate(s, truncation);
+    if (s.empty()) s.push_back(static_cast<int32_t>(tokenizer.unk_id()));
+  }
+  return ids;
 }
 
 }  // namespace heed::data

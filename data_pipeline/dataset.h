@@ -39,6 +39,11 @@ struct Truncation {
 };
 TokenIds truncate(const TokenIds& ids, const Truncation& truncation);
 
+// Raw texts -> model inputs exactly as training prepared them: cleaned (clean_text), encoded with
+// `threads` threads, truncated; an empty text becomes [unk] so it still gets an answer.
+std::vector<TokenIds> encode_for_inference(const Tokenizer& tokenizer, const Truncation& truncation,
+                                           const std::vector<std::string>& texts, int threads);
+
 // Deterministic split of n items: a permutation from `seed`; the first round(fraction * n) go to
 // `validation` (sorted), the rest to `train` (sorted). Same (n, fraction, seed) -> same split.
 struct Split {

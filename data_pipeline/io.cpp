@@ -1,6 +1,7 @@
 #include "data_pipeline/io.h"
 
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -73,6 +74,21 @@ uint64_t fnv1a(const void* data, size_t n, uint64_t seed) {
     h *= 1099511628211ULL;
   }
   return h;
+}
+
+std::vector<std::string> heed_library_paths(const std::string& file_name, const char* env_var) {
+  std::vector<std::string> paths;
+  if (const char* env = std::getenv(env_var); env != nullptr && *env != '\0') paths.emplace_back(env);
+  std::error_code ec;
+  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  if (!ec) {
+    paths.push_back((exe.parent_path() / file_name).string());
+    paths.push_back((exe.parent_path().parent_path() / "lib" / "heed" / file_name).string());
+  }
+#ifdef HEED_BUILD_DIR
+  paths.push_back(std::string(HEED_BUILD_DIR) + "/" + file_name);
+#endif
+  return paths;
 }
 
 }  // namespace heed

@@ -32,21 +32,6 @@ struct ShimApi {
   decltype(&heed_spm_free_buffer) free_buffer = nullptr;
 };
 
-std::vector<std::string> candidate_paths() {
-  std::vector<std::string> paths;
-  if (const char* env = std::getenv("HEED_SPM_LIBRARY"); env != nullptr && *env != '\0') paths.emplace_back(env);
-  std::error_code ec;
-  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
-  if (!ec) {
-    paths.push_back((exe.parent_path() / "libheed_spm.so").string());
-    paths.push_back((exe.parent_path().parent_path() / "lib" / "heed" / "libheed_spm.so").string());
-  }
-#ifdef HEED_BUILD_DIR
-  paths.push_back(std::string(HEED_BUILD_DIR) + "/libheed_spm.so");
-#endif
-  return paths;
-}
-
 template <typename F>
 void bind_symbol(void* handle, const char* name, F& slot, const std::string& path) {
   slot = reinterpret_cast<F>(::dlsym(handle, name));
@@ -59,7 +44,7 @@ const ShimApi& shim() {
   std::call_once(once, [] {
     std::string tried;
     void* handle = nullptr;
-    for (const auto& path : candidate_paths()) {
+    for (const auto& path : heed_library_paths("libheed_spm.so", "HEED_SPM_LIBRARY")) {
       std::error_code ec;
       if (!fs::exists(path, ec)) {
         tried += "\n  " + path + " (missing)";

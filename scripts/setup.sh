@@ -8,6 +8,7 @@ PACKAGES=(
   build-essential cmake ninja-build ccache pkg-config
   libtorch-dev                      # LibTorch 1.13 (CPU)
   libopenblas0-openmp               # fast BLAS for libtorch (the reference BLAS is ~15x slower)
+  libblas-dev                       # cblas.h for the torch-free classifier engine
   libsentencepiece-dev sentencepiece
   libcli11-dev nlohmann-json3-dev libspdlog-dev libfmt-dev
   libstemmer-dev                    # Snowball Porter stemmer for ROUGE

@@ -1,0 +1,119 @@
+#include "app/classify_native.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <iostream>
+#include <thread>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "app/config.h"
+#include "app/inputs.h"
+#include "data_pipeline/dataset.h"
+#include "data_pipeline/errors.h"
+#include "data_pipeline/tokenizer.h"
+#include "model/native_classifier.h"
+
+namespace heed::app {
+namespace fs = std::filesystem;
+
+std::string flat_weights_path(const RunDir& run, const std::string& checkpoint) {
+  return run.root + "/checkpoints/" + checkpoint + ".flat";
+}
+
+bool flat_weights_fresh(const RunDir& run, const std::string& checkpoint) {
+  const auto path = flat_weights_path(run, checkpoint);
+  std::error_code ec;
+  if (!fs::exists(path, ec)) return false;
+  try {
+    // Only the header is needed; the file is small next to libtorch's start-up, so read it whole.
+    const auto weights = model::FlatWeights::read(path);
+    return weights.source() == model::describe_source(run.checkpoint(checkpoint));
+  } catch (const Error&) {
+    return false;  // unreadable or from another heed version: the torch path rewrites it
+  }
+}
+
+std::string classification_line(const std::vector<std::string>& labels, const std::vector<float>& p) {
+  nlohmann::json scores = nlohmann::json::object();
+  size_t best = 0;
+  for (size_t c = 0; c < p.size(); ++c) {
+    scores[labels[c]] = p[c];
+    if (p[c] > p[best]) best = c;
+  }
+  nlohmann::json line = {{"label", labels[best]}, {"score", p[best]}, {"probabilities", scores}};
+  return line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+namespace {
+
+std::vector<float> softmax(const std::vector<float>& logits) {
+  std::vector<float> p(logits.size());
+  const float top = *std::max_element(logits.begin(), logits.end());
+  float sum = 0.0f;
+  for (size_t i = 0; i < p.size(); ++i) sum += (p[i] = std::exp(logits[i] - top));
+  for (auto& v : p) v /= sum;
+  return p;
+}
+
+}  // namespace
+
+std::optional<int> classify_native_job(const ClassifyJobOptions& o) {
+  if (o.engine == "native" && !o.model.empty()) {
+    throw InputError("--engine native reads a run directory (--run); an exported archive (--model) needs libtorch");
+  }
+  if (o.engine == "torch" || !o.model.empty()) return std::nullopt;
+  check_input_arguments(o.texts, o.input, o.batch_size, "classify");
+  if (o.run.empty()) throw InputError("classify: give either --run DIR or --model FILE.pt");
+  const RunDir run = open_run_dir(o.run, o.checkpoint);
+  if (!flat_weights_fresh(run, o.checkpoint)) {
+    if (o.engine == "auto") return std::nullopt;
+    throw InputError(fmt::format("--engine native: {} is missing or older than {}; run `heed classify --engine torch` "
+                                 "once on this run to write it",
+                                 flat_weights_path(run, o.checkpoint), run.checkpoint(o.checkpoint)));
+  }
+  Config config;
+  try {
+    config = parse_config(read_json_file(run.config()), {}, "", run.config());
+  } catch (const InputError& e) {
+    throw Error(fmt::format("{}: the run's config does not load ({})", run.config(), e.what()));
+  }
+  if (config.task != "classification") {
+    throw InputError(fmt::format("--run {}: a {} run, not a classifier (use heed summarize)", o.run, config.task));
+  }
+  const auto tokenizer = data::Tokenizer::load(run.tokenizer());
+  const auto labels = read_labels(run);
+  const model::NativeClassifier classifier(config.model, tokenizer.vocab_size(), static_cast<int64_t>(labels.size()),
+                                           model::FlatWeights::read(flat_weights_path(run, o.checkpoint)));
+  const auto truncation = truncation_of(config.data);
+  const int threads = o.threads > 0 ? static_cast<int>(o.threads)
+                                    : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  omp_set_num_threads(threads);
+
+  for_each_input_chunk(o.texts, o.input, o.batch_size, "classify", [&](const std::vector<std::string>& texts) {
+    const auto ids = data::encode_for_inference(tokenizer, truncation, texts, threads);
+    std::vector<std::vector<float>> probabilities(ids.size());
+    std::vector<std::string> errors(ids.size());
+    // Several texts: one per thread (BLAS then runs single-threaded inside); one text: BLAS uses the threads.
+#pragma omp parallel for schedule(dynamic, 1) if (ids.size() > 1)
+    for (size_t i = 0; i < ids.size(); ++i) {
+      try {
+        probabilities[i] = softmax(classifier.logits(ids[i]));
+      } catch (const std::exception& e) {
+        errors[i] = e.what();
+      }
+    }
+    for (size_t i = 0; i < ids.size(); ++i) {
+      if (!errors[i].empty()) throw Error(errors[i]);
+      std::cout << classification_line(labels, probabilities[i]) << '\n';
+    }
+    std::cout.flush();
+  });
+  return 0;
+}
+
+}  // namespace heed::app

@@ -1,0 +1,28 @@
+// `heed classify` without libtorch. A run's checkpoints/<name>.pt is paired with
+// checkpoints/<name>.flat (flat float32 weights, model/flat_weights.h), written by training and by
+// the torch classify path; when the pair is fresh, classify runs model/native_classifier.h and never
+// loads libtorch (~0.5 s of start-up on a Debian machine). Both paths print the same JSON lines.
+#pragma once
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "app/jobs.h"
+#include "app/run_dir.h"
+
+namespace heed::app {
+
+// checkpoints/<checkpoint>.flat of the run.
+std::string flat_weights_path(const RunDir& run, const std::string& checkpoint);
+// True when the flat file exists and was written from the current <checkpoint>.pt (same size and time).
+bool flat_weights_fresh(const RunDir& run, const std::string& checkpoint);
+
+// Runs classify with the native engine and returns the exit code, or nothing when this command
+// needs libtorch: engine "torch", an exported archive (--model), or (engine "auto") a run without
+// fresh flat weights. Engine "native" without them is an InputError that says how to get them.
+std::optional<int> classify_native_job(const ClassifyJobOptions& options);
+
+// One output line: {"label", "score", "probabilities": {label: p}}.
+std::string classification_line(const std::vector<std::string>& labels, const std::vector<float>& probabilities);
+
+}  // namespace heed::app

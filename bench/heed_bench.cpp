@@ -1,0 +1,218 @@
+// heed's side of bench/run.py: the same measurements as bench/reference.py, through heed's own
+// code paths (ClassificationTask / SummarizationTask and the trainer's optimizer step, batched
+// prediction, app::generate, Tokenizer::encode_all), on the batches bench/run.py prepared.
+// Google Benchmark runs each case once per process (bench/run.py measures peak RSS per process):
+//
+//   heed_bench WORK --threads N [--steps S] [--batch B] [--new-tokens K] --benchmark_filter=<case>
+//
+// Cases: train_classifier, infer_classifier, train_seq2seq, generate_greedy, generate_beam4,
+// generate_greedy_nocache, tokenize. Counters: tokens_per_second (or mb_per_second), ms_per_step.
+#include <benchmark/benchmark.h>
+#include <torch/torch.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "app/classification.h"
+#include "app/config.h"
+#include "app/runtime.h"
+#include "app/summarization.h"
+#include "app/trainer.h"
+#include "data_pipeline/io.h"
+#include "data_pipeline/tokenizer.h"
+
+namespace {
+
+using namespace heed;
+
+struct Args {
+  std::string work;
+  int threads = 0;
+  int steps = 10;
+  int batch = 1;
+  int new_tokens = 64;
+};
+Args g_args;
+
+nlohmann::json load(const std::string& name) { return nlohmann::json::parse(read_file(g_args.work + "/" + name)); }
+
+// The reference's architecture in heed's options (bench/reference.py): pre-norm, GELU, sinusoidal.
+model::ModelOptions model_options(int64_t layers, int64_t max_positions, bool seq2seq) {
+  model::ModelOptions o;
+  o.d_model = 256;
+  o.heads = 4;
+  o.encoder_layers = layers;
+  o.decoder_layers = seq2seq ? layers : 0;
+  o.ff_dim = 1024;
+  o.dropout = 0.1;
+  o.max_positions = max_positions;
+  o.copy_attention = false;
+  return o;
+}
+
+app::TrainingOptions training_options(double label_smoothing) {
+  app::TrainingOptions t;
+  t.lr = 1e-3;
+  t.weight_decay = 0.01;
+  t.clip_norm = 1.0;
+  t.label_smoothing = label_smoothing;
+  return t;
+}
+
+// Runs `steps` optimizer steps over `batches` (cycling) after two warm-up steps.
+void run_training(benchmark::State& state, app::TrainingTask& task, const std::vector<std::vector<size_t>>& batches,
+                  const app::TrainingOptions& options) {
+  std::vector<torch::Tensor> parameters;
+  for (auto& p : task.model().parameters()) parameters.push_back(p);
+  auto optimizer = app::make_optimizer(parameters, options);
+  task.model().train();
+  for (size_t i = 0; i < 2 && i < batches.size(); ++i) app::optimizer_step(task, *optimizer, parameters, batches[i], 1.0);
+  double tokens = 0;
+  size_t i = 0;
+  for (auto _ : state) {
+    for (int s = 0; s < g_args.steps; ++s) {
+      tokens += static_cast<double>(app::optimizer_step(task, *optimizer, parameters, batches[i++ % batches.size()], 1.0).tokens);
+    }
+  }
+  state.counters["tokens_per_second"] = benchmark::Counter(tokens, benchmark::Counter::kIsRate);
+  state.counters["steps"] = g_args.steps;
+}
+
+void train_classifier(benchmark::State& state) {
+  const auto data = load("classifier.json");
+  app::ClassificationData d;
+  std::vector<std::vector<size_t>> batches;
+  for (const auto& b : data.at("batches")) {
+    std::vector<size_t> index;
+    for (size_t r = 0; r < b.at("ids").size(); ++r) {
+      index.push_back(d.train_ids.size());
+      d.train_ids.push_back(b.at("ids")[r].get<data::TokenIds>());
+      d.train_labels.push_back(b.at("labels")[r].get<int64_t>());
+    }
+    batches.push_back(index);
+  }
+  torch::manual_seed(1);
+  model::Classifier model(model_options(4, data.at("max_length").get<int64_t>(), false),
+                          data.at("vocab_size").get<int64_t>(), 2);
+  const auto options = training_options(0.0);
+  app::ClassificationTask task(model, std::move(d), options);
+  run_training(state, task, batches, options);
+}
+
+void infer_classifier(benchmark::State& state) {
+  const auto data = load("classifier.json");
+  std::vector<std::vector<data::TokenIds>> batches;
+  for (const auto& b : data.at("batches")) batches.push_back(b.at("ids").get<std::vector<data::TokenIds>>());
+  torch::manual_seed(1);
+  model::Classifier model(model_options(4, data.at("max_length").get<int64_t>(), false),
+                          data.at("vocab_size").get<int64_t>(), 2);
+  model->eval();
+  // heed evaluate's path: predict_probabilities with a token budget that keeps each prepared batch whole.
+  app::predict_probabilities(model, batches[0], 0, 1 << 20);  // warm-up
+  double tokens = 0;
+  for (auto _ : state) {
+    for (const auto& b : batches) {
+      app::predict_probabilities(model, b, 0, 1 << 20);
+      for (const auto& s : b) tokens += static_cast<double>(s.size());
+    }
+  }
+  state.counters["tokens_per_second"] = benchmark::Counter(tokens, benchmark::Counter::kIsRate);
+  state.counters["steps"] = static_cast<double>(batches.size());
+}
+
+void train_seq2seq(benchmark::State& state) {
+  const auto data = load("seq2seq.json");
+  const auto tokenizer = data::Tokenizer::load(g_args.work + "/spm.model");
+  app::SummarizationData d;
+  d.ids = app::special_ids(tokenizer);
+  std::vector<std::vector<size_t>> batches;
+  for (const auto& b : data.at("batches")) {
+    std::vector<size_t> index;
+    for (size_t r = 0; r < b.at("source").size(); ++r) {
+      index.push_back(d.train_source.size());
+      d.train_source.push_back(b.at("source")[r].get<data::TokenIds>());
+      d.train_target.push_back(b.at("target")[r].get<data::TokenIds>());
+    }
+    batches.push_back(index);
+  }
+  torch::manual_seed(1);
+  model::Seq2Seq model(model_options(3, data.at("max_positions").get<int64_t>(), true), tokenizer.vocab_size());
+  const auto options = training_options(0.1);
+  app::SummarizationTask task(model, std::move(d), options, model::DecodingOptions{}, tokenizer);
+  run_training(state, task, batches, options);
+}
+
+void generate(benchmark::State& state, const std::string& method, int64_t beams, bool use_cache) {
+  const auto data = load("articles.json");
+  const auto tokenizer = data::Tokenizer::load(g_args.work + "/spm.model");
+  auto sources = data.at("sources").get<std::vector<data::TokenIds>>();
+  sources.resize(std::min(sources.size(), static_cast<size_t>(g_args.batch)));
+  torch::manual_seed(1);
+  model::Seq2Seq model(model_options(3, data.at("max_positions").get<int64_t>(), true), tokenizer.vocab_size());
+  model->eval();
+  model::DecodingOptions decoding;
+  decoding.method = method;
+  decoding.beam_size = beams;
+  decoding.max_length = decoding.min_length = g_args.new_tokens;  // exactly K new tokens, as the reference
+  const auto ids = app::special_ids(tokenizer);
+  app::generate(model, sources, ids, decoding, g_args.batch, use_cache);  // warm-up
+  double tokens = 0;
+  for (auto _ : state) {
+    app::generate(model, sources, ids, decoding, g_args.batch, use_cache);
+    tokens += static_cast<double>(g_args.new_tokens) * static_cast<double>(sources.size());
+  }
+  state.counters["tokens_per_second"] = benchmark::Counter(tokens, benchmark::Counter::kIsRate);
+}
+
+void tokenize(benchmark::State& state) {
+  const auto tokenizer = data::Tokenizer::load(g_args.work + "/spm.model");
+  const auto texts = load("texts.json").at("texts").get<std::vector<std::string>>();
+  std::vector<std::string_view> views(texts.begin(), texts.end());
+  double bytes = 0;
+  for (const auto& t : texts) bytes += static_cast<double>(t.size());
+  double total = 0;
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(tokenizer.encode_all(views, g_args.threads));
+    total += bytes;
+  }
+  state.counters["mb_per_second"] = benchmark::Counter(total / 1e6, benchmark::Counter::kIsRate);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // Our own flags first; the rest goes to Google Benchmark.
+  std::vector<char*> rest = {argv[0]};
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto value = [&]() { return i + 1 < argc ? std::atoi(argv[++i]) : 0; };
+    if (a == "--threads") g_args.threads = value();
+    else if (a == "--steps") g_args.steps = value();
+    else if (a == "--batch") g_args.batch = value();
+    else if (a == "--new-tokens") g_args.new_tokens = value();
+    else if (a.rfind("--", 0) != 0 && g_args.work.empty()) g_args.work = a;
+    else rest.push_back(argv[i]);
+  }
+  if (g_args.work.empty()) {
+    std::fprintf(stderr, "usage: heed_bench WORK --threads N [--steps S] [--batch B] [--new-tokens K] [benchmark flags]\n");
+    return 2;
+  }
+  g_args.threads = heed::app::configure_runtime(g_args.threads);  // heed's thread and allocator settings
+  int rest_argc = static_cast<int>(rest.size());
+  benchmark::Initialize(&rest_argc, rest.data());
+  auto once = [](benchmark::internal::Benchmark* b) { b->Iterations(1)->UseRealTime()->Unit(benchmark::kMillisecond); };
+  once(benchmark::RegisterBenchmark("train_classifier", train_classifier));
+  once(benchmark::RegisterBenchmark("infer_classifier", infer_classifier));
+  once(benchmark::RegisterBenchmark("train_seq2seq", train_seq2seq));
+  once(benchmark::RegisterBenchmark("generate_greedy", [](benchmark::State& s) { generate(s, "greedy", 1, true); }));
+  once(benchmark::RegisterBenchmark("generate_beam4", [](benchmark::State& s) { generate(s, "beam", 4, true); }));
+  once(benchmark::RegisterBenchmark("generate_greedy_nocache", [](benchmark::State& s) { generate(s, "greedy", 1, false); }));
+  once(benchmark::RegisterBenchmark("tokenize", tokenize));
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

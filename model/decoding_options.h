@@ -1,0 +1,42 @@
+// Decoding options (the "decoding" section of a config): plain data, no libtorch, so configs load
+// in the torch-free parts of heed. The search itself is in model/decoding.h.
+#pragma once
+#include <cstdint>
+#include <string>
+
+namespace heed::model {
+
+struct DecodingOptions {
+  std::string method = "beam";       // "beam" | "greedy" | "sample"
+  int64_t beam_size = 4;             // beams per input (beam search)
+  int64_t max_length = 128;          // most tokens generated per input, end-of-sequence included
+  int64_t min_length = 0;            // end-of-sequence is forbidden before this many tokens
+  double length_penalty = 1.0;       // a hypothesis scores sum(log p) / length^length_penalty (length: tokens incl. EOS)
+  int64_t no_repeat_ngram_size = 0;  // forbid repeating any n-gram of this size (0 = off)
+  int64_t n_best = 1;                // hypotheses returned per input (<= beam_size)
+  bool early_stopping = true;        // beam: an input is done once it has beam_size finished hypotheses
+  double temperature = 1.0;          // sample: logits / temperature
+  int64_t top_k = 0;                 // sample: keep the k most likely tokens (0 = all)
+  double top_p = 1.0;                // sample: keep the smallest set with this much probability mass
+  uint64_t seed = 1;                 // sample: random seed
+
+  template <typename V>
+  void visit(V&& v) {
+    v("method", method);
+    v("beam_size", beam_size);
+    v("max_length", max_length);
+    v("min_length", min_length);
+    v("length_penalty", length_penalty);
+    v("no_repeat_ngram_size", no_repeat_ngram_size);
+    v("n_best", n_best);
+    v("early_stopping", early_stopping);
+    v("temperature", temperature);
+    v("top_k", top_k);
+    v("top_p", top_p);
+    v("seed", seed);
+  }
+  // Throws InputError("config: <prefix>.<field>: ...") for the first invalid field.
+  void validate(const std::string& prefix = "decoding") const;
+};
+
+}  // namespace heed::model

@@ -1,0 +1,129 @@
+#include "model/flat_weights.h"
+
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include "data_pipeline/errors.h"
+#include "data_pipeline/io.h"
+
+namespace heed::model {
+namespace fs = std::filesystem;
+namespace {
+
+constexpr char kMagic[8] = {'H', 'E', 'E', 'D', 'F', 'L', 'A', 'T'};
+constexpr uint64_t kAlign = 64;
+
+uint64_t aligned(uint64_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
+
+}  // namespace
+
+int64_t FlatTensor::numel() const {
+  int64_t n = 1;
+  for (auto d : shape) n *= d;
+  return n;
+}
+
+void write_flat_weights(const std::string& path, const std::vector<FlatEntry>& tensors, const nlohmann::json& source) {
+  nlohmann::json table = nlohmann::json::array();
+  uint64_t offset = 0;
+  for (const auto& t : tensors) {
+    int64_t n = 1;
+    for (auto d : t.shape) n *= d;
+    table.push_back({{"name", t.name}, {"shape", t.shape}, {"offset", offset}});
+    offset = aligned(offset + static_cast<uint64_t>(n) * sizeof(float));
+  }
+  const std::string header =
+      nlohmann::json{{"format", kFlatWeightsFormat}, {"source", source}, {"tensors", table}}.dump();
+  std::string out(sizeof(kMagic) + 8 + header.size(), '\0');
+  std::memcpy(out.data(), kMagic, sizeof(kMagic));
+  const uint64_t length = header.size();
+  std::memcpy(out.data() + sizeof(kMagic), &length, 8);  // x86-64 and aarch64 are little-endian
+  std::memcpy(out.data() + sizeof(kMagic) + 8, header.data(), header.size());
+  const size_t data_start = out.size();
+  out.resize(data_start + offset, '\0');
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    const auto& t = tensors[i];
+    const auto at = table[i]["offset"].get<uint64_t>();
+    int64_t n = 1;
+    for (auto d : t.shape) n *= d;
+    std::memcpy(out.data() + data_start + at, t.data, static_cast<size_t>(n) * sizeof(float));
+  }
+  write_file_atomic(path, out);
+}
+
+FlatWeights FlatWeights::read(const std::string& path) {
+  const std::string bytes = read_file(path);
+  auto bad = [&path](const std::string& what) {
+    return InputError(fmt::format("{}: not a valid heed flat-weights file ({})", path, what));
+  };
+  if (bytes.size() < sizeof(kMagic) + 8 || std::memcmp(bytes.data(), kMagic, sizeof(kMagic)) != 0) {
+    throw bad("bad magic");
+  }
+  uint64_t length = 0;
+  std::memcpy(&length, bytes.data() + sizeof(kMagic), 8);
+  if (length > bytes.size() - sizeof(kMagic) - 8) throw bad("header runs past the end of the file");
+  nlohmann::json header;
+  try {
+    header = nlohmann::json::parse(bytes.substr(sizeof(kMagic) + 8, length));
+  } catch (const nlohmann::json::exception& e) {
+    throw bad(std::string("header: ") + e.what());
+  }
+  FlatWeights w;
+  w.path_ = path;
+  try {
+    const auto format = header.at("format").get<int64_t>();
+    if (format != kFlatWeightsFormat) {
+      throw InputError(fmt::format("{}: flat-weights format {}, this heed reads {}", path, format, kFlatWeightsFormat));
+    }
+    w.source_ = header.at("source");
+    const size_t data_start = sizeof(kMagic) + 8 + length;
+    const uint64_t data_bytes = bytes.size() - data_start;
+    w.storage_.resize(data_bytes / sizeof(float) + 1);
+    std::memcpy(w.storage_.data(), bytes.data() + data_start, data_bytes);
+    for (const auto& t : header.at("tensors")) {
+      FlatTensor tensor;
+      tensor.shape = t.at("shape").get<std::vector<int64_t>>();
+      const auto offset = t.at("offset").get<uint64_t>();
+      int64_t n = 1;
+      for (auto d : tensor.shape) {
+        if (d < 0 || d > (int64_t{1} << 32)) throw bad("negative or huge dimension");
+        n *= d;
+      }
+      if (offset % sizeof(float) != 0 || offset > data_bytes ||
+          static_cast<uint64_t>(n) * sizeof(float) > data_bytes - offset) {
+        throw bad(fmt::format("tensor {} lies outside the file", t.at("name").get<std::string>()));
+      }
+      tensor.data = w.storage_.data() + offset / sizeof(float);
+      w.tensors_[t.at("name").get<std::string>()] = std::move(tensor);
+    }
+  } catch (const nlohmann::json::exception& e) {
+    throw bad(std::string("header: ") + e.what());
+  }
+  return w;
+}
+
+const FlatTensor& FlatWeights::at(const std::string& name, const std::vector<int64_t>& shape) const {
+  auto it = tensors_.find(name);
+  if (it == tensors_.end()) throw InputError(fmt::format("{}: tensor {} is missing", path_, name));
+  if (it->second.shape != shape) {
+    throw InputError(fmt::format("{}: tensor {} has shape [{}], the model needs [{}]", path_, name,
+                                 fmt::join(it->second.shape, ", "), fmt::join(shape, ", ")));
+  }
+  return it->second;
+}
+
+nlohmann::json describe_source(const std::string& checkpoint_path) {
+  std::error_code ec;
+  const auto size = fs::file_size(checkpoint_path, ec);
+  if (ec) return nlohmann::json{{"file", fs::path(checkpoint_path).filename().string()}};
+  const auto mtime = fs::last_write_time(checkpoint_path, ec);
+  return nlohmann::json{{"file", fs::path(checkpoint_path).filename().string()},
+                        {"size", static_cast<uint64_t>(size)},
+                        {"mtime_ns", static_cast<int64_t>(mtime.time_since_epoch().count())}};
+}
+
+}  // namespace heed::model

@@ -1,0 +1,171 @@
+// The torch-free classifier engine: flat weights round-trip, the native forward equals the torch
+// module for every architecture option, stale or broken flat files are detected, and the heed
+// executable answers alike with either engine.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "app/checkpoint.h"
+#include "app/classify_native.h"
+#include "data_pipeline/errors.h"
+#include "data_pipeline/io.h"
+#include "model/classifier.h"
+#include "model/native_classifier.h"
+#include "tests/test_corpus.h"
+#include "tests/test_utils.h"
+
+using namespace heed::model;
+using heed::test::TempDir;
+namespace fs = std::filesystem;
+
+namespace {
+
+ModelOptions tiny(const std::string& norm, const std::string& positions, const std::string& pooling,
+                  const std::string& activation) {
+  ModelOptions o;
+  o.d_model = 16;
+  o.heads = 2;
+  o.encoder_layers = 2;
+  o.ff_dim = 32;
+  o.dropout = 0.0;
+  o.max_positions = 64;
+  o.norm = norm;
+  o.positions = positions;
+  o.pooling = pooling;
+  o.activation = activation;
+  return o;
+}
+
+// Writes the model's checkpoint and flat weights under `dir`; returns the flat file's path.
+std::string save_both(Classifier& model, const TempDir& dir) {
+  const auto pt = dir.str() + "/model.pt", flat = dir.str() + "/model.flat";
+  heed::app::save_checkpoint(pt, *model, nullptr, {});
+  heed::app::save_flat_weights(flat, *model, pt);
+  return flat;
+}
+
+}  // namespace
+
+TEST(NativeClassifier, EqualsTheTorchModuleForEveryArchitecture) {
+  // Padded torch batch vs one unpadded sequence at a time: same logits.
+  const std::vector<std::vector<int32_t>> sequences = {{5, 6, 7, 8, 9, 10, 11}, {12, 13, 14}, {15, 16, 17, 18, 19}, {4}};
+  const auto ids = torch::tensor({{5, 6, 7, 8, 9, 10, 11}, {12, 13, 14, 0, 0, 0, 0}, {15, 16, 17, 18, 19, 0, 0},
+                                  {4, 0, 0, 0, 0, 0, 0}},
+                                 torch::kInt64);
+  const auto lengths = torch::tensor({7, 3, 5, 1}, torch::kInt64);
+  for (const std::string pooling : {"mean", "first", "attention"}) {
+    for (const std::string norm : {"pre", "post"}) {
+      for (const std::string positions : {"sinusoidal", "learned"}) {
+        for (const std::string activation : {"gelu", "relu"}) {
+          torch::manual_seed(11);
+          const auto options = tiny(norm, positions, pooling, activation);
+          Classifier model(options, 30, 3);
+          model->eval();
+          TempDir dir;
+          const NativeClassifier native(options, 30, 3, FlatWeights::read(save_both(model, dir)));
+          torch::NoGradGuard no_grad;
+          const auto expected = model(ids, lengths);  // [4, 3]
+          for (size_t i = 0; i < sequences.size(); ++i) {
+            const auto logits = native.logits(sequences[i]);
+            ASSERT_EQ(logits.size(), 3u);
+            for (int64_t c = 0; c < 3; ++c) {
+              EXPECT_NEAR(logits[static_cast<size_t>(c)], expected[static_cast<int64_t>(i)][c].item<float>(), 2e-5)
+                  << pooling << " " << norm << " " << positions << " " << activation << " row " << i;
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST(NativeClassifier, RejectsWrongShapesAndBrokenFiles) {
+  torch::manual_seed(1);
+  const auto options = tiny("pre", "sinusoidal", "mean", "gelu");
+  Classifier model(options, 30, 2);
+  TempDir dir;
+  const auto flat = save_both(model, dir);
+  // A model of another size than the weights: the error names the file and the tensor.
+  try {
+    NativeClassifier(options, 31, 2, FlatWeights::read(flat));
+    FAIL() << "expected InputError";
+  } catch (const heed::InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("embeddings.tokens.weight"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find(flat), std::string::npos) << e.what();
+  }
+  // Out-of-range inputs are errors, not reads outside the tables.
+  const NativeClassifier native(options, 30, 2, FlatWeights::read(flat));
+  EXPECT_THROW(native.logits({}), heed::InputError);
+  EXPECT_THROW(native.logits(std::vector<int32_t>(65, 4)), heed::InputError);
+  EXPECT_THROW(native.logits({4, 30}), heed::Error);
+  // Truncated, garbage and empty files.
+  const std::string bytes = heed::read_file(flat);
+  for (const auto& broken : {bytes.substr(0, bytes.size() / 2), std::string("HEEDFLAT garbage"), std::string()}) {
+    heed::write_file_atomic(flat, broken);
+    EXPECT_THROW(FlatWeights::read(flat), heed::InputError);
+  }
+}
+
+TEST(NativeClassifier, FlatWeightsGoStaleWhenTheCheckpointChanges) {
+  TempDir dir;
+  fs::create_directories(dir.path() / "checkpoints");
+  const heed::app::RunDir run{dir.str()};
+  torch::manual_seed(2);
+  Classifier model(tiny("pre", "sinusoidal", "mean", "gelu"), 30, 2);
+  EXPECT_FALSE(heed::app::flat_weights_fresh(run, "best"));
+  heed::app::save_checkpoint(run.checkpoint("best"), *model, nullptr, {});
+  heed::app::save_flat_weights(heed::app::flat_weights_path(run, "best"), *model, run.checkpoint("best"));
+  EXPECT_TRUE(heed::app::flat_weights_fresh(run, "best"));
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  heed::app::save_checkpoint(run.checkpoint("best"), *model, nullptr, {});  // e.g. training went on
+  EXPECT_FALSE(heed::app::flat_weights_fresh(run, "best"));
+}
+
+TEST(NativeClassifier, ExecutableAnswersAlikeWithEitherEngine) {
+  TempDir dir;
+  std::string data;
+  for (const auto& e : heed::test::sentiment(120, 5)) data += nlohmann::json{{"text", e.text}, {"label", e.label}}.dump() + "\n";
+  dir.write("train.jsonl", data);
+  const auto heed_exe = heed::test::heed_binary();
+  const auto run = dir.str() + "/run";
+  std::string out;
+  ASSERT_EQ(heed::test::run_command(heed_exe + " train --config " + std::string(HEED_SOURCE_DIR) +
+                                        "/configs/tiny_classifier.json --set training.epochs=1 --data-dir " + dir.str() +
+                                        " --output " + run,
+                                    &out),
+            0)
+      << out;
+  EXPECT_TRUE(fs::exists(run + "/checkpoints/best.flat"));
+  EXPECT_TRUE(fs::exists(run + "/checkpoints/last.flat"));
+  const auto input = dir.write("texts.txt", "a great film\nterrible, boring and slow\n\nok\n" + std::string(3000, 'x') + "\n");
+  std::string native, torch_out;
+  ASSERT_EQ(heed::test::run_command(heed_exe + " classify --engine native --run " + run + " --input " + input, &native, false), 0);
+  ASSERT_EQ(heed::test::run_command(heed_exe + " classify --engine torch --run " + run + " --input " + input, &torch_out, false), 0);
+  std::istringstream a(native), b(torch_out);
+  std::string line_a, line_b;
+  int lines = 0;
+  while (std::getline(a, line_a)) {
+    ASSERT_TRUE(std::getline(b, line_b));
+    const auto ja = nlohmann::json::parse(line_a), jb = nlohmann::json::parse(line_b);
+    EXPECT_EQ(ja["label"], jb["label"]);
+    for (const auto& [label, p] : ja["probabilities"].items()) {
+      EXPECT_NEAR(p.get<double>(), jb["probabilities"][label].get<double>(), 1e-5);
+    }
+    ++lines;
+  }
+  EXPECT_EQ(lines, 5);
+  // A replaced checkpoint makes the flat file stale: --engine native refuses and says what to do,
+  // auto falls back to libtorch (which rewrites the flat file), after which native works again.
+  fs::copy_file(run + "/checkpoints/last.pt", run + "/checkpoints/best.pt", fs::copy_options::overwrite_existing);
+  EXPECT_EQ(heed::test::run_command(heed_exe + " classify --engine native --run " + run + " hello", &out), 2);
+  EXPECT_NE(out.find("--engine torch"), std::string::npos) << out;
+  ASSERT_EQ(heed::test::run_command(heed_exe + " classify --run " + run + " hello", &out), 0) << out;
+  EXPECT_NE(out.find("best.flat"), std::string::npos) << out;
+  EXPECT_EQ(heed::test::run_command(heed_exe + " classify --engine native --run " + run + " hello", &out), 0) << out;
+}
