@@ -57,7 +57,7 @@ std::vector<std::vector<size_t>> ClassificationTask::plan_epoch(uint64_t epoch) 
 
 StepOutput ClassificationTask::forward_loss(const std::vector<size_t>& index) {
   auto batch = data::make_batch(data_.train_ids, data_.train_labels, index, data_.pad_id);
-  auto logits = model_->forward(batch.ids, batch.lengths);  // [B, C]
+  auto logits = model_->forward(batch.ids, batch.lengths).to(torch::kFloat32);  // [B, C]; float32 under autocast too
   auto loss = torch::nn::functional::cross_entropy(
       logits, batch.labels, torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(options_.label_smoothing));
   return {loss, batch.tokens};

@@ -187,6 +187,7 @@ void TrainingOptions::validate() const {
   require_field(label_smoothing >= 0.0 && label_smoothing < 1.0, s, "label_smoothing",
                 fmt::format("must be in [0, 1), got {}", label_smoothing));
   require_field(threads >= 0 && threads <= 1024, s, "threads", fmt::format("must be in [0, 1024], got {}", threads));
+  require_choice(precision, {"fp32", "bf16", "auto"}, s, "precision");
   require_field(eval_every >= 0, s, "eval_every", fmt::format("must be >= 0, got {}", eval_every));
   require_field(log_every >= 1, s, "log_every", fmt::format("must be >= 1, got {}", log_every));
   require_field(patience >= 0, s, "patience", fmt::format("must be >= 0, got {}", patience));

@@ -7,6 +7,9 @@
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <sstream>
+#include <string>
 #include <thread>
 
 #include <torch/torch.h>
@@ -36,6 +39,24 @@ int configure_runtime(int64_t threads) {
   if (n <= 0) n = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   torch::set_num_threads(n);
   return n;
+}
+
+bool cpu_has_bf16() {
+  static const bool has = [] {
+    std::ifstream in("/proc/cpuinfo");
+    std::string line;
+    while (std::getline(in, line)) {
+      if (line.rfind("flags", 0) != 0) continue;
+      std::istringstream words(line);
+      std::string w;
+      while (words >> w) {
+        if (w == "avx512_bf16" || w == "amx_bf16") return true;
+      }
+      return false;
+    }
+    return false;
+  }();
+  return has;
 }
 
 void install_interrupt_handler() {

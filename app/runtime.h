@@ -10,6 +10,9 @@ namespace heed::app {
 // measure the difference). Returns the thread count in use.
 int configure_runtime(int64_t threads);
 
+// Whether the CPU has native bfloat16 arithmetic (AVX-512 BF16 or AMX-BF16), from /proc/cpuinfo.
+bool cpu_has_bf16();
+
 // Ctrl-C handling for long jobs: the first SIGINT/SIGTERM sets a flag that training polls between
 // steps (to save a checkpoint and stop cleanly); a second one terminates at once.
 void install_interrupt_handler();

@@ -1,5 +1,7 @@
 #include "app/trainer.h"
 
+#include <ATen/autocast_mode.h>
+
 #include <cmath>
 #include <fstream>
 
@@ -50,15 +52,48 @@ std::unique_ptr<torch::optim::AdamW> make_optimizer(const std::vector<torch::Ten
   return std::make_unique<torch::optim::AdamW>(groups, opts);
 }
 
+namespace {
+
+// CPU autocast to bfloat16 for one scope: matrix products run in bf16, everything else keeps its dtype.
+class Bf16Autocast {
+ public:
+  explicit Bf16Autocast(bool on) : on_(on) {
+    if (!on_) return;
+    was_enabled_ = at::autocast::is_cpu_enabled();
+    was_dtype_ = at::autocast::get_autocast_cpu_dtype();
+    at::autocast::set_cpu_enabled(true);
+    at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
+    at::autocast::increment_nesting();
+  }
+  ~Bf16Autocast() {
+    if (!on_) return;
+    if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
+    at::autocast::set_cpu_enabled(was_enabled_);
+    at::autocast::set_autocast_cpu_dtype(was_dtype_);
+  }
+  Bf16Autocast(const Bf16Autocast&) = delete;
+  Bf16Autocast& operator=(const Bf16Autocast&) = delete;
+
+ private:
+  bool on_, was_enabled_ = false;
+  at::ScalarType was_dtype_ = at::kBFloat16;
+};
+
+}  // namespace
+
 StepResult optimizer_step(TrainingTask& task, torch::optim::Optimizer& optimizer,
                           const std::vector<torch::Tensor>& parameters, const std::vector<size_t>& batch,
-                          double clip_norm) {
+                          const TrainingOptions& options) {
   optimizer.zero_grad();
-  StepOutput out = task.forward_loss(batch);
+  StepOutput out;
+  {
+    Bf16Autocast autocast(options.precision == "bf16" || (options.precision == "auto" && cpu_has_bf16()));
+    out = task.forward_loss(batch);
+  }
   const double loss = out.loss.item<double>();
   if (!std::isfinite(loss)) return {loss, out.tokens};
   out.loss.backward();
-  if (clip_norm > 0) torch::nn::utils::clip_grad_norm_(parameters, clip_norm);
+  if (options.clip_norm > 0) torch::nn::utils::clip_grad_norm_(parameters, options.clip_norm);
   optimizer.step();
   return {loss, out.tokens};
 }
@@ -169,7 +204,7 @@ TrainResult Trainer::run(bool resume) {
       for (auto& group : optimizer_->param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
 
       const StepResult out = optimizer_step(task_, *optimizer_, parameters_,
-                                            plan[static_cast<size_t>(state.batch_in_epoch)], options_.clip_norm);
+                                            plan[static_cast<size_t>(state.batch_in_epoch)], options_);
       const double loss = out.loss;
       if (!std::isfinite(loss)) {
         throw Error(fmt::format(

@@ -40,15 +40,16 @@ class TrainingTask {
 std::unique_ptr<torch::optim::AdamW> make_optimizer(const std::vector<torch::Tensor>& parameters,
                                                     const TrainingOptions& options);
 
-// One training step: zero_grad, the task's forward_loss on `batch`, backward, gradient clipping
-// (clip_norm > 0), optimizer step. A non-finite loss is returned before backward, nothing updated.
+// One training step: zero_grad, the task's forward_loss on `batch` (under bf16 autocast when
+// options.precision says so), backward, gradient clipping (options.clip_norm > 0), optimizer step.
+// A non-finite loss is returned before backward, nothing updated.
 struct StepResult {
   double loss = 0.0;
   int64_t tokens = 0;
 };
 StepResult optimizer_step(TrainingTask& task, torch::optim::Optimizer& optimizer,
                           const std::vector<torch::Tensor>& parameters, const std::vector<size_t>& batch,
-                          double clip_norm);
+                          const TrainingOptions& options);
 
 // Learning rate at `step` (1-based) of `total_steps`.
 double learning_rate(const TrainingOptions& o, int64_t step, int64_t total_steps);

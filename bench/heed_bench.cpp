@@ -3,7 +3,8 @@
 // prediction, app::generate, Tokenizer::encode_all), on the batches bench/run.py prepared.
 // Google Benchmark runs each case once per process (bench/run.py measures peak RSS per process):
 //
-//   heed_bench WORK --threads N [--steps S] [--batch B] [--new-tokens K] --benchmark_filter=<case>
+//   heed_bench WORK --threads N [--steps S] [--batch B] [--new-tokens K] [--precision fp32|bf16]
+//              --benchmark_filter=<case>
 //
 // Cases: train_classifier, infer_classifier, train_seq2seq, generate_greedy, generate_beam4,
 // generate_greedy_nocache, tokenize. Counters: tokens_per_second (or mb_per_second), ms_per_step.
@@ -35,6 +36,7 @@ struct Args {
   int steps = 10;
   int batch = 1;
   int new_tokens = 64;
+  std::string precision = "fp32";  // training cases: training.precision
 };
 Args g_args;
 
@@ -60,6 +62,7 @@ app::TrainingOptions training_options(double label_smoothing) {
   t.weight_decay = 0.01;
   t.clip_norm = 1.0;
   t.label_smoothing = label_smoothing;
+  t.precision = g_args.precision;
   return t;
 }
 
@@ -70,12 +73,13 @@ void run_training(benchmark::State& state, app::TrainingTask& task, const std::v
   for (auto& p : task.model().parameters()) parameters.push_back(p);
   auto optimizer = app::make_optimizer(parameters, options);
   task.model().train();
-  for (size_t i = 0; i < 2 && i < batches.size(); ++i) app::optimizer_step(task, *optimizer, parameters, batches[i], 1.0);
+  for (size_t i = 0; i < 2 && i < batches.size(); ++i) app::optimizer_step(task, *optimizer, parameters, batches[i], options);
   double tokens = 0;
   size_t i = 0;
   for (auto _ : state) {
     for (int s = 0; s < g_args.steps; ++s) {
-      tokens += static_cast<double>(app::optimizer_step(task, *optimizer, parameters, batches[i++ % batches.size()], 1.0).tokens);
+      tokens += static_cast<double>(
+          app::optimizer_step(task, *optimizer, parameters, batches[i++ % batches.size()], options).tokens);
     }
   }
   state.counters["tokens_per_second"] = benchmark::Counter(tokens, benchmark::Counter::kIsRate);
@@ -194,6 +198,7 @@ int main(int argc, char** argv) {
     else if (a == "--steps") g_args.steps = value();
     else if (a == "--batch") g_args.batch = value();
     else if (a == "--new-tokens") g_args.new_tokens = value();
+    else if (a == "--precision" && i + 1 < argc) g_args.precision = argv[++i];
     else if (a.rfind("--", 0) != 0 && g_args.work.empty()) g_args.work = a;
     else rest.push_back(argv[i]);
   }

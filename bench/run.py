@@ -137,7 +137,7 @@ def prepare(args):
 
 
 def heed_case(case, args, extra=()):
-    out, wall, rss = run_rss([BENCH, WORK, "--threads", str(args.threads), *extra, f"--benchmark_filter=^{case}$",
+    out, wall, rss = run_rss([BENCH, WORK, "--threads", str(args.threads), *extra, f"--benchmark_filter=^{case}/",
                               "--benchmark_format=json"])
     b = json.loads(out)["benchmarks"][0]
     result = {"seconds": b["real_time"] / 1000.0, "peak_rss_mb": rss}
@@ -196,12 +196,16 @@ def main():
 
     print(f"bench: {args.threads} threads, work folder {WORK}", file=sys.stderr)
     s = ["--steps", str(steps)]
-    compare("train classifier (4x256, b32, 256)", "tokens_per_second",
-            heed_case("train_classifier", args, s), reference_case("train-classifier", args, s))
+    ref = reference_case("train-classifier", args, s)
+    compare("train classifier (4x256, b32, 256)", "tokens_per_second", heed_case("train_classifier", args, s), ref)
+    compare("  same, heed precision bf16", "tokens_per_second",
+            heed_case("train_classifier", args, s + ["--precision", "bf16"]), ref)
     compare("infer classifier (evaluate-style)", "tokens_per_second",
             heed_case("infer_classifier", args), reference_case("infer-classifier", args))
-    compare("train enc-dec (3+3x256, b16, 400->128)", "tokens_per_second",
-            heed_case("train_seq2seq", args, s), reference_case("train-seq2seq", args, s))
+    ref = reference_case("train-seq2seq", args, s)
+    compare("train enc-dec (3+3x256, b16, 400->128)", "tokens_per_second", heed_case("train_seq2seq", args, s), ref)
+    compare("  same, heed precision bf16", "tokens_per_second",
+            heed_case("train_seq2seq", args, s + ["--precision", "bf16"]), ref)
     for batch in (1, 16):
         g = ["--batch", str(batch), "--new-tokens", str(new_tokens)]
         ref_cached = reference_case("generate", args, g + ["--cache", "1"])

@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "model/dropout.h"
 #include "model/masks.h"
 
 namespace heed::model {
@@ -83,7 +84,7 @@ AttentionOutput MultiHeadAttentionImpl::forward(const torch::Tensor& query, cons
   }
   auto weights = torch::softmax(scores, -1);
   auto attended = weights;
-  if (attention_dropout_ > 0.0 && is_training()) attended = torch::dropout(weights, attention_dropout_, true);
+  if (attention_dropout_ > 0.0 && is_training()) attended = apply_dropout(weights, attention_dropout_, true);
 
   auto out = torch::matmul(attended, v);                              // [B, H, Tq, Dh]
   out = out.transpose(1, 2).reshape({batch, tgt_len, d_model_});      // [B, Tq, D]

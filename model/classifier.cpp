@@ -12,7 +12,7 @@ ClassifierImpl::ClassifierImpl(const ModelOptions& options, int64_t vocab_size, 
   embeddings = register_module("embeddings", Embeddings(vocab_size, options));
   encoder = register_module("encoder", Encoder(options));
   if (options.pooling == "attention") attention_pool = register_module("attention_pool", torch::nn::Linear(options.d_model, 1));
-  dropout_ = register_module("dropout", torch::nn::Dropout(options.dropout));
+  dropout_ = register_module("dropout", Dropout(options.dropout));
   head = register_module("head", torch::nn::Linear(options.d_model, num_classes));
 }
 

@@ -2,6 +2,8 @@
 #pragma once
 #include <torch/torch.h>
 
+#include "model/dropout.h"
+
 #include "model/layers.h"
 #include "model/options.h"
 
@@ -28,7 +30,7 @@ class ClassifierImpl : public torch::nn::Module {
   torch::Tensor pool(const torch::Tensor& h, const torch::Tensor& padding, const torch::Tensor& lengths);
   ModelOptions options_;
   int64_t vocab_size_, num_classes_;
-  torch::nn::Dropout dropout_{nullptr};
+  Dropout dropout_{nullptr};
 };
 TORCH_MODULE(Classifier);
 

@@ -27,7 +27,7 @@ EmbeddingsImpl::EmbeddingsImpl(int64_t vocab_size, const ModelOptions& options)
   } else {
     sinusoid = register_buffer("sinusoid", sinusoidal_table(options.max_positions, options.d_model));
   }
-  dropout_ = register_module("dropout", torch::nn::Dropout(options.dropout));
+  dropout_ = register_module("dropout", Dropout(options.dropout));
 }
 
 torch::Tensor EmbeddingsImpl::forward(const torch::Tensor& ids, int64_t offset) {
@@ -47,7 +47,7 @@ torch::Tensor EmbeddingsImpl::forward(const torch::Tensor& ids, int64_t offset) 
 FeedForwardImpl::FeedForwardImpl(const ModelOptions& options) : gelu_(options.activation == "gelu") {
   fc1 = register_module("fc1", torch::nn::Linear(options.d_model, options.ff_dim));
   fc2 = register_module("fc2", torch::nn::Linear(options.ff_dim, options.d_model));
-  dropout_ = register_module("dropout", torch::nn::Dropout(options.dropout));
+  dropout_ = register_module("dropout", Dropout(options.dropout));
 }
 
 torch::Tensor FeedForwardImpl::forward(const torch::Tensor& x) {
@@ -62,7 +62,7 @@ EncoderLayerImpl::EncoderLayerImpl(const ModelOptions& options) : pre_norm_(opti
   feed_forward = register_module("feed_forward", FeedForward(options));
   norm1 = register_module("norm1", torch::nn::LayerNorm(torch::nn::LayerNormOptions({options.d_model})));
   norm2 = register_module("norm2", torch::nn::LayerNorm(torch::nn::LayerNormOptions({options.d_model})));
-  dropout_ = register_module("dropout", torch::nn::Dropout(options.dropout));
+  dropout_ = register_module("dropout", Dropout(options.dropout));
 }
 
 torch::Tensor EncoderLayerImpl::forward(const torch::Tensor& x, const torch::Tensor& key_padding) {
@@ -100,7 +100,7 @@ DecoderLayerImpl::DecoderLayerImpl(const ModelOptions& options) : pre_norm_(opti
   norm1 = register_module("norm1", torch::nn::LayerNorm(torch::nn::LayerNormOptions({options.d_model})));
   norm2 = register_module("norm2", torch::nn::LayerNorm(torch::nn::LayerNormOptions({options.d_model})));
   norm3 = register_module("norm3", torch::nn::LayerNorm(torch::nn::LayerNormOptions({options.d_model})));
-  dropout_ = register_module("dropout", torch::nn::Dropout(options.dropout));
+  dropout_ = register_module("dropout", Dropout(options.dropout));
 }
 
 torch::Tensor DecoderLayerImpl::forward(const torch::Tensor& x, const torch::Tensor& memory,

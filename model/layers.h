@@ -3,6 +3,8 @@
 #pragma once
 #include <torch/torch.h>
 
+#include "model/dropout.h"
+
 #include "model/attention.h"
 #include "model/options.h"
 
@@ -21,7 +23,7 @@ class EmbeddingsImpl : public torch::nn::Module {
  private:
   double scale_;
   int64_t max_positions_;
-  torch::nn::Dropout dropout_{nullptr};
+  Dropout dropout_{nullptr};
 };
 TORCH_MODULE(Embeddings);
 
@@ -37,7 +39,7 @@ class FeedForwardImpl : public torch::nn::Module {
   torch::nn::Linear fc1{nullptr}, fc2{nullptr};
  private:
   bool gelu_;
-  torch::nn::Dropout dropout_{nullptr};
+  Dropout dropout_{nullptr};
 };
 TORCH_MODULE(FeedForward);
 
@@ -54,7 +56,7 @@ class EncoderLayerImpl : public torch::nn::Module {
   torch::nn::LayerNorm norm1{nullptr}, norm2{nullptr};
  private:
   bool pre_norm_;
-  torch::nn::Dropout dropout_{nullptr};
+  Dropout dropout_{nullptr};
 };
 TORCH_MODULE(EncoderLayer);
 
@@ -96,7 +98,7 @@ class DecoderLayerImpl : public torch::nn::Module {
   torch::nn::LayerNorm norm1{nullptr}, norm2{nullptr}, norm3{nullptr};
  private:
   bool pre_norm_;
-  torch::nn::Dropout dropout_{nullptr};
+  Dropout dropout_{nullptr};
 };
 TORCH_MODULE(DecoderLayer);
 

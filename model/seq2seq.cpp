@@ -59,8 +59,17 @@ torch::Tensor Seq2SeqImpl::decode(const torch::Tensor& target_in, const EncoderO
   auto x = embeddings(target_in, offset);                                                   // [B, T, D]
   auto h = decoder(x, enc.memory, enc.padding, state != nullptr ? &state->layers : nullptr);  // [B, T, D]
   if (state != nullptr) state->position += len;
-  // The output projection is the embedding table transposed: [B, T, D] x [D, V] -> [B, T, V].
-  auto logits = torch::matmul(h, embeddings->tokens->weight.t()) + output_bias;
+  // The output projection is the embedding table transposed: [B, T, D] x [D, V] -> [B, T, V];
+  // float32 from here on also when the product ran in bf16 (training.precision).
+  const auto& table = embeddings->tokens->weight;  // [V, D]
+  torch::Tensor logits;
+  if (batch * len == 1 && !torch::GradMode::is_enabled()) {
+    // One row (greedy decoding of one input): a matrix-vector product reads the table once, where
+    // BLAS's matrix product would first copy all of it into its packed layout at every step.
+    logits = torch::mv(table, h.reshape({-1})).view({1, 1, -1}).to(torch::kFloat32) + output_bias;
+  } else {
+    logits = torch::matmul(h, table.t()).to(torch::kFloat32) + output_bias;
+  }
   if (!copy_attention) return torch::log_softmax(logits, -1);
 
   // Copy distribution: one attention head from each target position over the source tokens.
