@@ -11,6 +11,7 @@
 #include <benchmark/benchmark.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -164,12 +165,18 @@ void generate(benchmark::State& state, const std::string& method, int64_t beams,
   decoding.max_length = decoding.min_length = g_args.new_tokens;  // exactly K new tokens, as the reference
   const auto ids = app::special_ids(tokenizer);
   app::generate(model, sources, ids, decoding, g_args.batch, use_cache);  // warm-up
-  double tokens = 0;
+  // Median of three timed runs (as the reference): one short run is at the mercy of the scheduler.
+  std::vector<double> seconds;
   for (auto _ : state) {
-    app::generate(model, sources, ids, decoding, g_args.batch, use_cache);
-    tokens += static_cast<double>(g_args.new_tokens) * static_cast<double>(sources.size());
+    for (int run = 0; run < 3; ++run) {
+      const double start = app::now_seconds();
+      app::generate(model, sources, ids, decoding, g_args.batch, use_cache);
+      seconds.push_back(app::now_seconds() - start);
+    }
   }
-  state.counters["tokens_per_second"] = benchmark::Counter(tokens, benchmark::Counter::kIsRate);
+  std::sort(seconds.begin(), seconds.end());
+  const double tokens = static_cast<double>(g_args.new_tokens) * static_cast<double>(sources.size());
+  state.counters["tokens_per_second"] = tokens / seconds[seconds.size() / 2];
 }
 
 void tokenize(benchmark::State& state) {

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "model/dropout.h"
+#include "model/linear.h"
 #include "model/masks.h"
 
 namespace heed::model {
@@ -35,7 +36,7 @@ AttentionOutput MultiHeadAttentionImpl::forward(const torch::Tensor& query, cons
   torch::Tensor q, k, v;
   if (self_attention) {
     // One matmul for all three projections: [B, Tq, 3D] -> three [B, Tq, D].
-    auto qkv = torch::nn::functional::linear(query, in_proj_weight, in_proj_bias).chunk(3, -1);
+    auto qkv = project(query, in_proj_weight, in_proj_bias).chunk(3, -1);
     q = split_heads(qkv[0]);
     k = split_heads(qkv[1]);
     v = split_heads(qkv[2]);
@@ -50,7 +51,7 @@ AttentionOutput MultiHeadAttentionImpl::forward(const torch::Tensor& query, cons
   } else {
     const auto w = in_proj_weight.split(d_model_, 0);
     const auto b = in_proj_bias.split(d_model_, 0);
-    q = split_heads(torch::nn::functional::linear(query, w[0], b[0]));
+    q = split_heads(project(query, w[0], b[0]));
     if (cache != nullptr && !cache->empty()) {
       k = cache->key;
       v = cache->value;
@@ -61,6 +62,9 @@ AttentionOutput MultiHeadAttentionImpl::forward(const torch::Tensor& query, cons
       k = split_heads(kv[0]);
       v = split_heads(kv[1]);
       if (cache != nullptr) {
+        // Stored contiguous: every later step multiplies by them (a strided view is copied each time).
+        k = k.contiguous();
+        v = v.contiguous();
         cache->key = k;
         cache->value = v;
       }
@@ -88,7 +92,7 @@ AttentionOutput MultiHeadAttentionImpl::forward(const torch::Tensor& query, cons
 
   auto out = torch::matmul(attended, v);                              // [B, H, Tq, Dh]
   out = out.transpose(1, 2).reshape({batch, tgt_len, d_model_});      // [B, Tq, D]
-  AttentionOutput result{out_proj(out), torch::Tensor()};
+  AttentionOutput result{project(out, out_proj->weight, out_proj->bias), torch::Tensor()};
   if (need_weights) result.weights = weights;
   return result;
 }

@@ -26,6 +26,24 @@ def _split_heads(self, x: Tensor, heads: int) -> Tensor:
     # [B, T, D] -> [B, H, T, Dh]
     return x.view([x.size(0), x.size(1), heads, x.size(2) // heads]).transpose(1, 2)
 
+def _project(self, x: Tensor, w: Tensor, b: Optional[Tensor]) -> Tensor:
+    # linear.cpp project(): x W^T + b; up to 4 rows as one matrix-vector product per row
+    rows = x.numel() // x.size(-1)
+    if rows >= 1 and rows <= 4:
+        flat = x.reshape([rows, x.size(-1)])
+        ys: List[Tensor] = []
+        for r in range(rows):
+            if b is not None:
+                ys.append(torch.addmv(b, w, flat[r]))
+            else:
+                ys.append(torch.mv(w, flat[r]))
+        shape = x.size()
+        shape[-1] = w.size(0)
+        return torch.stack(ys).view(shape)
+    if b is not None:
+        return torch.linear(x, w, b)
+    return torch.matmul(x, w.t())
+
 def _attend(self, q: Tensor, k: Tensor, v: Tensor, forbidden: Optional[Tensor], scale: float,
             out_w: Tensor, out_b: Tensor) -> Tuple[Tensor, Tensor]:
     # q [B, H, Tq, Dh], k/v [B, H, Tk, Dh]; forbidden bool broadcastable to [B, H, Tq, Tk]
@@ -35,13 +53,13 @@ def _attend(self, q: Tensor, k: Tensor, v: Tensor, forbidden: Optional[Tensor], 
     weights = torch.softmax(scores, -1)
     out = torch.matmul(weights, v)  # [B, H, Tq, Dh]
     out = out.transpose(1, 2).reshape([q.size(0), q.size(2), q.size(1) * q.size(3)])  # [B, Tq, D]
-    return torch.linear(out, out_w, out_b), weights
+    return self._project(out, out_w, out_b), weights
 
 def _self_attention(self, x: Tensor, w: List[Tensor], i: int, forbidden: Optional[Tensor],
                     past_k: Optional[Tensor], past_v: Optional[Tensor]) -> Tuple[Tensor, Tensor, Tensor]:
     # w[i:i+4] = in_proj_weight, in_proj_bias, out_proj.weight, out_proj.bias. x [B, T, D].
     # Returns the output [B, T, D] and the keys/values [B, H, T_past + T, Dh] (the new cache).
-    qkv = torch.linear(x, w[i], w[i + 1]).chunk(3, -1)  # 3 x [B, T, D]
+    qkv = self._project(x, w[i], w[i + 1]).chunk(3, -1)  # 3 x [B, T, D]
     q = self._split_heads(qkv[0], self.heads)
     k = self._split_heads(qkv[1], self.heads)
     v = self._split_heads(qkv[2], self.heads)
@@ -64,17 +82,17 @@ def _cross_attention(self, x: Tensor, in_w: Tensor, in_b: Tensor, out_w: Tensor,
     # x [B, T, D] queries over cached keys/values kv (from _cross_kv) -> ([B, T, D], weights [B, H, T, S])
     w = in_w.split(x.size(2), 0)
     b = in_b.split(x.size(2), 0)
-    q = self._split_heads(torch.linear(x, w[0], b[0]), heads)
+    q = self._split_heads(self._project(x, w[0], b[0]), heads)
     return self._attend(q, kv[0], kv[1], forbidden, scale, out_w, out_b)
 
 def _feed_forward(self, x: Tensor, w: List[Tensor], i: int) -> Tensor:
     # w[i:i+4] = fc1 weight, bias, fc2 weight, bias; [B, T, D] -> [B, T, D]
-    h = torch.linear(x, w[i], w[i + 1])
+    h = self._project(x, w[i], w[i + 1])
     if self.gelu:
         h = torch.gelu(h)
     else:
         h = torch.relu(h)
-    return torch.linear(h, w[i + 2], w[i + 3])
+    return self._project(h, w[i + 2], w[i + 3])
 
 def _norm(self, x: Tensor, w: List[Tensor], i: int) -> Tensor:
     return torch.layer_norm(x, [self.d_model], w[i], w[i + 1], 1e-5)
@@ -208,7 +226,7 @@ def decode_step(self, tokens: Tensor, memory: Tensor, padding: Tensor, source_id
     if len(final) == 2:
         h = self._norm(h, final, 0)
     # The output projection is the embedding table transposed: [N, 1, D] x [D, V] -> [N, 1, V]
-    logits = torch.matmul(h, self.embeddings__tokens__weight.t()) + self.output_bias
+    logits = self._project(h, self.embeddings__tokens__weight, None) + self.output_bias
     cw = self._copy_weights()
     if len(cw) == 0:
         return torch.log_softmax(logits, -1).select(1, 0), (new_self, new_cross, copy_kv, position + 1)

@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "model/linear.h"
+
 namespace heed::model {
 
 torch::Tensor sinusoidal_table(int64_t n, int64_t d) {
@@ -51,9 +53,9 @@ FeedForwardImpl::FeedForwardImpl(const ModelOptions& options) : gelu_(options.ac
 }
 
 torch::Tensor FeedForwardImpl::forward(const torch::Tensor& x) {
-  auto h = fc1(x);  // [B, T, ff_dim]
+  auto h = project(x, fc1->weight, fc1->bias);  // [B, T, ff_dim]
   h = gelu_ ? torch::gelu(h) : torch::relu(h);
-  return fc2(dropout_(h));
+  return project(dropout_(h), fc2->weight, fc2->bias);
 }
 
 EncoderLayerImpl::EncoderLayerImpl(const ModelOptions& options) : pre_norm_(options.norm == "pre") {

@@ -1,7 +1,9 @@
 #include "model/seq2seq.h"
 
 #include <cmath>
+#include <numeric>
 
+#include "model/linear.h"
 #include "model/masks.h"
 
 namespace heed::model {
@@ -14,9 +16,21 @@ void EncoderOutput::reorder(const torch::Tensor& index) {
 }
 
 void DecoderState::reorder(const torch::Tensor& index) {
-  encoder.reorder(index);
-  for (auto& layer : layers) layer.reorder(index);
-  copy.reorder(index);
+  if (source_rows.empty()) {
+    source_rows.resize(static_cast<size_t>(encoder.memory.size(0)));
+    std::iota(source_rows.begin(), source_rows.end(), int64_t{0});
+  }
+  const auto cpu = index.to(torch::kCPU, torch::kInt64).contiguous();
+  const int64_t* picked = cpu.data_ptr<int64_t>();
+  std::vector<int64_t> next(static_cast<size_t>(cpu.numel()));
+  for (size_t i = 0; i < next.size(); ++i) next[i] = source_rows.at(static_cast<size_t>(picked[i]));
+  for (auto& layer : layers) layer.self.reorder(index);
+  if (next != source_rows) {  // the source side changes only when rows move between inputs
+    encoder.reorder(index);
+    for (auto& layer : layers) layer.cross.reorder(index);
+    copy.reorder(index);
+  }
+  source_rows = std::move(next);
 }
 
 Seq2SeqImpl::Seq2SeqImpl(const ModelOptions& options, int64_t vocab_size)
@@ -61,15 +75,7 @@ torch::Tensor Seq2SeqImpl::decode(const torch::Tensor& target_in, const EncoderO
   if (state != nullptr) state->position += len;
   // The output projection is the embedding table transposed: [B, T, D] x [D, V] -> [B, T, V];
   // float32 from here on also when the product ran in bf16 (training.precision).
-  const auto& table = embeddings->tokens->weight;  // [V, D]
-  torch::Tensor logits;
-  if (batch * len == 1 && !torch::GradMode::is_enabled()) {
-    // One row (greedy decoding of one input): a matrix-vector product reads the table once, where
-    // BLAS's matrix product would first copy all of it into its packed layout at every step.
-    logits = torch::mv(table, h.reshape({-1})).view({1, 1, -1}).to(torch::kFloat32) + output_bias;
-  } else {
-    logits = torch::matmul(h, table.t()).to(torch::kFloat32) + output_bias;
-  }
+  auto logits = project(h, embeddings->tokens->weight, torch::Tensor()).to(torch::kFloat32) + output_bias;
   if (!copy_attention) return torch::log_softmax(logits, -1);
 
   // Copy distribution: one attention head from each target position over the source tokens.

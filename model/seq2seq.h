@@ -32,6 +32,10 @@ struct DecoderState {
   std::vector<DecoderLayerCache> layers;  // self/cross key-value caches, one per decoder layer
   KVCache copy;                           // copy attention's keys/values over the encoder output
   int64_t position = 0;                   // target tokens consumed so far
+  // Row -> the encoder-output row its source-side tensors (encoder output, cross and copy caches)
+  // were copied from; rows with equal values hold identical source-side tensors, so reorder()
+  // copies those only when rows move between inputs (beam search mostly reshuffles beams).
+  std::vector<int64_t> source_rows;
   void reorder(const torch::Tensor& index);
 };
 
