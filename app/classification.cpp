@@ -109,15 +109,7 @@ std::vector<data::TokenIds> LoadedClassifier::encode(const std::vector<std::stri
 
 LoadedClassifier load_classifier(const std::string& run_dir, const std::string& checkpoint) {
   const RunDir run = open_run_dir(run_dir, checkpoint);
-  Config config;
-  try {
-    config = parse_config(read_json_file(run.config()), {}, "", run.config());
-  } catch (const InputError& e) {
-    throw Error(fmt::format("{}: the run's config does not load ({})", run.config(), e.what()));
-  }
-  if (config.task != "classification") {
-    throw InputError(fmt::format("--run {}: a {} run, not a classifier (use heed summarize)", run_dir, config.task));
-  }
+  const Config config = load_classifier_config(run);
   auto tokenizer = data::Tokenizer::load(run.tokenizer());
   auto labels = read_labels(run);
   model::Classifier model(config.model, tokenizer.vocab_size(), static_cast<int64_t>(labels.size()));

@@ -38,6 +38,19 @@ bool flat_weights_fresh(const RunDir& run, const std::string& checkpoint) {
   }
 }
 
+Config load_classifier_config(const RunDir& run) {
+  Config config;
+  try {
+    config = parse_config(read_json_file(run.config()), {}, "", run.config());
+  } catch (const InputError& e) {
+    throw Error(fmt::format("{}: the run's config does not load ({})", run.config(), e.what()));
+  }
+  if (config.task != "classification") {
+    throw InputError(fmt::format("--run {}: a {} run, not a classifier (use heed summarize)", run.root, config.task));
+  }
+  return config;
+}
+
 std::string classification_line(const std::vector<std::string>& labels, const std::vector<float>& p) {
   nlohmann::json scores = nlohmann::json::object();
   size_t best = 0;
@@ -76,15 +89,7 @@ std::optional<int> classify_native_job(const ClassifyJobOptions& o) {
                                  "once on this run to write it",
                                  flat_weights_path(run, o.checkpoint), run.checkpoint(o.checkpoint)));
   }
-  Config config;
-  try {
-    config = parse_config(read_json_file(run.config()), {}, "", run.config());
-  } catch (const InputError& e) {
-    throw Error(fmt::format("{}: the run's config does not load ({})", run.config(), e.what()));
-  }
-  if (config.task != "classification") {
-    throw InputError(fmt::format("--run {}: a {} run, not a classifier (use heed summarize)", o.run, config.task));
-  }
+  const Config config = load_classifier_config(run);
   const auto tokenizer = data::Tokenizer::load(run.tokenizer());
   const auto labels = read_labels(run);
   const model::NativeClassifier classifier(config.model, tokenizer.vocab_size(), static_cast<int64_t>(labels.size()),

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "app/config.h"
 #include "app/jobs.h"
 #include "app/run_dir.h"
 
@@ -21,6 +22,10 @@ bool flat_weights_fresh(const RunDir& run, const std::string& checkpoint);
 // needs libtorch: engine "torch", an exported archive (--model), or (engine "auto") a run without
 // fresh flat weights. Engine "native" without them is an InputError that says how to get them.
 std::optional<int> classify_native_job(const ClassifyJobOptions& options);
+
+// The config of a classifier run: Error when it does not load, InputError when the run is not a
+// classifier. Shared by both classify paths.
+Config load_classifier_config(const RunDir& run);
 
 // One output line: {"label", "score", "probabilities": {label: p}}.
 std::string classification_line(const std::vector<std::string>& labels, const std::vector<float>& probabilities);
