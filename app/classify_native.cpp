@@ -25,17 +25,26 @@ std::string flat_weights_path(const RunDir& run, const std::string& checkpoint) 
   return run.root + "/checkpoints/" + checkpoint + ".flat";
 }
 
-bool flat_weights_fresh(const RunDir& run, const std::string& checkpoint) {
+namespace {
+
+// The run's flat weights when they were written from its current checkpoint, else nothing.
+std::optional<model::FlatWeights> read_fresh_flat_weights(const RunDir& run, const std::string& checkpoint) {
   const auto path = flat_weights_path(run, checkpoint);
   std::error_code ec;
-  if (!fs::exists(path, ec)) return false;
+  if (!fs::exists(path, ec)) return std::nullopt;
   try {
-    // Only the header is needed; the file is small next to libtorch's start-up, so read it whole.
-    const auto weights = model::FlatWeights::read(path);
-    return weights.source() == model::describe_source(run.checkpoint(checkpoint));
+    auto weights = model::FlatWeights::read(path);
+    if (weights.source() != model::describe_source(run.checkpoint(checkpoint))) return std::nullopt;
+    return weights;
   } catch (const Error&) {
-    return false;  // unreadable or from another heed version: the torch path rewrites it
+    return std::nullopt;  // unreadable or from another heed version: the torch path rewrites it
   }
+}
+
+}  // namespace
+
+bool flat_weights_fresh(const RunDir& run, const std::string& checkpoint) {
+  return read_fresh_flat_weights(run, checkpoint).has_value();
 }
 
 Config load_classifier_config(const RunDir& run) {
@@ -83,7 +92,8 @@ std::optional<int> classify_native_job(const ClassifyJobOptions& o) {
   check_input_arguments(o.texts, o.input, o.batch_size, "classify");
   if (o.run.empty()) throw InputError("classify: give either --run DIR or --model FILE.pt");
   const RunDir run = open_run_dir(o.run, o.checkpoint);
-  if (!flat_weights_fresh(run, o.checkpoint)) {
+  auto weights = read_fresh_flat_weights(run, o.checkpoint);
+  if (!weights) {
     if (o.engine == "auto") return std::nullopt;
     throw InputError(fmt::format("--engine native: {} is missing or older than {}; run `heed classify --engine torch` "
                                  "once on this run to write it",
@@ -93,7 +103,7 @@ std::optional<int> classify_native_job(const ClassifyJobOptions& o) {
   const auto tokenizer = data::Tokenizer::load(run.tokenizer());
   const auto labels = read_labels(run);
   const model::NativeClassifier classifier(config.model, tokenizer.vocab_size(), static_cast<int64_t>(labels.size()),
-                                           model::FlatWeights::read(flat_weights_path(run, o.checkpoint)));
+                                           std::move(*weights));
   const auto truncation = truncation_of(config.data);
   const int threads = o.threads > 0 ? static_cast<int>(o.threads)
                                     : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
