@@ -26,17 +26,7 @@ using heed::test::TempDir;
 namespace {
 
 ModelOptions tiny(const std::string& norm, const std::string& positions) {
-  ModelOptions o;
-  o.d_model = 16;
-  o.heads = 2;
-  o.encoder_layers = 2;
-  o.decoder_layers = 2;
-  o.ff_dim = 32;
-  o.dropout = 0.0;
-  o.max_positions = 64;
-  o.norm = norm;
-  o.positions = positions;
-  return o;
+  return heed::test::tiny_model_options(norm, positions);
 }
 
 // Three padded inputs of different lengths: [3, 7] ids, [3] lengths.

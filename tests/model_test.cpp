@@ -4,22 +4,15 @@
 
 #include "data_pipeline/errors.h"
 #include "model/classifier.h"
+#include "tests/test_utils.h"
 
 using namespace heed::model;
 
 namespace {
 ModelOptions tiny(const std::string& pooling = "mean", const std::string& norm = "pre",
                   const std::string& positions = "sinusoidal") {
-  ModelOptions o;
-  o.d_model = 16;
-  o.heads = 2;
-  o.encoder_layers = 2;
-  o.ff_dim = 32;
-  o.dropout = 0.0;
-  o.max_positions = 64;
+  auto o = heed::test::tiny_model_options(norm, positions);
   o.pooling = pooling;
-  o.norm = norm;
-  o.positions = positions;
   return o;
 }
 }  // namespace

@@ -28,15 +28,7 @@ namespace {
 
 ModelOptions tiny(const std::string& norm, const std::string& positions, const std::string& pooling,
                   const std::string& activation) {
-  ModelOptions o;
-  o.d_model = 16;
-  o.heads = 2;
-  o.encoder_layers = 2;
-  o.ff_dim = 32;
-  o.dropout = 0.0;
-  o.max_positions = 64;
-  o.norm = norm;
-  o.positions = positions;
+  auto o = heed::test::tiny_model_options(norm, positions);
   o.pooling = pooling;
   o.activation = activation;
   return o;

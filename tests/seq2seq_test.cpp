@@ -6,23 +6,15 @@
 #include "app/summarization.h"
 #include "model/decoding.h"
 #include "model/seq2seq.h"
+#include "tests/test_utils.h"
 
 using namespace heed::model;
 
 namespace {
 
 ModelOptions tiny(bool copy, const std::string& norm = "pre", const std::string& positions = "sinusoidal") {
-  ModelOptions o;
-  o.d_model = 16;
-  o.heads = 2;
-  o.encoder_layers = 2;
-  o.decoder_layers = 2;
-  o.ff_dim = 32;
-  o.dropout = 0.0;
-  o.max_positions = 64;
+  auto o = heed::test::tiny_model_options(norm, positions);
   o.copy_attention = copy;
-  o.norm = norm;
-  o.positions = positions;
   return o;
 }
 

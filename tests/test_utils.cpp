@@ -53,4 +53,18 @@ int run_command(const std::string& command, std::string* output, bool merge_stde
 
 std::string heed_binary() { return HEED_BINARY; }
 
+model::ModelOptions tiny_model_options(const std::string& norm, const std::string& positions) {
+  model::ModelOptions o;
+  o.d_model = 16;
+  o.heads = 2;
+  o.encoder_layers = 2;
+  o.decoder_layers = 2;
+  o.ff_dim = 32;
+  o.dropout = 0.0;
+  o.max_positions = 64;
+  o.norm = norm;
+  o.positions = positions;
+  return o;
+}
+
 }  // namespace heed::test

@@ -3,6 +3,8 @@
 #include <filesystem>
 #include <string>
 
+#include "model/options.h"
+
 namespace heed::test {
 
 // A fresh temporary folder, removed when the object goes out of scope.
@@ -29,5 +31,9 @@ int run_command(const std::string& command, std::string* output, bool merge_stde
 
 // Path to the built heed executable.
 std::string heed_binary();
+
+// The model tests build: d_model 16, 2 heads, 2 encoder + 2 decoder layers, ff 32, no dropout,
+// 64 positions, with the given layer-norm placement and positions.
+model::ModelOptions tiny_model_options(const std::string& norm = "pre", const std::string& positions = "sinusoidal");
 
 }  // namespace heed::test
