@@ -17,6 +17,7 @@
 #include "data_pipeline/io.h"
 #include "model/decoding.h"
 #include "model/export.h"
+#include "tests/classifier_runs.h"
 #include "tests/test_corpus.h"
 #include "tests/test_utils.h"
 
@@ -260,18 +261,11 @@ TEST(Export, BrokenArchivesGiveClearErrors) {
 
 TEST(Export, ClassifierRunAndArchiveAnswerAlike) {
   TempDir dir;
-  std::string data;
-  for (const auto& e : heed::test::sentiment(120, 7)) data += nlohmann::json{{"text", e.text}, {"label", e.label}}.dump() + "\n";
-  dir.write("train.jsonl", data);
   const auto heed_exe = heed::test::heed_binary();
-  const auto run = dir.str() + "/run", archive = dir.str() + "/out/classifier.pt";
+  const auto run = heed::test::train_tiny_classifier(dir, 7);
+  ASSERT_FALSE(run.empty());
+  const auto archive = dir.str() + "/out/classifier.pt";
   std::string out;
-  ASSERT_EQ(heed::test::run_command(heed_exe + " train --config " + std::string(HEED_SOURCE_DIR) +
-                                        "/configs/tiny_classifier.json --set training.epochs=1 --data-dir " +
-                                        dir.str() + " --output " + run,
-                                    &out),
-            0)
-      << out;
   ASSERT_EQ(heed::test::run_command(heed_exe + " export --run " + run + " --out " + archive, &out), 0) << out;
   EXPECT_TRUE(std::filesystem::exists(archive));
   const auto input = dir.write("texts.txt", "a great film\nterrible, boring and slow\n\nok\n");
@@ -279,17 +273,7 @@ TEST(Export, ClassifierRunAndArchiveAnswerAlike) {
   ASSERT_EQ(heed::test::run_command(heed_exe + " classify --run " + run + " --input " + input, &from_run, false), 0);
   ASSERT_EQ(heed::test::run_command(heed_exe + " classify --model " + archive + " --input " + input, &from_archive, false),
             0);
-  std::istringstream a(from_run), b(from_archive);
-  std::string line_a, line_b;
-  int lines = 0;
-  while (std::getline(a, line_a)) {
-    ASSERT_TRUE(std::getline(b, line_b));
-    const auto ja = nlohmann::json::parse(line_a), jb = nlohmann::json::parse(line_b);
-    EXPECT_EQ(ja["label"], jb["label"]);
-    for (const auto& [label, p] : ja["probabilities"].items()) EXPECT_NEAR(p.get<double>(), jb["probabilities"][label].get<double>(), 1e-5);
-    ++lines;
-  }
-  EXPECT_EQ(lines, 4);
+  EXPECT_EQ(heed::test::expect_same_classifications(from_run, from_archive, 1e-5), 4);
   // The wrong command for the kind says which one to use.
   EXPECT_EQ(heed::test::run_command(heed_exe + " summarize --model " + archive + " hello", &out), 2);
   EXPECT_NE(out.find("heed classify"), std::string::npos) << out;

@@ -17,6 +17,7 @@
 #include "data_pipeline/io.h"
 #include "model/classifier.h"
 #include "model/native_classifier.h"
+#include "tests/classifier_runs.h"
 #include "tests/test_corpus.h"
 #include "tests/test_utils.h"
 
@@ -121,37 +122,17 @@ TEST(NativeClassifier, FlatWeightsGoStaleWhenTheCheckpointChanges) {
 
 TEST(NativeClassifier, ExecutableAnswersAlikeWithEitherEngine) {
   TempDir dir;
-  std::string data;
-  for (const auto& e : heed::test::sentiment(120, 5)) data += nlohmann::json{{"text", e.text}, {"label", e.label}}.dump() + "\n";
-  dir.write("train.jsonl", data);
   const auto heed_exe = heed::test::heed_binary();
-  const auto run = dir.str() + "/run";
+  const auto run = heed::test::train_tiny_classifier(dir, 5);
+  ASSERT_FALSE(run.empty());
   std::string out;
-  ASSERT_EQ(heed::test::run_command(heed_exe + " train --config " + std::string(HEED_SOURCE_DIR) +
-                                        "/configs/tiny_classifier.json --set training.epochs=1 --data-dir " + dir.str() +
-                                        " --output " + run,
-                                    &out),
-            0)
-      << out;
   EXPECT_TRUE(fs::exists(run + "/checkpoints/best.flat"));
   EXPECT_TRUE(fs::exists(run + "/checkpoints/last.flat"));
   const auto input = dir.write("texts.txt", "a great film\nterrible, boring and slow\n\nok\n" + std::string(3000, 'x') + "\n");
   std::string native, torch_out;
   ASSERT_EQ(heed::test::run_command(heed_exe + " classify --engine native --run " + run + " --input " + input, &native, false), 0);
   ASSERT_EQ(heed::test::run_command(heed_exe + " classify --engine torch --run " + run + " --input " + input, &torch_out, false), 0);
-  std::istringstream a(native), b(torch_out);
-  std::string line_a, line_b;
-  int lines = 0;
-  while (std::getline(a, line_a)) {
-    ASSERT_TRUE(std::getline(b, line_b));
-    const auto ja = nlohmann::json::parse(line_a), jb = nlohmann::json::parse(line_b);
-    EXPECT_EQ(ja["label"], jb["label"]);
-    for (const auto& [label, p] : ja["probabilities"].items()) {
-      EXPECT_NEAR(p.get<double>(), jb["probabilities"][label].get<double>(), 1e-5);
-    }
-    ++lines;
-  }
-  EXPECT_EQ(lines, 5);
+  EXPECT_EQ(heed::test::expect_same_classifications(native, torch_out, 1e-5), 5);
   // A replaced checkpoint makes the flat file stale: --engine native refuses and says what to do,
   // auto falls back to libtorch (which rewrites the flat file), after which native works again.
   fs::copy_file(run + "/checkpoints/last.pt", run + "/checkpoints/best.pt", fs::copy_options::overwrite_existing);
