@@ -25,26 +25,15 @@ std::string flat_weights_path(const RunDir& run, const std::string& checkpoint) 
   return run.root + "/checkpoints/" + checkpoint + ".flat";
 }
 
-namespace {
-
-// The run's flat weights when they were written from its current checkpoint, else nothing.
-std::optional<model::FlatWeights> read_fresh_flat_weights(const RunDir& run, const std::string& checkpoint) {
+bool flat_weights_fresh(const RunDir& run, const std::string& checkpoint) {
   const auto path = flat_weights_path(run, checkpoint);
   std::error_code ec;
-  if (!fs::exists(path, ec)) return std::nullopt;
+  if (!fs::exists(path, ec)) return false;
   try {
-    auto weights = model::FlatWeights::read(path);
-    if (weights.source() != model::describe_source(run.checkpoint(checkpoint))) return std::nullopt;
-    return weights;
+    return model::read_flat_weights_source(path) == model::describe_source(run.checkpoint(checkpoint));
   } catch (const Error&) {
-    return std::nullopt;  // unreadable or from another heed version: the torch path rewrites it
+    return false;  // unreadable or from another heed version: the torch path rewrites it
   }
-}
-
-}  // namespace
-
-bool flat_weights_fresh(const RunDir& run, const std::string& checkpoint) {
-  return read_fresh_flat_weights(run, checkpoint).has_value();
 }
 
 Config load_classifier_config(const RunDir& run) {
@@ -92,8 +81,7 @@ std::optional<int> classify_native_job(const ClassifyJobOptions& o) {
   check_input_arguments(o.texts, o.input, o.batch_size, "classify");
   if (o.run.empty()) throw InputError("classify: give either --run DIR or --model FILE.pt");
   const RunDir run = open_run_dir(o.run, o.checkpoint);
-  auto weights = read_fresh_flat_weights(run, o.checkpoint);
-  if (!weights) {
+  if (!flat_weights_fresh(run, o.checkpoint)) {
     if (o.engine == "auto") return std::nullopt;
     throw InputError(fmt::format("--engine native: {} is missing or older than {}; run `heed classify --engine torch` "
                                  "once on this run to write it",
@@ -103,7 +91,7 @@ std::optional<int> classify_native_job(const ClassifyJobOptions& o) {
   const auto tokenizer = data::Tokenizer::load(run.tokenizer());
   const auto labels = read_labels(run);
   const model::NativeClassifier classifier(config.model, tokenizer.vocab_size(), static_cast<int64_t>(labels.size()),
-                                           std::move(*weights));
+                                           model::FlatWeights::read(flat_weights_path(run, o.checkpoint)));
   const auto truncation = truncation_of(config.data);
   const int threads = o.threads > 0 ? static_cast<int>(o.threads)
                                     : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));

@@ -55,35 +55,76 @@ void write_flat_weights(const std::string& path, const std::vector<FlatEntry>& t
   write_file_atomic(path, out);
 }
 
-FlatWeights FlatWeights::read(const std::string& path) {
-  const std::string bytes = read_file(path);
-  auto bad = [&path](const std::string& what) {
-    return InputError(fmt::format("{}: not a valid heed flat-weights file ({})", path, what));
-  };
-  if (bytes.size() < sizeof(kMagic) + 8 || std::memcmp(bytes.data(), kMagic, sizeof(kMagic)) != 0) {
-    throw bad("bad magic");
-  }
+namespace {
+
+InputError invalid(const std::string& path, const std::string& what) {
+  return InputError(fmt::format("{}: not a valid heed flat-weights file ({})", path, what));
+}
+
+struct Header {
+  nlohmann::json json;  // format checked
+  uint64_t data_bytes = 0;
+};
+
+// Reads magic, length and JSON header from the start of `in` (a file of `file_size` bytes).
+Header read_header(std::ifstream& in, uint64_t file_size, const std::string& path) {
+  char magic[sizeof(kMagic)] = {};
   uint64_t length = 0;
-  std::memcpy(&length, bytes.data() + sizeof(kMagic), 8);
-  if (length > bytes.size() - sizeof(kMagic) - 8) throw bad("header runs past the end of the file");
-  nlohmann::json header;
+  in.read(magic, sizeof(magic));
+  in.read(reinterpret_cast<char*>(&length), 8);  // x86-64 and aarch64 are little-endian
+  if (!in || std::memcmp(magic, kMagic, sizeof(kMagic)) != 0) throw invalid(path, "bad magic");
+  if (length > file_size - sizeof(kMagic) - 8) throw invalid(path, "header runs past the end of the file");
+  std::string text(length, '\0');
+  in.read(text.data(), static_cast<std::streamsize>(length));
+  Header h;
   try {
-    header = nlohmann::json::parse(bytes.substr(sizeof(kMagic) + 8, length));
-  } catch (const nlohmann::json::exception& e) {
-    throw bad(std::string("header: ") + e.what());
-  }
-  FlatWeights w;
-  w.path_ = path;
-  try {
-    const auto format = header.at("format").get<int64_t>();
+    h.json = nlohmann::json::parse(text);
+    const auto format = h.json.at("format").get<int64_t>();
     if (format != kFlatWeightsFormat) {
       throw InputError(fmt::format("{}: flat-weights format {}, this heed reads {}", path, format, kFlatWeightsFormat));
     }
+  } catch (const nlohmann::json::exception& e) {
+    throw invalid(path, std::string("header: ") + e.what());
+  }
+  h.data_bytes = file_size - sizeof(kMagic) - 8 - length;
+  return h;
+}
+
+std::ifstream open_flat(const std::string& path, uint64_t* size) {
+  std::error_code ec;
+  *size = fs::file_size(path, ec);
+  std::ifstream in(path, std::ios::binary);
+  if (ec || !in) throw InputError(path + ": cannot open file (does it exist and is it readable?)");
+  return in;
+}
+
+}  // namespace
+
+nlohmann::json read_flat_weights_source(const std::string& path) {
+  uint64_t size = 0;
+  auto in = open_flat(path, &size);
+  const auto header = read_header(in, size, path);
+  try {
+    return header.json.at("source");
+  } catch (const nlohmann::json::exception& e) {
+    throw invalid(path, std::string("header: ") + e.what());
+  }
+}
+
+FlatWeights FlatWeights::read(const std::string& path) {
+  uint64_t size = 0;
+  auto in = open_flat(path, &size);
+  const auto h = read_header(in, size, path);
+  const auto& header = h.json;
+  const uint64_t data_bytes = h.data_bytes;
+  auto bad = [&path](const std::string& what) { return invalid(path, what); };
+  FlatWeights w;
+  w.path_ = path;
+  w.storage_.resize(data_bytes / sizeof(float) + 1);
+  in.read(reinterpret_cast<char*>(w.storage_.data()), static_cast<std::streamsize>(data_bytes));
+  if (!in) throw bad("read error");
+  try {
     w.source_ = header.at("source");
-    const size_t data_start = sizeof(kMagic) + 8 + length;
-    const uint64_t data_bytes = bytes.size() - data_start;
-    w.storage_.resize(data_bytes / sizeof(float) + 1);
-    std::memcpy(w.storage_.data(), bytes.data() + data_start, data_bytes);
     for (const auto& t : header.at("tensors")) {
       FlatTensor tensor;
       tensor.shape = t.at("shape").get<std::vector<int64_t>>();

@@ -52,6 +52,10 @@ class FlatWeights {
   nlohmann::json source_;
 };
 
+// Only the header's "source" record of a flat-weights file (cheap: the tensors are not read).
+// InputError naming the file when it is not a valid flat-weights file.
+nlohmann::json read_flat_weights_source(const std::string& path);
+
 // The "source" record for a checkpoint file: its size and modification time (ns).
 nlohmann::json describe_source(const std::string& checkpoint_path);
 
