@@ -81,13 +81,17 @@ class Bf16Autocast {
 
 }  // namespace
 
+bool uses_bf16(const TrainingOptions& options) {
+  return options.precision == "bf16" || (options.precision == "auto" && cpu_has_bf16());
+}
+
 StepResult optimizer_step(TrainingTask& task, torch::optim::Optimizer& optimizer,
                           const std::vector<torch::Tensor>& parameters, const std::vector<size_t>& batch,
                           const TrainingOptions& options) {
   optimizer.zero_grad();
   StepOutput out;
   {
-    Bf16Autocast autocast(options.precision == "bf16" || (options.precision == "auto" && cpu_has_bf16()));
+    Bf16Autocast autocast(uses_bf16(options));
     out = task.forward_loss(batch);
   }
   const double loss = out.loss.item<double>();
@@ -175,8 +179,10 @@ TrainResult Trainer::run(bool resume) {
   if (options_.max_steps > 0) total_steps = std::min(total_steps, options_.max_steps);
   int64_t n_parameters = 0;
   for (const auto& p : parameters_) n_parameters += p.numel();
-  progress_.log(fmt::format("training: {} epoch(s) x {} batches = {} steps, {} parameters", options_.epochs,
-                            steps_per_epoch, total_steps, n_parameters));
+  progress_.log(fmt::format("training: {} epoch(s) x {} batches = {} steps, {} parameters, {} matrix products{}",
+                            options_.epochs, steps_per_epoch, total_steps, n_parameters,
+                            uses_bf16(options_) ? "bf16" : "fp32",
+                            options_.precision == "auto" ? " (training.precision auto)" : ""));
 
   const double segment_start = now_seconds();
   const double seconds_before = state.train_seconds;

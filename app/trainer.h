@@ -40,6 +40,10 @@ class TrainingTask {
 std::unique_ptr<torch::optim::AdamW> make_optimizer(const std::vector<torch::Tensor>& parameters,
                                                     const TrainingOptions& options);
 
+// Whether training.precision asks for bf16 matrix products on this machine ("auto": when the CPU
+// has native bf16, app/runtime.h).
+bool uses_bf16(const TrainingOptions& options);
+
 // One training step: zero_grad, the task's forward_loss on `batch` (under bf16 autocast when
 // options.precision says so), backward, gradient clipping (options.clip_norm > 0), optimizer step.
 // A non-finite loss is returned before backward, nothing updated.
