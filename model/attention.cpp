@@ -1,12 +1,79 @@
 #include "model/attention.h"
 
+#include <algorithm>
 #include <cmath>
+
+#include <ATen/Parallel.h>
+#include <ATen/autocast_mode.h>
+#include <cblas.h>
 
 #include "model/dropout.h"
 #include "model/linear.h"
 #include "model/masks.h"
 
 namespace heed::model {
+
+namespace {
+
+// Whether attend_single_query() can serve this call: one query per row (an incremental decoding
+// step), float32 on the CPU, nothing to differentiate, rows of unit stride.
+bool single_query_path(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                       const AttentionMask& mask, const torch::Tensor& kv_rows) {
+  auto unit_rows = [](const torch::Tensor& t) { return t.stride(3) == 1; };
+  return q.size(2) == 1 && q.device().is_cpu() && q.scalar_type() == torch::kFloat32 &&
+         k.scalar_type() == torch::kFloat32 && v.scalar_type() == torch::kFloat32 && !mask.mask.defined() &&
+         !torch::GradMode::is_enabled() && !at::autocast::is_cpu_enabled() && unit_rows(q) && unit_rows(k) &&
+         unit_rows(v) && (!kv_rows.defined() || kv_rows.device().is_cpu());
+}
+
+// softmax(q K^T * scale) V for one query per (row, head), written straight into out [B, 1, H * Dh]
+// (the heads side by side, as the output projection takes them); weights [B, H, 1, Tk].
+// q [B, H, 1, Dh], k/v [B', H, Tk, Dh]; key_padding [B', Tk] bool or undefined; kv_rows [B] int64:
+// query row b reads k/v/key_padding row kv_rows[b] (undefined: row b). The batched matrix
+// products this replaces spend most of a decoding step's attention in per-head dispatch and in
+// packing a one-row operand; here each (row, head) is two BLAS matrix-vector products.
+void attend_single_query(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                         const torch::Tensor& key_padding, const torch::Tensor& kv_rows, double scale,
+                         torch::Tensor& out, torch::Tensor& weights) {
+  const int64_t batch = q.size(0), heads = q.size(1), head_dim = q.size(3), keys = k.size(2);
+  weights = torch::empty({batch, heads, 1, keys}, q.options());
+  out = torch::empty({batch, 1, heads * head_dim}, q.options());
+  const auto padding = key_padding.defined() ? key_padding.to(torch::kBool).contiguous() : torch::Tensor();
+  const bool* padded = padding.defined() ? padding.data_ptr<bool>() : nullptr;
+  const auto rows = kv_rows.defined() ? kv_rows.to(torch::kInt64).contiguous() : torch::Tensor();
+  const int64_t* row_of = rows.defined() ? rows.data_ptr<int64_t>() : nullptr;
+  const float* qp = q.data_ptr<float>();
+  const float* kp = k.data_ptr<float>();
+  const float* vp = v.data_ptr<float>();
+  float* wp = weights.data_ptr<float>();
+  float* op = out.data_ptr<float>();
+  at::parallel_for(0, batch * heads, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      const int64_t b = i / heads, h = i % heads;
+      const int64_t s = row_of != nullptr ? row_of[b] : b;  // the key/value row it reads
+      const float* key = kp + s * k.stride(0) + h * k.stride(1);
+      const float* value = vp + s * v.stride(0) + h * v.stride(1);
+      float* w = wp + i * keys;
+      cblas_sgemv(CblasRowMajor, CblasNoTrans, static_cast<int>(keys), static_cast<int>(head_dim),
+                  static_cast<float>(scale), key, static_cast<int>(k.stride(2)), qp + b * q.stride(0) + h * q.stride(1),
+                  1, 0.0f, w, 1);
+      if (padded != nullptr) {
+        for (int64_t j = 0; j < keys; ++j) {
+          if (padded[s * keys + j]) w[j] = -1e9f;  // as masked_fill below
+        }
+      }
+      const float top = *std::max_element(w, w + keys);
+      float sum = 0.0f;
+      for (int64_t j = 0; j < keys; ++j) sum += (w[j] = std::exp(w[j] - top));
+      const float inv = 1.0f / sum;
+      for (int64_t j = 0; j < keys; ++j) w[j] *= inv;
+      cblas_sgemv(CblasRowMajor, CblasTrans, static_cast<int>(keys), static_cast<int>(head_dim), 1.0f, value,
+                  static_cast<int>(v.stride(2)), w, 1, 0.0f, op + b * heads * head_dim + h * head_dim, 1);
+    }
+  });
+}
+
+}  // namespace
 
 void KVCache::reorder(const torch::Tensor& index) {
   if (empty()) return;
@@ -31,7 +98,8 @@ torch::Tensor MultiHeadAttentionImpl::split_heads(const torch::Tensor& x) const 
 
 AttentionOutput MultiHeadAttentionImpl::forward(const torch::Tensor& query, const torch::Tensor& key_value,
                                                 const AttentionMask& mask, bool need_weights, KVCache* cache,
-                                                bool self_attention) {
+                                                bool self_attention, const torch::Tensor& kv_rows) {
+  TORCH_CHECK(!self_attention || !kv_rows.defined(), "kv_rows is for cross-attention");
   const auto batch = query.size(0), tgt_len = query.size(1);
   torch::Tensor q, k, v;
   if (self_attention) {
@@ -71,13 +139,31 @@ AttentionOutput MultiHeadAttentionImpl::forward(const torch::Tensor& query, cons
     }
   }
   const auto src_len = k.size(2);
+  const double scale = 1.0 / std::sqrt(static_cast<double>(head_dim_));
+  if (single_query_path(q, k, v, mask, kv_rows)) {
+    torch::Tensor out, weights;
+    attend_single_query(q, k, v, mask.key_padding, kv_rows, scale, out, weights);
+    AttentionOutput result{project(out, out_proj->weight, out_proj->bias), torch::Tensor()};
+    if (need_weights) result.weights = weights;
+    return result;
+  }
+  auto key_padding = mask.key_padding;
+  if (kv_rows.defined()) {  // one key/value row per query row from here on
+    k = k.index_select(0, kv_rows);
+    v = v.index_select(0, kv_rows);
+    if (key_padding.defined()) key_padding = key_padding.index_select(0, kv_rows);
+  }
 
-  // Scores [B, H, Tq, Tk]; scaling q first touches fewer elements than scaling the scores.
-  auto scores = torch::matmul(q * (1.0 / std::sqrt(static_cast<double>(head_dim_))), k.transpose(-2, -1));
+  // Scores [B, H, Tq, Tk]; scaling q first touches fewer elements than scaling the scores. Batched
+  // matrix products over [B * H] directly (what matmul does for 4-d operands, in fewer calls).
+  const auto bh = batch * heads_;
+  auto scores = torch::bmm((q * scale).reshape({bh, tgt_len, head_dim_}),
+                           k.reshape({bh, src_len, head_dim_}).transpose(1, 2))
+                    .view({batch, heads_, tgt_len, src_len});
 
   torch::Tensor forbidden;  // bool, broadcastable to [B, H, Tq, Tk]
-  if (mask.key_padding.defined()) forbidden = mask.key_padding.view({batch, 1, 1, src_len});
-  if (mask.causal) {
+  if (key_padding.defined()) forbidden = key_padding.view({batch, 1, 1, src_len});
+  if (mask.causal && tgt_len > 1) {  // one query (an incremental step) is the latest position: sees every key
     auto c = causal_mask(tgt_len, src_len, src_len - tgt_len, query.device());  // [Tq, Tk]
     forbidden = forbidden.defined() ? forbidden.logical_or(c) : c;
   }
@@ -90,8 +176,8 @@ AttentionOutput MultiHeadAttentionImpl::forward(const torch::Tensor& query, cons
   auto attended = weights;
   if (attention_dropout_ > 0.0 && is_training()) attended = apply_dropout(weights, attention_dropout_, true);
 
-  auto out = torch::matmul(attended, v);                              // [B, H, Tq, Dh]
-  out = out.transpose(1, 2).reshape({batch, tgt_len, d_model_});      // [B, Tq, D]
+  auto out = torch::bmm(attended.reshape({bh, tgt_len, src_len}), v.reshape({bh, src_len, head_dim_}));  // [B*H, Tq, Dh]
+  out = out.view({batch, heads_, tgt_len, head_dim_}).transpose(1, 2).reshape({batch, tgt_len, d_model_});  // [B, Tq, D]
   AttentionOutput result{project(out, out_proj->weight, out_proj->bias), torch::Tensor()};
   if (need_weights) result.weights = weights;
   return result;

@@ -35,9 +35,12 @@ class MultiHeadAttentionImpl : public torch::nn::Module {
   // Self-attention when `key_value` is the same tensor as `query`, cross-attention otherwise.
   // query [B, Tq, d_model], key_value [B, Tk, d_model]. With a cache, self-attention appends this
   // call's keys/values (Tk grows), cross-attention computes them on first use and reuses them
-  // (key_value may then be undefined).
+  // (key_value may then be undefined). Cross-attention only: kv_rows [B] int64 makes query row b
+  // read row kv_rows[b] of key_value, of the cache and of mask.key_padding, which then have one
+  // row per distinct source (beams of one input share theirs).
   AttentionOutput forward(const torch::Tensor& query, const torch::Tensor& key_value, const AttentionMask& mask = {},
-                          bool need_weights = false, KVCache* cache = nullptr, bool self_attention = true);
+                          bool need_weights = false, KVCache* cache = nullptr, bool self_attention = true,
+                          const torch::Tensor& kv_rows = {});
 
   int64_t heads() const { return heads_; }
   int64_t head_dim() const { return head_dim_; }

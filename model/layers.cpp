@@ -106,7 +106,8 @@ DecoderLayerImpl::DecoderLayerImpl(const ModelOptions& options) : pre_norm_(opti
 }
 
 torch::Tensor DecoderLayerImpl::forward(const torch::Tensor& x, const torch::Tensor& memory,
-                                        const torch::Tensor& memory_padding, DecoderLayerCache* cache) {
+                                        const torch::Tensor& memory_padding, DecoderLayerCache* cache,
+                                        const torch::Tensor& memory_rows) {
   // Targets are right-padded, so a causal mask alone keeps real positions from seeing padding.
   AttentionMask self_mask;
   self_mask.causal = true;
@@ -117,11 +118,11 @@ torch::Tensor DecoderLayerImpl::forward(const torch::Tensor& x, const torch::Ten
   if (pre_norm_) {
     auto h = norm1(x);
     auto y = x + dropout_(self_attention(h, h, self_mask, false, self_cache, true).output);
-    y = y + dropout_(cross_attention(norm2(y), memory, cross_mask, false, cross_cache, false).output);
+    y = y + dropout_(cross_attention(norm2(y), memory, cross_mask, false, cross_cache, false, memory_rows).output);
     return y + dropout_(feed_forward(norm3(y)));
   }
   auto y = norm1(x + dropout_(self_attention(x, x, self_mask, false, self_cache, true).output));
-  y = norm2(y + dropout_(cross_attention(y, memory, cross_mask, false, cross_cache, false).output));
+  y = norm2(y + dropout_(cross_attention(y, memory, cross_mask, false, cross_cache, false, memory_rows).output));
   return norm3(y + dropout_(feed_forward(y)));
 }
 
@@ -134,11 +135,12 @@ DecoderImpl::DecoderImpl(const ModelOptions& options) {
 }
 
 torch::Tensor DecoderImpl::forward(const torch::Tensor& x, const torch::Tensor& memory,
-                                   const torch::Tensor& memory_padding, std::vector<DecoderLayerCache>* caches) {
+                                   const torch::Tensor& memory_padding, std::vector<DecoderLayerCache>* caches,
+                                   const torch::Tensor& memory_rows) {
   if (caches != nullptr && caches->size() != layers->size()) caches->resize(layers->size());
   auto h = x;
   for (size_t i = 0; i < layers->size(); ++i) {
-    h = layers[i]->as<DecoderLayer>()->forward(h, memory, memory_padding, caches ? &(*caches)[i] : nullptr);
+    h = layers[i]->as<DecoderLayer>()->forward(h, memory, memory_padding, caches ? &(*caches)[i] : nullptr, memory_rows);
   }
   return final_norm ? final_norm(h) : h;
 }

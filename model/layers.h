@@ -48,7 +48,7 @@ TORCH_MODULE(FeedForward);
 class EncoderLayerImpl : public torch::nn::Module {
  public:
   EncoderLayerImpl(const ModelOptions& options);
-  // x [B, T, d_model]; key_padding [B, T] bool (true = pad).
+  // x [B, T, d_model]; key_padding [B, T] bool (true = pad), or undefined when nothing is padded.
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& key_padding);
 
   MultiHeadAttention self_attention{nullptr};
@@ -74,12 +74,8 @@ TORCH_MODULE(Encoder);
 // Per-layer decoding state: the self-attention keys/values of the tokens generated so far and the
 // cross-attention keys/values of the encoder output (computed at the first step, then reused).
 struct DecoderLayerCache {
-  KVCache self;
-  KVCache cross;
-  void reorder(const torch::Tensor& index) {
-    self.reorder(index);
-    cross.reorder(index);
-  }
+  KVCache self;   // one row per decoding row
+  KVCache cross;  // one row per encoder-output row (see DecoderState::source_rows)
 };
 
 // Causal self-attention (each target position mixes the positions before it), cross-attention
@@ -88,10 +84,11 @@ struct DecoderLayerCache {
 class DecoderLayerImpl : public torch::nn::Module {
  public:
   DecoderLayerImpl(const ModelOptions& options);
-  // x [B, T, d_model] target states; memory [B, S, d_model]; memory_padding [B, S] bool.
+  // x [B, T, d_model] target states; memory [B', S, d_model]; memory_padding [B', S] bool or undefined;
+  // memory_rows [B] int64: row b reads memory row memory_rows[b] (undefined: row b, B' = B).
   // With a cache, x holds only the new positions and the cache supplies the earlier ones.
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& memory, const torch::Tensor& memory_padding,
-                        DecoderLayerCache* cache = nullptr);
+                        DecoderLayerCache* cache = nullptr, const torch::Tensor& memory_rows = {});
 
   MultiHeadAttention self_attention{nullptr}, cross_attention{nullptr};
   FeedForward feed_forward{nullptr};
@@ -107,9 +104,10 @@ class DecoderImpl : public torch::nn::Module {
  public:
   DecoderImpl(const ModelOptions& options);
   // x [B, T, d_model] embedded target tokens -> [B, T, d_model]. `caches` has one entry per layer
-  // (incremental decoding) or is null (teacher forcing over the whole target).
+  // (incremental decoding) or is null (teacher forcing over the whole target); memory_rows as in
+  // DecoderLayerImpl::forward.
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& memory, const torch::Tensor& memory_padding,
-                        std::vector<DecoderLayerCache>* caches = nullptr);
+                        std::vector<DecoderLayerCache>* caches = nullptr, const torch::Tensor& memory_rows = {});
 
   torch::nn::ModuleList layers{nullptr};
   torch::nn::LayerNorm final_norm{nullptr};  // only with norm = "pre"

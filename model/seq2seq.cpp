@@ -1,7 +1,6 @@
 #include "model/seq2seq.h"
 
 #include <cmath>
-#include <numeric>
 
 #include "model/linear.h"
 #include "model/masks.h"
@@ -16,21 +15,9 @@ void EncoderOutput::reorder(const torch::Tensor& index) {
 }
 
 void DecoderState::reorder(const torch::Tensor& index) {
-  if (source_rows.empty()) {
-    source_rows.resize(static_cast<size_t>(encoder.memory.size(0)));
-    std::iota(source_rows.begin(), source_rows.end(), int64_t{0});
-  }
-  const auto cpu = index.to(torch::kCPU, torch::kInt64).contiguous();
-  const int64_t* picked = cpu.data_ptr<int64_t>();
-  std::vector<int64_t> next(static_cast<size_t>(cpu.numel()));
-  for (size_t i = 0; i < next.size(); ++i) next[i] = source_rows.at(static_cast<size_t>(picked[i]));
-  for (auto& layer : layers) layer.self.reorder(index);
-  if (next != source_rows) {  // the source side changes only when rows move between inputs
-    encoder.reorder(index);
-    for (auto& layer : layers) layer.cross.reorder(index);
-    copy.reorder(index);
-  }
-  source_rows = std::move(next);
+  const auto picked = index.to(encoder.memory.device(), torch::kInt64);
+  for (auto& layer : layers) layer.self.reorder(picked);
+  source_rows = source_rows.defined() ? source_rows.index_select(0, picked) : picked;
 }
 
 Seq2SeqImpl::Seq2SeqImpl(const ModelOptions& options, int64_t vocab_size)
@@ -51,7 +38,8 @@ Seq2SeqImpl::Seq2SeqImpl(const ModelOptions& options, int64_t vocab_size)
 EncoderOutput Seq2SeqImpl::encode(const torch::Tensor& ids, const torch::Tensor& lengths) {
   EncoderOutput out;
   out.padding = padding_mask(lengths, ids.size(1));         // [B, S]
-  out.memory = encoder(embeddings(ids), out.padding);       // [B, S, D]
+  out.padded = ids.size(0) > 0 && lengths.min().item<int64_t>() < ids.size(1);
+  out.memory = encoder(embeddings(ids), out.key_padding());  // [B, S, D]
   out.source_ids = ids;
   if (copy_attention) {
     // Each position's key also carries the token before it: [B, S, D]; position 0 has none.
@@ -71,7 +59,8 @@ torch::Tensor Seq2SeqImpl::decode(const torch::Tensor& target_in, const EncoderO
   const int64_t batch = target_in.size(0), len = target_in.size(1), src_len = enc.memory.size(1);
   const int64_t offset = state != nullptr ? state->position : 0;
   auto x = embeddings(target_in, offset);                                                   // [B, T, D]
-  auto h = decoder(x, enc.memory, enc.padding, state != nullptr ? &state->layers : nullptr);  // [B, T, D]
+  const auto rows = state != nullptr ? state->source_rows : torch::Tensor();  // row -> encoder-output row
+  auto h = decoder(x, enc.memory, enc.key_padding(), state != nullptr ? &state->layers : nullptr, rows);  // [B, T, D]
   if (state != nullptr) state->position += len;
   // The output projection is the embedding table transposed: [B, T, D] x [D, V] -> [B, T, V];
   // float32 from here on also when the product ran in bf16 (training.precision).
@@ -80,13 +69,14 @@ torch::Tensor Seq2SeqImpl::decode(const torch::Tensor& target_in, const EncoderO
 
   // Copy distribution: one attention head from each target position over the source tokens.
   AttentionMask mask;
-  mask.key_padding = enc.padding;
+  mask.key_padding = enc.key_padding();
   auto copy = copy_attention(h, enc.copy_keys, mask, /*need_weights=*/true, state != nullptr ? &state->copy : nullptr,
-                             /*self_attention=*/false);
+                             /*self_attention=*/false, rows);
   auto attention = copy.weights.squeeze(1);                                                // [B, T, S]
   auto p_generate = torch::sigmoid(copy_gate(torch::cat({h, copy.output, x}, -1)));        // [B, T, 1]
   auto probs = torch::softmax(logits, -1) * p_generate;                                    // [B, T, V]
-  auto source = enc.source_ids.unsqueeze(1).expand({batch, len, src_len});                 // [B, T, S]
+  const auto source_ids = rows.defined() ? enc.source_ids.index_select(0, rows) : enc.source_ids;  // [B, S]
+  auto source = source_ids.unsqueeze(1).expand({batch, len, src_len});                     // [B, T, S]
   probs = probs.scatter_add(2, source, attention * (1.0 - p_generate));
   return probs.clamp_min(1e-10).log();
 }
@@ -104,7 +94,8 @@ torch::Tensor Seq2SeqStepper::step(const torch::Tensor& tokens) {
 }
 
 void Seq2SeqStepper::reorder(const torch::Tensor& index) {
-  state_.reorder(index);
+  if (use_cache_) state_.reorder(index);
+  else state_.encoder.reorder(index);  // decode() without a state reads the encoder output row by row
   if (history_.defined()) history_ = history_.index_select(0, index);
 }
 

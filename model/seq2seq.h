@@ -23,6 +23,9 @@ struct EncoderOutput {
   torch::Tensor padding;     // [B, S] bool, true = padded source position
   torch::Tensor source_ids;  // [B, S] int64: where copy attention puts its probability
   torch::Tensor copy_keys;   // [B, S, d_model] copy attention's keys/values (copy_attention only)
+  bool padded = true;        // some row has padding; false lets attention skip the mask
+  // The mask attention over the source takes: `padding`, or undefined when nothing is padded.
+  torch::Tensor key_padding() const { return padded ? padding : torch::Tensor(); }
   void reorder(const torch::Tensor& index);
 };
 
@@ -32,10 +35,11 @@ struct DecoderState {
   std::vector<DecoderLayerCache> layers;  // self/cross key-value caches, one per decoder layer
   KVCache copy;                           // copy attention's keys/values over the encoder output
   int64_t position = 0;                   // target tokens consumed so far
-  // Row -> the encoder-output row its source-side tensors (encoder output, cross and copy caches)
-  // were copied from; rows with equal values hold identical source-side tensors, so reorder()
-  // copies those only when rows move between inputs (beam search mostly reshuffles beams).
-  std::vector<int64_t> source_rows;
+  // [rows] int64: the encoder-output row each decoding row reads (undefined: row i reads row i).
+  // The source side (encoder output, cross-attention and copy caches) stays one row per input, so
+  // the beams of an input share it: reorder() renumbers rows and copies only the self-attention
+  // caches, and a step reads each input's source-side tensors once, not once per beam.
+  torch::Tensor source_rows;
   void reorder(const torch::Tensor& index);
 };
 

@@ -136,3 +136,37 @@ TEST(Masks, PaddingAndCausal) {
   auto c = causal_mask(2, 3, 1, torch::kCPU);  // queries at positions 1, 2
   EXPECT_TRUE(torch::equal(c, torch::tensor({{false, false, true}, {false, false, false}})));
 }
+
+// The decoding-step path (one query, no gradients: BLAS matrix-vector products per row and head)
+// gives what the batched path gives, with key padding and with rows that share key/value rows.
+TEST(Attention, SingleQueryStepMatchesTheBatchedPathWithSharedRows) {
+  torch::manual_seed(3);
+  MultiHeadAttention mha(16, 4, 0.0);
+  mha->eval();
+  const auto memory = torch::randn({2, 7, 16});                                      // two sources
+  const auto padding = torch::tensor({{0, 0, 0, 0, 0, 1, 1}, {0, 0, 0, 0, 0, 0, 0}}).to(torch::kBool);
+  const auto rows = torch::tensor({1, 0, 1}, torch::kInt64);                         // three queries
+  const auto query = torch::randn({3, 1, 16});
+  AttentionMask mask;
+  mask.key_padding = padding;
+  // Gradients on: the batched path, over sources copied per query row.
+  const auto expected = mha(query, memory.index_select(0, rows), AttentionMask{padding.index_select(0, rows)}, true,
+                            nullptr, false);
+  torch::NoGradGuard no_grad;
+  KVCache cache;
+  for (int step = 0; step < 2; ++step) {  // fills the cache, then reads it
+    const auto got = mha(query, memory, mask, true, &cache, false, rows);
+    EXPECT_EQ(cache.key.size(0), 2);  // one cached row per source, not per query
+    EXPECT_TRUE(torch::allclose(got.output, expected.output.detach(), 1e-5, 1e-6)) << "step " << step;
+    EXPECT_TRUE(torch::allclose(got.weights, expected.weights.detach(), 1e-5, 1e-6)) << "step " << step;
+    EXPECT_EQ(got.weights.index({1, torch::indexing::Slice(), 0, torch::indexing::Slice(5, 7)}).abs().max().item<float>(), 0.0f)
+        << "query row 1 reads source 0: its padded keys get no weight";
+  }
+  // With gradients on, the same call takes the batched path and still agrees.
+  KVCache fresh;
+  const auto batched = [&] {
+    torch::AutoGradMode grad(true);
+    return mha(query, memory, mask, false, &fresh, false, rows).output.detach();
+  }();
+  EXPECT_TRUE(torch::allclose(batched, expected.output.detach(), 1e-5, 1e-6));
+}

@@ -207,7 +207,9 @@ TEST(Export, GenerateRunsHeedsGreedyAndBeamSearch) {
         for (size_t b = 0; b < got.size(); ++b) {
           EXPECT_EQ(got[b].found, expected[b].found) << describe(d, copy) << " input " << b;
           EXPECT_EQ(got[b].tokens, expected[b].tokens) << describe(d, copy) << " eos " << likely_eos << " input " << b;
-          EXPECT_NEAR(got[b].score, expected[b].score, 1e-9) << describe(d, copy) << " input " << b;
+          // Float32 rounding apart: heed's decoding steps use matrix-vector kernels (model/linear.cpp,
+          // model/attention.cpp) where the twin multiplies batched matrices.
+          EXPECT_NEAR(got[b].score, expected[b].score, 1e-5) << describe(d, copy) << " input " << b;
         }
         // generate: the same tokens, padded with pad id into [B, L]
         const auto generated =

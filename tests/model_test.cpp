@@ -1,9 +1,10 @@
-// Encoder and classifier: options validation, shapes, padding invariance, pooling, gradients.
+// Linear maps, encoder and classifier: options validation, shapes, padding invariance, pooling, gradients.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
 #include "data_pipeline/errors.h"
 #include "model/classifier.h"
+#include "model/linear.h"
 #include "tests/test_utils.h"
 
 using namespace heed::model;
@@ -77,4 +78,27 @@ TEST(Classifier, RejectsSequencesLongerThanThePositionTable) {
   Classifier model(tiny(), 50, 2);
   auto ids = torch::ones({1, 65}, torch::kInt64);
   EXPECT_THROW(model(ids, torch::tensor({65}, torch::kInt64)), c10::Error);
+}
+
+// project() picks a kernel by row count (one matrix-vector product, the few-rows kernel for 2 to 8
+// rows, BLAS's matrix product beyond); every choice computes x W^T + b, including column counts
+// that are not a multiple of the kernel's vector width and output counts not a multiple of four.
+TEST(Linear, ProjectEqualsLinearForEveryRowCount) {
+  torch::manual_seed(2);
+  for (const int64_t in : {20, 64, 83}) {
+    for (const int64_t out : {1, 7, 130}) {
+      const auto weight = torch::randn({out, in});
+      const auto bias = torch::randn({out});
+      for (int64_t rows = 1; rows <= 11; ++rows) {
+        const auto x = torch::randn({rows, 1, in});  // a decoding step's [rows, 1, in]
+        const auto expected = torch::nn::functional::linear(x, weight, bias);
+        torch::NoGradGuard no_grad;
+        const auto got = project(x, weight, bias);
+        ASSERT_EQ(got.sizes(), expected.sizes());
+        EXPECT_TRUE(torch::allclose(got, expected, 1e-5, 1e-5)) << in << " -> " << out << ", " << rows << " rows";
+        EXPECT_TRUE(torch::allclose(project(x, weight, torch::Tensor()), expected - bias, 1e-5, 1e-5))
+            << "no bias, " << rows << " rows";
+      }
+    }
+  }
 }
