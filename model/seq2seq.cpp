@@ -72,8 +72,9 @@ torch::Tensor Seq2SeqImpl::decode(const torch::Tensor& target_in, const EncoderO
   mask.key_padding = enc.key_padding();
   auto copy = copy_attention(h, enc.copy_keys, mask, /*need_weights=*/true, state != nullptr ? &state->copy : nullptr,
                              /*self_attention=*/false, rows);
-  auto attention = copy.weights.squeeze(1);                                                // [B, T, S]
-  auto p_generate = torch::sigmoid(copy_gate(torch::cat({h, copy.output, x}, -1)));        // [B, T, 1]
+  // float32 like the logits, also when the products ran in bf16 (training.precision).
+  auto attention = copy.weights.squeeze(1).to(torch::kFloat32);                                   // [B, T, S]
+  auto p_generate = torch::sigmoid(copy_gate(torch::cat({h, copy.output, x}, -1))).to(torch::kFloat32);  // [B, T, 1]
   auto probs = torch::softmax(logits, -1) * p_generate;                                    // [B, T, V]
   const auto source_ids = rows.defined() ? enc.source_ids.index_select(0, rows) : enc.source_ids;  // [B, S]
   auto source = source_ids.unsqueeze(1).expand({batch, len, src_len});                     // [B, T, S]

@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <ATen/autocast_mode.h>
+
 #include "app/summarization.h"
 #include "model/decoding.h"
 #include "model/seq2seq.h"
@@ -38,6 +40,34 @@ TEST(Seq2Seq, OutputsAreLogProbabilities) {
     auto log_probs = model(in.source, in.lengths, in.target);  // [B, T, V]
     EXPECT_EQ(log_probs.sizes(), (std::vector<int64_t>{2, 5, 40}));
     EXPECT_TRUE(torch::allclose(log_probs.exp().sum(-1), torch::ones({2, 5}), 1e-4, 1e-4)) << copy;
+  }
+}
+
+// training.precision "bf16": the products run in bfloat16 under CPU autocast, the output (the copy
+// mixture included) stays float32 log-probabilities close to the float32 ones, and gradients flow.
+TEST(Seq2Seq, Bf16AutocastGivesFloat32LogProbabilities) {
+  for (bool copy : {false, true}) {
+    torch::manual_seed(0);
+    Seq2Seq model(tiny(copy), 40);
+    model->eval();
+    const auto in = inputs();
+    const auto fp32 = model(in.source, in.lengths, in.target).detach();
+    at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
+    at::autocast::set_cpu_enabled(true);
+    torch::Tensor bf16;
+    try {
+      bf16 = model(in.source, in.lengths, in.target);
+    } catch (...) {
+      at::autocast::set_cpu_enabled(false);
+      throw;
+    }
+    at::autocast::set_cpu_enabled(false);
+    at::autocast::clear_cache();
+    EXPECT_EQ(bf16.scalar_type(), torch::kFloat32) << copy;
+    EXPECT_TRUE(torch::allclose(bf16.exp(), fp32.exp(), 0.0, 0.05)) << copy;
+    EXPECT_FALSE(torch::equal(bf16, fp32)) << "the products really ran in bf16";
+    bf16.sum().backward();
+    EXPECT_TRUE(model->embeddings->tokens->weight.grad().defined()) << copy;
   }
 }
 
