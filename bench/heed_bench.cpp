@@ -3,7 +3,7 @@
 // prediction, app::generate, Tokenizer::encode_all), on the batches bench/run.py prepared.
 // Google Benchmark runs each case once per process (bench/run.py measures peak RSS per process):
 //
-//   heed_bench WORK --threads N [--steps S] [--batch B] [--new-tokens K] [--precision fp32|bf16]
+//   heed_bench WORK --threads N [--steps S] [--batch B] [--new-tokens K] [--precision auto|fp32|bf16]
 //              --benchmark_filter=<case>
 //
 // Cases: train_classifier, infer_classifier, train_seq2seq, generate_greedy, generate_beam4,
@@ -37,7 +37,7 @@ struct Args {
   int steps = 10;
   int batch = 1;
   int new_tokens = 64;
-  std::string precision = "fp32";  // training cases: training.precision
+  std::string precision = "auto";  // training cases: training.precision (heed's default)
 };
 Args g_args;
 
@@ -85,6 +85,7 @@ void run_training(benchmark::State& state, app::TrainingTask& task, const std::v
   }
   state.counters["tokens_per_second"] = benchmark::Counter(tokens, benchmark::Counter::kIsRate);
   state.counters["steps"] = g_args.steps;
+  state.counters["bf16"] = app::uses_bf16(options) ? 1 : 0;  // what the precision setting resolved to
 }
 
 void train_classifier(benchmark::State& state) {

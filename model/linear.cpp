@@ -51,7 +51,7 @@ inline __attribute__((always_inline)) void few_rows_tile(const float* x, const f
     for (int r = 0; r < kBlockRows; ++r) xv[r] = load16(x + r * in + i);
 #pragma GCC unroll 4
     for (int j = 0; j < O; ++j) {
-      __builtin_prefetch(w + (o + O + j) * in + i + in);  // two tiles ahead (never dereferenced)
+      __builtin_prefetch(w + std::min(o + O + j + 1, out - 1) * in + i);  // a tile or two ahead
       const v16 wv = load16(w + (o + j) * in + i);
 #pragma GCC unroll 4
       for (int r = 0; r < kBlockRows; ++r) acc[j][r] += wv * xv[r];
