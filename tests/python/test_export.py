@@ -124,7 +124,13 @@ def check_summarizer(binary, run, archive, articles_file, articles):
                          binary).splitlines()
         model_lines = heed(["summarize", "--model", archive, "--jsonl", "--batch-size", "1", "--input", articles_file]
                            + flags, binary).splitlines()
-        check(run_lines == model_lines, f"summarize {flags}: --model output differs from --run")
+        check(len(run_lines) == len(model_lines) == len(articles), f"summarize {flags}: one line per article")
+        for i, (a, b) in enumerate(zip(run_lines, model_lines)):
+            a, b = json.loads(a), json.loads(b)
+            # The same tokens and text; the scores only to rounding: heed's decoding step uses matrix-vector
+            # attention and its own few-rows linear kernel, the exported model bmm and addmm.
+            check(abs(a.pop("score") - b.pop("score")) < 1e-5, f"summarize {flags} article {i}: --model score")
+            check(a == b, f"summarize {flags} article {i}: --model {b} vs --run {a}")
         for i, article in enumerate(articles):
             ids, lengths = padded([encode(tokenizer, config, article)], fmt["pad_id"])
             with torch.no_grad():
@@ -136,7 +142,7 @@ def check_summarizer(binary, run, archive, articles_file, articles):
             summary = tokenizer.decode(tokens)
             check("".join(summary.split()) == "".join(expected["summary"].split()),
                   f"summarize {flags} article {i}: python {summary!r} vs --run {expected['summary']!r}")
-            check(abs(scores[0] - expected["score"]) < 1e-6, f"summarize {flags} article {i}: scores differ")
+            check(abs(scores[0] - expected["score"]) < 1e-5, f"summarize {flags} article {i}: scores differ")
     print(f"summarizer: {len(articles)} articles x {len(settings)} settings agree (python, --model, --run)")
 
 
