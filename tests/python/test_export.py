@@ -108,6 +108,11 @@ def check_classifier(binary, run, archive, texts_file, texts):
     print(f"classifier: {len(texts)} texts agree (python, --model, --run)")
 
 
+# Summaries agree exactly, scores to rounding: heed's decoding step uses matrix-vector attention and
+# its own few-rows linear kernel, the exported model bmm and addmm (as tests/export_test.cpp).
+SCORE_TOLERANCE = 1e-5
+
+
 def check_summarizer(binary, run, archive, articles_file, articles):
     module, extra, tokenizer = load_archive(archive)
     fmt = json.loads(text_of(extra["heed/format.json"]))
@@ -127,9 +132,7 @@ def check_summarizer(binary, run, archive, articles_file, articles):
         check(len(run_lines) == len(model_lines) == len(articles), f"summarize {flags}: one line per article")
         for i, (a, b) in enumerate(zip(run_lines, model_lines)):
             a, b = json.loads(a), json.loads(b)
-            # The same tokens and text; the scores only to rounding: heed's decoding step uses matrix-vector
-            # attention and its own few-rows linear kernel, the exported model bmm and addmm.
-            check(abs(a.pop("score") - b.pop("score")) < 1e-5, f"summarize {flags} article {i}: --model score")
+            check(abs(a.pop("score") - b.pop("score")) < SCORE_TOLERANCE, f"summarize {flags} article {i}: --model score")
             check(a == b, f"summarize {flags} article {i}: --model {b} vs --run {a}")
         for i, article in enumerate(articles):
             ids, lengths = padded([encode(tokenizer, config, article)], fmt["pad_id"])
@@ -142,7 +145,7 @@ def check_summarizer(binary, run, archive, articles_file, articles):
             summary = tokenizer.decode(tokens)
             check("".join(summary.split()) == "".join(expected["summary"].split()),
                   f"summarize {flags} article {i}: python {summary!r} vs --run {expected['summary']!r}")
-            check(abs(scores[0] - expected["score"]) < 1e-5, f"summarize {flags} article {i}: scores differ")
+            check(abs(scores[0] - expected["score"]) < SCORE_TOLERANCE, f"summarize {flags} article {i}: scores differ")
     print(f"summarizer: {len(articles)} articles x {len(settings)} settings agree (python, --model, --run)")
 
 
