@@ -12,6 +12,7 @@ PACKAGES=(
   libsentencepiece-dev sentencepiece
   libcli11-dev nlohmann-json3-dev libspdlog-dev libfmt-dev
   libstemmer-dev                    # Snowball Porter stemmer for ROUGE
+  libxxhash-dev                     # XXH3 checksums of weight files
   libgtest-dev libbenchmark-dev
   python3-torch python3-sentencepiece  # interop tests and the benchmark reference
 )
