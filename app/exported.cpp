@@ -5,9 +5,11 @@
 
 #include <caffe2/serialize/inline_container.h>
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 #include <torch/torch.h>
 
 #include "data_pipeline/errors.h"
+#include "model/checksum.h"
 #include "model/export.h"
 
 namespace heed::app {
@@ -37,6 +39,18 @@ nlohmann::json parse_json(const std::string& text, const std::string& path, cons
   }
 }
 
+// Compares the checksum stored at export for `part` with `actual`; InputError naming the archive.
+void verify_checksum(const std::string& path, const nlohmann::json& checksums, const std::string& part,
+                     const std::string& actual) {
+  const auto expected = checksums.value(part, nlohmann::json());
+  if (!expected.is_string() || expected.get<std::string>() != actual) {
+    throw InputError(fmt::format("{}: the archive is damaged: {} does not match the checksum stored at export ({} {} "
+                                 "where {} was stored); export it again",
+                                 path, part, model::kChecksumAlgorithm, actual,
+                                 expected.is_string() ? expected.get<std::string>() : std::string("none")));
+  }
+}
+
 // Format, kind and the extra files, read from the zip before any TorchScript is compiled, so a
 // newer archive says so rather than failing on code this heed cannot run.
 std::map<std::string, std::string> read_extra_files(const std::string& path, nlohmann::json& format) {
@@ -62,6 +76,19 @@ std::map<std::string, std::string> read_extra_files(const std::string& path, nlo
     }
     std::map<std::string, std::string> files;
     for (const auto& name : required_files(kind)) files[name] = record(reader, path, name);
+    if (format.contains("checksums")) {
+      const auto& checksums = format["checksums"];
+      if (!checksums.is_object() || checksums.value("algorithm", "") != model::kChecksumAlgorithm) {
+        throw InputError(fmt::format("{}: the archive is damaged: {} has an unreadable \"checksums\" record", path,
+                                     kFormatFile));
+      }
+      for (const auto& [name, bytes] : files) {
+        if (name == kFormatFile) continue;
+        verify_checksum(path, checksums, name, model::xxh3_hex(bytes.data(), bytes.size()));
+      }
+    } else {
+      spdlog::warn("{}: exported by an earlier heed without checksums; its weights are not verified", path);
+    }
     return files;
   } catch (const c10::Error& e) {
     throw InputError(fmt::format("{}: not a readable TorchScript archive (truncated or corrupt?): {}", path,
@@ -128,6 +155,9 @@ LoadedExport load_export(const std::string& path, const std::string& expected_ki
   std::vector<std::string> labels;
   if (kind == "classifier") labels = parse_labels(files[kLabelsFile], path);
   auto module = load_module(path, kind);
+  if (format.contains("checksums")) {
+    verify_checksum(path, format["checksums"], "weights", model::exported_weights_digest(module));
+  }
   return LoadedExport{path, kind, format, config, std::move(tokenizer), std::move(labels), std::move(module)};
 }
 
