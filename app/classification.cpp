@@ -12,6 +12,7 @@
 #include "data_pipeline/errors.h"
 #include "data_pipeline/io.h"
 #include "data_pipeline/text.h"
+#include "model/flat_weights.h"
 
 namespace heed::app {
 
@@ -120,8 +121,15 @@ LoadedClassifier load_classifier(const std::string& run_dir, const std::string& 
 
 void ensure_flat_weights(const std::string& run_dir, const std::string& checkpoint, model::Classifier& model) {
   const RunDir run{run_dir};
-  if (flat_weights_fresh(run, checkpoint)) return;
   const auto path = flat_weights_path(run, checkpoint);
+  if (flat_weights_fresh(run, checkpoint)) {
+    try {
+      model::FlatWeights::read(path);  // verifies the data's checksum too
+      return;
+    } catch (const Error&) {
+      // damaged: written again below from the verified checkpoint in `model`
+    }
+  }
   try {
     save_flat_weights(path, *model, run.checkpoint(checkpoint));
     spdlog::info("wrote {} (heed classify on this run now starts without libtorch)", path);

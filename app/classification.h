@@ -65,8 +65,9 @@ struct LoadedClassifier {
 };
 LoadedClassifier load_classifier(const std::string& run_dir, const std::string& checkpoint);
 
-// Writes checkpoints/<checkpoint>.flat next to the .pt unless it is already current, so `heed
-// classify` can run without libtorch (app/classify_native.h). `model` holds that checkpoint's weights.
+// Writes checkpoints/<checkpoint>.flat next to the .pt unless it is already current and intact (a
+// damaged or truncated file is rewritten), so `heed classify` can run without libtorch
+// (app/classify_native.h). `model` holds that checkpoint's weights.
 // A failure (read-only run, full disk) is logged as a warning, never thrown.
 void ensure_flat_weights(const std::string& run_dir, const std::string& checkpoint, model::Classifier& model);
 
