@@ -11,6 +11,7 @@
 #include "app/summarization.h"
 #include "data_pipeline/errors.h"
 #include "data_pipeline/io.h"
+#include "model/checksum.h"
 #include "model/export.h"
 
 namespace heed::app {
@@ -44,6 +45,8 @@ int export_job(const ExportJobOptions& o) {
   if (o.out.empty()) throw InputError("export: give --out FILE.pt");
   const std::string task = run_task(o.run);
   const RunDir run = open_run_dir(o.run, o.checkpoint);
+  // The archive never lands on the checkpoint it is made from, nor anywhere inside the run.
+  check_output_path("--out", o.out, {{"the exported checkpoint", run.checkpoint(o.checkpoint)}}, o.run, {});
   torch::jit::ExtraFilesMap extra;
   extra[kConfigFile] = read_file(run.config());  // the run's resolved config, as written by train
   torch::jit::Module module;
@@ -60,6 +63,13 @@ int export_job(const ExportJobOptions& o) {
     extra[kTokenizerFile] = s.tokenizer.bytes();
     extra[kFormatFile] = format_of("summarizer", s.tokenizer, o.checkpoint).dump(2) + "\n";
   }
+  // Checksums of the weights and of the other extra files, verified when heed loads the archive.
+  nlohmann::json format = nlohmann::json::parse(extra[kFormatFile]);
+  format["checksums"] = {{"algorithm", model::kChecksumAlgorithm}, {"weights", model::exported_weights_digest(module)}};
+  for (const auto& [name, bytes] : extra) {
+    if (name != kFormatFile) format["checksums"][name] = model::xxh3_hex(bytes.data(), bytes.size());
+  }
+  extra[kFormatFile] = format.dump(2) + "\n";
   save_archive(module, extra, o.out);
   spdlog::info("exported {} ({} checkpoint) to {}", o.run, o.checkpoint, o.out);
   return 0;

@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 
 #include "app/jobs.h"
+#include "app/run_dir.h"
 #include "app/runtime.h"
 #include "data_pipeline/errors.h"
 #include "data_pipeline/io.h"
@@ -20,6 +21,11 @@ int tokenizer_train_job(const TokenizerTrainJobOptions& o) {
   if (o.inputs.empty()) throw InputError("tokenizer train: --input FILE is required");
   if (o.out.empty()) throw InputError("tokenizer train: --out FILE.model is required");
   require_choice(o.format, {"text", "imdb", "jsonl", "csv", "tsv", "auto"}, "tokenizer", "format");
+  {
+    std::vector<NamedInput> inputs;
+    for (const auto& path : o.inputs) inputs.push_back({"--input", path});
+    check_output_path("--out", o.out, inputs);  // the model never replaces the text it is trained on
+  }
   const int threads = configure_runtime(o.threads);
   std::vector<std::string> texts;
   for (const auto& path : o.inputs) {

@@ -3,6 +3,7 @@
 #include <filesystem>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
 
 #include "app/classification.h"
@@ -17,11 +18,6 @@ namespace heed::app {
 namespace fs = std::filesystem;
 
 namespace {
-
-bool holds_files(const std::string& dir) {
-  std::error_code ec;
-  return fs::is_directory(dir, ec) && fs::directory_iterator(dir, ec) != fs::directory_iterator();
-}
 
 std::vector<data::TextExample> read_examples(const DataOptions& d, const std::string& path, const char* what) {
   data::ReadReport report;
@@ -148,14 +144,29 @@ std::vector<data::TokenIds> encode_truncated(const RunSetup& r, const data::Toke
   return ids;
 }
 
-// Creates the run directory (config, tokenizer) for a new run; nothing is written before this.
+// The files `heed train` reads, for check_train_output: the run never lands on or around them.
+std::vector<NamedInput> train_inputs(const Config& config) {
+  const auto& d = config.data;
+  return {{"data.train", d.train},
+          {"data.validation", d.validation},
+          {"data.train_target", d.train_target},
+          {"data.validation_target", d.validation_target},
+          {"tokenizer.model", config.tokenizer.model}};
+}
+
+// Creates the run directory (marker, config, tokenizer) for a new run; nothing is written before
+// this. --overwrite on a run (check_train_output decided it is one) deletes only heed's own files.
 void create_run_dir(const RunSetup& r, const data::Tokenizer& tokenizer) {
   if (r.options.resume) return;
-  if (r.options.overwrite && holds_files(r.output)) {
-    spdlog::info("--overwrite: replacing the run in {}", r.output);
-    fs::remove_all(r.output);
+  std::error_code ec;
+  if (r.options.overwrite && fs::is_directory(r.output, ec) && !fs::is_empty(r.output, ec)) {
+    const auto kept = clear_run_dir(r.output);
+    spdlog::info("--overwrite: replacing the run in {}{}", r.output,
+                 kept.empty() ? "" : fmt::format(" (keeping {} entries heed did not write: {})", kept.size(),
+                                                 fmt::join(kept, ", ")));
   }
   fs::create_directories(fs::path(r.run.checkpoint("last")).parent_path());
+  write_run_marker(r.run, r.config.task);
   write_file_atomic(r.run.config(), to_json(r.config).dump(2) + "\n");
   tokenizer.save(r.run.tokenizer());
 }
@@ -306,13 +317,9 @@ int train_job(const TrainJobOptions& o) {
   } else {
     if (o.config.empty()) throw InputError("train: --config is required");
     config = load_config(o.config, overrides, data_dir);
-    if (holds_files(output) && !o.overwrite) {
-      throw InputError(fmt::format("output directory {} already holds a run: pass --resume to continue it, "
-                                   "--overwrite to replace it, or --output DIR for a new one",
-                                   output));
-    }
   }
   check_paths(config);
+  check_train_output(output, o.resume, o.overwrite, train_inputs(config));
   const int threads = configure_runtime(config.training.threads);
   spdlog::info("heed train ({}): {} -> {} ({} threads)", config.task, o.resume ? run.config() : o.config, output,
                threads);
