@@ -54,7 +54,7 @@ namespace {
 // The checksums stored in a checkpoint ("checksums": a JSON object of XXH3-64 digests, hex):
 //   state      the TrainState JSON text
 //   model      every parameter and buffer of the model (name, dtype, shape, bytes; sorted by name)
-//   optimizer  AdamW's per-parameter state (step, moments) and group options, in parameter order
+//   optimizer  AdamW's per-parameter state (step, moments), in parameter order
 //   rng        the CPU generator's state tensor
 // Each part is verified when it is loaded, so a weights-only load of last.pt checks the model part.
 std::string model_digest(torch::nn::Module& model) {
@@ -73,12 +73,8 @@ std::string optimizer_digest(torch::optim::Optimizer& optimizer) {
   const auto& state = optimizer.state();
   const auto& groups = optimizer.param_groups();
   h.update_int(static_cast<int64_t>(groups.size()));
+  // Group options are not hashed: Optimizer::load keeps the ones the optimizer was built with.
   for (const auto& group : groups) {
-    const auto* options = dynamic_cast<const torch::optim::AdamWOptions*>(&group.options());
-    if (options == nullptr) return "";
-    const double values[] = {options->lr(), std::get<0>(options->betas()), std::get<1>(options->betas()),
-                             options->eps(), options->weight_decay(), options->amsgrad() ? 1.0 : 0.0};
-    h.update(values, sizeof(values));
     h.update_int(static_cast<int64_t>(group.params().size()));
     for (const auto& param : group.params()) {
       const auto it = state.find(c10::guts::to_string(param.unsafeGetTensorImpl()));
@@ -222,7 +218,9 @@ TrainState load_checkpoint(const std::string& path, torch::nn::Module& model, to
   } catch (const Error&) {
     throw;
   } catch (const std::exception& e) {
-    throw Error(fmt::format("checkpoint {} is unreadable or does not match this model: {}", path, first_line(e.what())));
+    // A record missing or of the wrong kind: damaged metadata, or a checkpoint of another model.
+    throw InputError(fmt::format("checkpoint {} is damaged or does not match this model: {}", path,
+                                 first_line(e.what())));
   }
 }
 

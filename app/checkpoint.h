@@ -33,8 +33,9 @@ void save_checkpoint(const std::string& path, torch::nn::Module& model, torch::o
                      const TrainState& state);
 
 // Loads weights into `model` (and `optimizer` when non-null; then also restores the RNG state).
-// Throws heed::Error with the path on a missing, mismatched or newer-format file, and InputError
-// (exit 2) saying the file is damaged when it does not read or a part does not match its checksum.
+// Throws heed::Error with the path on a missing file or one whose tensor shapes differ from the
+// model's, and InputError (exit 2) on a newer format, and saying the file is damaged when it does
+// not read, lacks a record, or a part does not match its checksum.
 TrainState load_checkpoint(const std::string& path, torch::nn::Module& model, torch::optim::Optimizer* optimizer);
 
 // Writes the module's parameters and buffers as a flat-weights file (model/flat_weights.h) at
