@@ -15,12 +15,15 @@ namespace heed::app {
 
 // checkpoints/<checkpoint>.flat of the run.
 std::string flat_weights_path(const RunDir& run, const std::string& checkpoint);
-// True when the flat file exists and was written from the current <checkpoint>.pt (same size and time).
+// True when the flat file exists, was written from the current <checkpoint>.pt (same size and time),
+// and its header checksum and length verify (cheap: the tensors are not read or hashed).
 bool flat_weights_fresh(const RunDir& run, const std::string& checkpoint);
 
 // Runs classify with the native engine and returns the exit code, or nothing when this command
 // needs libtorch: engine "torch", an exported archive (--model), or (engine "auto") a run without
-// fresh flat weights. Engine "native" without them is an InputError that says how to get them.
+// fresh, intact flat weights (missing, stale, damaged, truncated: the torch path verifies the .pt's
+// checksum and rewrites them). Engine "native" without them is an InputError naming the file and
+// saying how to get them.
 std::optional<int> classify_native_job(const ClassifyJobOptions& options);
 
 // The config of a classifier run: Error when it does not load, InputError when the run is not a
