@@ -53,7 +53,12 @@ void save_checkpoint(const std::string& path, torch::nn::Module& model, torch::o
     std::lock_guard<std::mutex> lock(generator.mutex());
     archive.write("rng", generator.get_state());
   }
-  write_atomic_with(path, [&](const std::string& tmp) { archive.save_to(tmp); });
+  write_atomic_stream(path, [&](const ByteSink& sink) {
+    archive.save_to([&](const void* data, size_t size) -> size_t {
+      sink(data, size);
+      return size;
+    });
+  });
 }
 
 TrainState load_checkpoint(const std::string& path, torch::nn::Module& model, torch::optim::Optimizer* optimizer) {
