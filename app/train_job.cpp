@@ -148,8 +148,21 @@ std::vector<data::TokenIds> encode_truncated(const RunSetup& r, const data::Toke
   return ids;
 }
 
+// Removes the temporary files that a killed heed (SIGKILL, power loss) left mid-write in the run
+// directory, its checkpoints/ and the cache folder; only heed's own "<name>.tmp<pid>-<n>" files of
+// processes that no longer run (data_pipeline/io.h).
+void remove_stale_temp_files_of_run(const RunSetup& r) {
+  std::vector<std::string> removed;
+  for (const std::string& dir : {r.output, fs::path(r.run.checkpoint("last")).parent_path().string(), r.cache_dir}) {
+    if (dir.empty()) continue;
+    for (auto& path : remove_stale_temp_files(dir)) removed.push_back(std::move(path));
+  }
+  for (const auto& path : removed) spdlog::info("removed {}, left by an interrupted write", path);
+}
+
 // Creates the run directory (config, tokenizer) for a new run; nothing is written before this.
 void create_run_dir(const RunSetup& r, const data::Tokenizer& tokenizer) {
+  remove_stale_temp_files_of_run(r);
   if (r.options.resume) return;
   if (r.options.overwrite && holds_files(r.output)) {
     spdlog::info("--overwrite: replacing the run in {}", r.output);
