@@ -3,6 +3,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <ostream>
+#include <streambuf>
 #include <string>
 #include <vector>
 
@@ -26,6 +28,35 @@ using ByteSink = std::function<void(const void* data, size_t size)>;
 // that a foreign writer (torch's archive writer) is never unwound mid-write: after a failed write it
 // drops the remaining bytes, and write_atomic_stream throws once `writer` has returned.
 void write_atomic_stream(const std::string& path, const std::function<void(const ByteSink& sink)>& writer);
+
+// A std::ostream over a ByteSink, for writers that want a stream (TorchScript's Module::save). Like
+// the sink, it never fails.
+class SinkStream : public std::ostream {
+ public:
+  explicit SinkStream(const ByteSink& sink) : std::ostream(&buffer_), buffer_(sink) {}
+
+ private:
+  class Buffer : public std::streambuf {
+   public:
+    explicit Buffer(const ByteSink& sink) : sink_(sink) {}
+
+   protected:
+    std::streamsize xsputn(const char* data, std::streamsize n) override {
+      sink_(data, static_cast<size_t>(n));
+      return n;
+    }
+    int_type overflow(int_type c) override {
+      if (traits_type::eq_int_type(c, traits_type::eof())) return traits_type::not_eof(c);
+      const char ch = traits_type::to_char_type(c);
+      sink_(&ch, 1);
+      return c;
+    }
+
+   private:
+    const ByteSink& sink_;
+  };
+  Buffer buffer_;
+};
 
 // Writes `content` to `path` atomically.
 void write_file_atomic(const std::string& path, const std::string& content);

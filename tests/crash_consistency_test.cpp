@@ -511,7 +511,21 @@ TEST_F(CrashConsistency, OutputThroughAFileIsOneErrorExitOne) {
   EXPECT_EQ(file_bytes(file), "x\n");
 }
 
-// --- The two fixes on their own. ---
+TEST_F(CrashConsistency, ExportOnAFullDiskIsOneErrorExitOne) {
+  // TorchScript's writer used to abort (an exception from its destructor) when a write failed.
+  const std::string out = data_->str() + "/export/model.pt", log = data_->str() + "/export.log";
+  fs::create_directories(data_->str() + "/export");
+  ChildSetup setup;
+  setup.file_size_limit = 16384;
+  Child child({"export", "--run", reference_->run, "--out", out}, log, setup);
+  EXPECT_EQ(child.wait(), 1) << file_bytes(log);
+  const auto errors = error_lines(file_bytes(log));
+  ASSERT_EQ(errors.size(), 1u) << file_bytes(log);
+  EXPECT_NE(errors[0].find("cannot write " + out + ": File too large"), std::string::npos) << errors[0];
+  EXPECT_TRUE(fs::is_empty(data_->str() + "/export")) << "no archive and no temporary file";
+}
+
+// --- The fixes on their own. ---
 
 TEST(CrashRecovery, StaleTempFilesOfDeadProcessesAreRemovedOthersKept) {
   TempDir dir;
