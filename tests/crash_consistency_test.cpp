@@ -354,7 +354,14 @@ class CrashConsistency : public ::testing::Test {
     want.erase("train_seconds");
     got.erase("train_seconds");
     EXPECT_EQ(want, got) << run;
-    EXPECT_EQ(metrics_without_times(reference_->run), metrics_without_times(run)) << run;
+    const auto want_metrics = metrics_without_times(reference_->run), got_metrics = metrics_without_times(run);
+    EXPECT_EQ(want_metrics.size(), got_metrics.size()) << run << "/metrics.jsonl";
+    for (size_t i = 0; i < std::min(want_metrics.size(), got_metrics.size()); ++i) {
+      if (want_metrics[i] == got_metrics[i]) continue;
+      ADD_FAILURE() << run << "/metrics.jsonl record " << i + 1 << ": " << got_metrics[i].dump() << ", expected "
+                    << want_metrics[i].dump();
+      break;
+    }
   }
 
   static TempDir* data_;
