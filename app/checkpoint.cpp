@@ -141,7 +141,12 @@ void save_checkpoint(const std::string& path, torch::nn::Module& model, torch::o
     checksums["rng"] = rng_digest(rng);
   }
   archive.write("checksums", c10::IValue(checksums.dump()));
-  write_atomic_with(path, [&](const std::string& tmp) { archive.save_to(tmp); });
+  write_atomic_stream(path, [&](const ByteSink& sink) {
+    archive.save_to([&](const void* data, size_t size) -> size_t {
+      sink(data, size);
+      return size;
+    });
+  });
 }
 
 TrainState load_checkpoint(const std::string& path, torch::nn::Module& model, torch::optim::Optimizer* optimizer) {

@@ -30,9 +30,10 @@ nlohmann::json format_of(const std::string& kind, const data::Tokenizer& tokeniz
 }
 
 void save_archive(torch::jit::Module& module, const torch::jit::ExtraFilesMap& extra, const std::string& out) {
-  write_atomic_with(out, [&](const std::string& tmp) {
+  write_atomic_stream(out, [&](const ByteSink& sink) {
     try {
-      module.save(tmp, extra);
+      SinkStream stream(sink);  // never fails: a full disk is reported by write_atomic_stream, naming `out`
+      module.save(stream, extra);
     } catch (const c10::Error& e) {
       throw Error(fmt::format("{}: cannot write the archive: {}", out, e.what_without_backtrace()));
     }

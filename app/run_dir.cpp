@@ -52,6 +52,22 @@ bool holds_files(const std::string& dir) {
   return fs::is_directory(dir, ec) && fs::directory_iterator(dir, ec) != fs::directory_iterator();
 }
 
+bool is_temporary_of(const std::string& name, const std::string& base);
+
+// What a `heed train` killed while creating the run leaves (train_job.cpp create_run_dir writes the
+// marker first): nothing, the marker's temporary file, or an empty checkpoints/. Such a folder is
+// treated as empty, so the same command can simply be run again.
+bool holds_only_an_abandoned_start(const std::string& dir) {
+  std::error_code ec;
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (is_temporary_of(name, "heed-run.json") && it->is_regular_file(ec)) continue;
+    if (name == "checkpoints" && !it->is_symlink(ec) && it->is_directory(ec) && fs::is_empty(it->path(), ec)) continue;
+    return false;
+  }
+  return !ec;
+}
+
 // A JSON object from a small file, or null when it does not read as one.
 nlohmann::json json_object_or_null(const fs::path& path) {
   std::error_code ec;
@@ -276,7 +292,7 @@ void check_train_output(const std::string& output, bool resume, bool overwrite,
                                    output, rel.empty() ? "is" : "holds", input.what, input.path));
     }
   }
-  if (resume || !holds_files(output)) return;
+  if (resume || !holds_files(output) || holds_only_an_abandoned_start(output)) return;
   const bool run = is_heed_run(output);
   if (run && !overwrite) {
     throw InputError(fmt::format("output directory {} already holds a run: pass --resume to continue it, "

@@ -144,6 +144,18 @@ std::vector<data::TokenIds> encode_truncated(const RunSetup& r, const data::Toke
   return ids;
 }
 
+// Removes the temporary files that a killed heed (SIGKILL, power loss) left mid-write in the run
+// directory, its checkpoints/ and the cache folder; only heed's own "<name>.tmp<pid>-<n>" files of
+// processes that no longer run (data_pipeline/io.h).
+void remove_stale_temp_files_of_run(const RunSetup& r) {
+  std::vector<std::string> removed;
+  for (const std::string& dir : {r.output, fs::path(r.run.checkpoint("last")).parent_path().string(), r.cache_dir}) {
+    if (dir.empty()) continue;
+    for (auto& path : remove_stale_temp_files(dir)) removed.push_back(std::move(path));
+  }
+  for (const auto& path : removed) spdlog::info("removed {}, left by an interrupted write", path);
+}
+
 // The files `heed train` reads, for check_train_output: the run never lands on or around them.
 std::vector<NamedInput> train_inputs(const Config& config) {
   const auto& d = config.data;
@@ -157,6 +169,7 @@ std::vector<NamedInput> train_inputs(const Config& config) {
 // Creates the run directory (marker, config, tokenizer) for a new run; nothing is written before
 // this. --overwrite on a run (check_train_output decided it is one) deletes only heed's own files.
 void create_run_dir(const RunSetup& r, const data::Tokenizer& tokenizer) {
+  remove_stale_temp_files_of_run(r);
   if (r.options.resume) return;
   std::error_code ec;
   if (r.options.overwrite && fs::is_directory(r.output, ec) && !fs::is_empty(r.output, ec)) {
@@ -165,8 +178,10 @@ void create_run_dir(const RunSetup& r, const data::Tokenizer& tokenizer) {
                  kept.empty() ? "" : fmt::format(" (keeping {} entries heed did not write: {})", kept.size(),
                                                  fmt::join(kept, ", ")));
   }
-  fs::create_directories(fs::path(r.run.checkpoint("last")).parent_path());
+  // The marker first: a folder that has it is a run, which --overwrite may replace after a kill.
+  fs::create_directories(r.output);
   write_run_marker(r.run, r.config.task);
+  fs::create_directories(fs::path(r.run.checkpoint("last")).parent_path());
   write_file_atomic(r.run.config(), to_json(r.config).dump(2) + "\n");
   tokenizer.save(r.run.tokenizer());
 }
