@@ -7,7 +7,9 @@
 #include <fmt/format.h>
 #include <torch/torch.h>
 
+#include "app/run_dir.h"
 #include "data_pipeline/errors.h"
+#include "data_pipeline/json.h"
 #include "model/export.h"
 
 namespace heed::app {
@@ -30,11 +32,7 @@ std::string record(caffe2::serialize::PyTorchStreamReader& reader, const std::st
 }
 
 nlohmann::json parse_json(const std::string& text, const std::string& path, const std::string& name) {
-  try {
-    return nlohmann::json::parse(text);
-  } catch (const nlohmann::json::exception& e) {
-    throw InputError(fmt::format("{}: {} is not valid JSON ({})", path, name, e.what()));
-  }
+  return parse_json_bounded(text, path + ":" + name);
 }
 
 // Format, kind and the extra files, read from the zip before any TorchScript is compiled, so a
@@ -88,16 +86,6 @@ torch::jit::Module load_module(const std::string& path, const std::string& kind)
   return module;
 }
 
-std::vector<std::string> parse_labels(const std::string& text, const std::string& path) {
-  try {
-    auto labels = parse_json(text, path, kLabelsFile).get<std::vector<std::string>>();
-    if (labels.size() < 2) throw InputError(fmt::format("{}: {} lists fewer than two labels", path, kLabelsFile));
-    return labels;
-  } catch (const nlohmann::json::exception& e) {
-    throw InputError(fmt::format("{}: {} is not a JSON list of label names ({})", path, kLabelsFile, e.what()));
-  }
-}
-
 }  // namespace
 
 LoadedExport load_export(const std::string& path, const std::string& expected_kind,
@@ -122,11 +110,11 @@ LoadedExport load_export(const std::string& path, const std::string& expected_ki
   if (!decoding_overrides.empty()) {
     std::vector<std::string> overrides;
     for (const auto& o : decoding_overrides) overrides.push_back("decoding." + o);
-    config = parse_config(document, overrides, "", origin);  // a bad value is the user's: InputError
+    config = parse_config(document, overrides, "", origin, "{} (from a decoding flag)");  // the user's: InputError
   }
   auto tokenizer = data::Tokenizer::from_bytes(files[kTokenizerFile], path + ":" + kTokenizerFile);
   std::vector<std::string> labels;
-  if (kind == "classifier") labels = parse_labels(files[kLabelsFile], path);
+  if (kind == "classifier") labels = parse_labels(files[kLabelsFile], path + ":" + kLabelsFile);
   auto module = load_module(path, kind);
   return LoadedExport{path, kind, format, config, std::move(tokenizer), std::move(labels), std::move(module)};
 }
