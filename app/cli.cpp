@@ -33,6 +33,17 @@ CLI::Validator at_least(int64_t min) {
       fmt::format("INT>={}", min));
 }
 
+// A number in (0, 1] (CLI::Range would print "0 to 1" and accept 0).
+const CLI::Validator kShare(
+    [](std::string& text) {
+      double value = 0.0;
+      if (!CLI::detail::lexical_cast(text, value) || !(value > 0.0 && value <= 1.0)) {
+        return fmt::format("must be in (0, 1], got {}", text);
+      }
+      return std::string();
+    },
+    "(0,1]");
+
 // `heed trian`: CLI11 would say "A subcommand is required"; name the word and list the commands.
 // Returns true (after printing) when argv's first word is not one of `app`'s subcommands.
 bool unknown_command(const CLI::App& app, const std::string& program, int argc, char** argv, int index) {
@@ -164,7 +175,7 @@ std::optional<int> parse_command_line(int argc, char** argv, Command& cmd) {
       ->check(CLI::Range(kMinVocabSize, kMaxVocabSize))
       ->capture_default_str();
   tt->add_option("--character-coverage", cmd.tokenizer_train.character_coverage, "share of characters covered, in (0, 1]")
-      ->check(CLI::Range(std::numeric_limits<double>::min(), 1.0))
+      ->check(kShare)
       ->capture_default_str();
   tt->add_option("--input-sentence-size", cmd.tokenizer_train.input_sentence_size, "texts sampled (0 = all)")
       ->check(CLI::Range(int64_t{0}, int64_t{std::numeric_limits<int32_t>::max()}))

@@ -85,9 +85,11 @@ class BoundedDomBuilder {
     return dom_.key(k);
   }
   template <class Exception>
-  bool parse_error(std::size_t position, const std::string& /*last_token*/, const Exception& e) {
+  bool parse_error(std::size_t position, const std::string& last_token, const Exception& e) {
     error_ = true;
     position_ = position;
+    // A number out of range is reported after it has been read: point at its first character.
+    if (e.id == 406 && position > last_token.size()) position_ = position - last_token.size() + 1;
     detail_ = bare_detail(e.what());
     field_ = field();
     return false;
