@@ -280,7 +280,8 @@ Config parse_config(const json& document, const std::vector<std::string>& overri
   json doc = document;
   std::map<std::string, std::string> overridden;  // field -> how the command line set it
   for (const auto& o : overrides) {
-    const std::string label = fmt::format(fmt::runtime(override_label), o);
+    const std::string shown = o.size() > 120 ? o.substr(0, 117) + "..." : o;  // a huge value is not echoed whole
+    const std::string label = fmt::format(fmt::runtime(override_label), shown);
     overridden[apply_override(doc, o, label)] = label;
   }
   try {
