@@ -7,6 +7,7 @@
 
 #include "data_pipeline/errors.h"
 #include "data_pipeline/io.h"
+#include "data_pipeline/json.h"
 #include "model/flat_weights.h"
 
 namespace heed::app {
@@ -71,7 +72,7 @@ TrainState load_checkpoint(const std::string& path, torch::nn::Module& model, to
     }
     c10::IValue state_value;
     archive.read("state", state_value);
-    TrainState state = train_state_from_json(nlohmann::json::parse(state_value.toStringRef()));
+    TrainState state = train_state_from_json(parse_json_bounded(state_value.toStringRef(), path + " (state)"));
     torch::serialize::InputArchive model_archive;
     archive.read("model", model_archive);
     // Module::load resizes mismatched tensors silently; compare shapes so a checkpoint of another

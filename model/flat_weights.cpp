@@ -9,6 +9,7 @@
 
 #include "data_pipeline/errors.h"
 #include "data_pipeline/io.h"
+#include "data_pipeline/json.h"
 
 namespace heed::model {
 namespace fs = std::filesystem;
@@ -78,11 +79,13 @@ Header read_header(std::ifstream& in, uint64_t file_size, const std::string& pat
   in.read(text.data(), static_cast<std::streamsize>(length));
   Header h;
   try {
-    h.json = nlohmann::json::parse(text);
+    h.json = parse_json_bounded(text, path);
     const auto format = h.json.at("format").get<int64_t>();
     if (format != kFlatWeightsFormat) {
       throw InputError(fmt::format("{}: flat-weights format {}, this heed reads {}", path, format, kFlatWeightsFormat));
     }
+  } catch (const JsonError& e) {
+    throw invalid(path, std::string("header: ") + e.detail());
   } catch (const nlohmann::json::exception& e) {
     throw invalid(path, std::string("header: ") + e.what());
   }
@@ -106,6 +109,8 @@ nlohmann::json read_flat_weights_source(const std::string& path) {
   const auto header = read_header(in, size, path);
   try {
     return header.json.at("source");
+  } catch (const JsonError& e) {
+    throw invalid(path, std::string("header: ") + e.detail());
   } catch (const nlohmann::json::exception& e) {
     throw invalid(path, std::string("header: ") + e.what());
   }
