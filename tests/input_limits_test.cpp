@@ -19,6 +19,7 @@
 #include "data_pipeline/readers.h"
 #include "data_pipeline/text.h"
 #include "data_pipeline/tokenizer.h"
+#include "model/flat_weights.h"
 #include "tests/classifier_runs.h"
 #include "tests/test_corpus.h"
 #include "tests/test_utils.h"
@@ -207,6 +208,22 @@ TEST(InputLimits, JsonlRecordsAndLabelsFilesAreBounded) {
     }
   }
   EXPECT_EQ(heed::app::parse_labels(R"(["neg", "pos"])", "l.json"), (std::vector<std::string>{"neg", "pos"}));
+}
+
+TEST(InputLimits, FlatWeightsHeaderIsBounded) {
+  TempDir dir;
+  const std::string header = "{\"format\": " + nested(500000) + "}";
+  const uint64_t length = header.size();
+  std::string bytes = "HEEDFLAT";
+  bytes.append(reinterpret_cast<const char*>(&length), sizeof(length));
+  const auto path = dir.write("deep.flat", bytes + header);
+  try {
+    heed::model::FlatWeights::read(path);
+    FAIL() << "no error";
+  } catch (const heed::InputError& e) {
+    EXPECT_TRUE(contains(e.what(), path)) << e.what();
+    EXPECT_TRUE(contains(e.what(), "nested deeper than 64 levels")) << e.what();
+  }
 }
 
 // --- Text: long runs of unknown characters and texts far longer than a model reads (item 7). ---
