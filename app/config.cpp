@@ -118,7 +118,7 @@ std::string apply_override(json& doc, const std::string& assignment, const std::
   } catch (const JsonError& e) {
     // Not JSON: a plain string. A number JSON cannot hold (1e400) or a value nested too deep is
     // an error, not a string.
-    if (e.detail().find("number overflow") != std::string::npos || e.detail().find("nested deeper") != std::string::npos) {
+    if (e.kind() != JsonError::Kind::kSyntax) {
       throw InputError(fmt::format("{}: {}", label, e.detail()));
     }
     value = text;

@@ -89,13 +89,15 @@ class BoundedDomBuilder {
     error_ = true;
     position_ = position;
     // A number out of range is reported after it has been read: point at its first character.
-    if (e.id == 406 && position > last_token.size()) position_ = position - last_token.size() + 1;
+    out_of_range_ = e.id == 406;
+    if (out_of_range_ && position > last_token.size()) position_ = position - last_token.size() + 1;
     detail_ = bare_detail(e.what());
     field_ = field();
     return false;
   }
 
   bool too_deep() const { return too_deep_; }
+  bool out_of_range() const { return out_of_range_; }
   bool failed() const { return error_ || too_deep_; }
   size_t position() const { return position_; }
   const std::string& detail() const { return detail_; }
@@ -143,16 +145,18 @@ class BoundedDomBuilder {
   nlohmann::detail::json_sax_dom_parser<json> dom_;
   int max_depth_;
   std::vector<Frame> frames_;
-  bool error_ = false, too_deep_ = false;
+  bool error_ = false, too_deep_ = false, out_of_range_ = false;
   size_t position_ = 0;
   std::string detail_, field_;
 };
 
 }  // namespace
 
-JsonError::JsonError(const std::string& what, size_t line, size_t column, std::string field, std::string detail)
+JsonError::JsonError(Kind kind, const std::string& what, size_t line, size_t column, std::string field,
+                     std::string detail)
     : InputError(fmt::format("{}:{}:{}: invalid JSON{}: {}", what, line, column, field.empty() ? "" : " in " + field,
                              detail)),
+      kind_(kind),
       line_(line),
       column_(column),
       field_(std::move(field)),
@@ -167,12 +171,13 @@ json parse_json_bounded(std::string_view text, const std::string& what, int max_
   if (builder.too_deep()) {
     result = json();  // at most max_depth levels: safe to destroy
     const auto [line, column] = line_column(text, too_deep_offset(text, max_depth));
-    throw JsonError(what, line, column, builder.error_field(), builder.detail());
+    throw JsonError(JsonError::Kind::kTooDeep, what, line, column, builder.error_field(), builder.detail());
   }
   // nlohmann reports the number of bytes read, the offending one included.
   const size_t offset = builder.position() == 0 ? 0 : builder.position() - 1;
   const auto [line, column] = line_column(text, offset);
-  throw JsonError(what, line, column, builder.error_field(), builder.detail());
+  throw JsonError(builder.out_of_range() ? JsonError::Kind::kNumberOutOfRange : JsonError::Kind::kSyntax, what, line,
+                  column, builder.error_field(), builder.detail());
 }
 
 }  // namespace heed

@@ -22,7 +22,9 @@ constexpr int kMaxJsonDepth = 64;
 // only when the error is inside an object member, e.g. "training.lr").
 class JsonError : public InputError {
  public:
-  JsonError(const std::string& what, size_t line, size_t column, std::string field, std::string detail);
+  enum class Kind { kSyntax, kNumberOutOfRange, kTooDeep };
+  JsonError(Kind kind, const std::string& what, size_t line, size_t column, std::string field, std::string detail);
+  Kind kind() const { return kind_; }
   size_t line() const { return line_; }
   size_t column() const { return column_; }
   // Dotted path of the member where the error is ("training.lr", "a[2].b"); "" at the top level.
@@ -32,6 +34,7 @@ class JsonError : public InputError {
   const std::string& detail() const { return detail_; }
 
  private:
+  Kind kind_;
   size_t line_, column_;
   std::string field_, detail_;
 };

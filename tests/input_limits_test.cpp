@@ -77,7 +77,8 @@ TEST(InputLimits, JsonDepthIsBoundedWithoutBuildingTheDeepValue) {
     FAIL() << "no error";
   } catch (const JsonError& e) {
     EXPECT_EQ(e.line(), 1u);
-    EXPECT_EQ(e.column(), static_cast<size_t>(heed::kMaxJsonDepth + 1));  // the bracket that opens level 65
+    EXPECT_EQ(e.column(), static_cast<size_t>(heed::kMaxJsonDepth + 1));
+    EXPECT_EQ(e.kind(), JsonError::Kind::kTooDeep);  // the bracket that opens level 65
     EXPECT_TRUE(contains(e.what(), "t.json:1:65: invalid JSON: nested deeper than 64 levels")) << e.what();
   }
   // Deep enough to overflow the stack in nlohmann's recursive copy/destroy if it were built.
@@ -98,6 +99,7 @@ TEST(InputLimits, JsonErrorsNameLineColumnAndField) {
   } catch (const JsonError& e) {
     EXPECT_EQ(e.line(), 3u);
     EXPECT_EQ(e.column(), 11u);  // where 1e400 starts
+    EXPECT_EQ(e.kind(), JsonError::Kind::kNumberOutOfRange);
     EXPECT_EQ(e.field(), "training.lr");
     EXPECT_TRUE(contains(e.what(), "c.json:3:")) << e.what();
     EXPECT_TRUE(contains(e.what(), "training.lr: number overflow parsing '1e400'")) << e.what();
@@ -107,6 +109,7 @@ TEST(InputLimits, JsonErrorsNameLineColumnAndField) {
     FAIL() << "no error";
   } catch (const JsonError& e) {
     EXPECT_EQ(e.field(), "a[2].b");
+    EXPECT_EQ(e.kind(), JsonError::Kind::kSyntax);
     EXPECT_TRUE(contains(e.what(), "x.json:1:")) << e.what();
   }
   try {
