@@ -16,6 +16,7 @@
 #include "data_pipeline/errors.h"
 #include "data_pipeline/io.h"
 #include "data_pipeline/json.h"
+#include "data_pipeline/news_readers.h"
 #include "data_pipeline/readers.h"
 #include "data_pipeline/text.h"
 #include "data_pipeline/tokenizer.h"
@@ -192,6 +193,18 @@ TEST(InputLimits, JsonlRecordsAndLabelsFilesAreBounded) {
   EXPECT_EQ(examples.size(), 2u);
   ASSERT_EQ(report.messages.size(), 1u);
   EXPECT_TRUE(contains(report.messages[0], path + ":2: not valid JSON (nested deeper than 64 levels")) << report.messages[0];
+
+  // The summarization readers share the JSON Lines reader (CNN/DailyMail JSONL here).
+  const auto news = dir.write("cnndm.jsonl", "{\"article\": \"A b.\", \"highlights\": \"A.\"}\n{\"article\": " +
+                                                 nested(500000, "\"x\"") + "}\n");
+  heed::data::SummaryReadOptions options;
+  options.format = "cnndm_jsonl";
+  options.on_error = heed::data::OnError::kSkip;
+  heed::data::ReadReport news_report;
+  EXPECT_EQ(heed::data::read_summarization(news, options, &news_report).size(), 1u);
+  ASSERT_EQ(news_report.messages.size(), 1u);
+  EXPECT_TRUE(contains(news_report.messages[0], news + ":2: not valid JSON (nested deeper than 64 levels"))
+      << news_report.messages[0];
 
   // labels.json: bounded, a list of distinct strings (item 12).
   const std::vector<std::pair<std::string, std::string>> bad = {
