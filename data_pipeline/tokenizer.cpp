@@ -8,6 +8,7 @@
 #include <mutex>
 #include <thread>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "data_pipeline/errors.h"
 #include "data_pipeline/io.h"
@@ -89,8 +90,28 @@ constexpr size_t kErrCap = 1024;
 
 std::string spm_shim_path() { return shim().path; }
 
+struct Tokenizer::KnownCharacters {
+  std::once_flag once;
+  std::unordered_set<uint32_t> characters;
+};
+
+namespace {
+
+// Byte length of the UTF-8 character that starts with `lead` (1 for a stray byte).
+size_t utf8_length(unsigned char lead) {
+  return lead < 0x80 ? 1 : (lead >> 5) == 0x6 ? 2 : (lead >> 4) == 0xE ? 3 : (lead >> 3) == 0x1E ? 4 : 1;
+}
+
+uint32_t pack(std::string_view ch) {
+  uint32_t key = 0;
+  for (char c : ch) key = (key << 8) | static_cast<unsigned char>(c);
+  return key;
+}
+
+}  // namespace
+
 Tokenizer::Tokenizer(std::shared_ptr<heed_spm> handle, std::string bytes)
-    : handle_(std::move(handle)), bytes_(std::move(bytes)) {
+    : handle_(std::move(handle)), bytes_(std::move(bytes)), known_(std::make_shared<KnownCharacters>()) {
   const auto& api = shim();
   vocab_size_ = api.vocab_size(handle_.get());
   unk_id_ = api.special_id(handle_.get(), 1);
@@ -181,10 +202,21 @@ bool Tokenizer::compact(std::string_view text, std::string* out) const {
   }
   if (!long_span) return false;
 
-  std::unordered_map<uint32_t, bool> unknown;  // character bytes (packed) -> encodes as the unknown id
+  std::call_once(known_->once, [this] {
+    for (int id = 0; id < vocab_size_; ++id) {
+      if (id == unk_id_ || id == pad_id_ || id == bos_id_ || id == eos_id_) continue;  // "<unk>" is no text
+      const std::string p = piece(id);
+      for (size_t i = 0; i < p.size();) {
+        const size_t len = std::min(utf8_length(static_cast<unsigned char>(p[i])), p.size() - i);
+        known_->characters.insert(pack(std::string_view(p).substr(i, len)));
+        i += len;
+      }
+    }
+  });
+  std::unordered_map<uint32_t, bool> unknown;  // characters in no piece (packed) -> encodes as the unknown id
   auto is_unknown = [&](std::string_view ch) {
-    uint32_t key = 0;
-    for (char c : ch) key = (key << 8) | static_cast<unsigned char>(c);
+    const uint32_t key = pack(ch);
+    if (known_->characters.count(key) != 0) return false;
     auto it = unknown.find(key);
     if (it != unknown.end()) return it->second;
     const auto ids = encode_raw(ch);
@@ -197,9 +229,7 @@ bool Tokenizer::compact(std::string_view text, std::string* out) const {
   bool changed = false;
   size_t run = 0;  // bytes of unknown characters kept in the current run
   for (size_t i = 0; i < text.size();) {
-    const auto lead = static_cast<unsigned char>(text[i]);
-    size_t len = lead < 0x80 ? 1 : (lead >> 5) == 0x6 ? 2 : (lead >> 4) == 0xE ? 3 : (lead >> 3) == 0x1E ? 4 : 1;
-    len = std::min(len, text.size() - i);
+    const size_t len = std::min(utf8_length(static_cast<unsigned char>(text[i])), text.size() - i);
     const std::string_view ch = text.substr(i, len);
     i += len;
     if (len == 1 && is_space(ch[0])) {

@@ -40,7 +40,8 @@ class Tokenizer {
   static constexpr size_t kMaxUnknownRunBytes = 64;
   // `text` with every run of unknown characters longer than kMaxUnknownRunBytes shortened to at most
   // that many bytes: encode() gives the same ids for both. Only whitespace-free spans longer than
-  // that are examined; each distinct character in them is looked up once (encoded on its own).
+  // that are examined (every sentence of a language written without spaces); a character that
+  // occurs in a piece is known, any other is encoded on its own once per call to find out.
   std::string compact_unknown_runs(std::string_view text) const;
   // One SentencePiece call on `text` as it is: quadratic in runs of unknown characters, so for
   // measurements and tests; everything else calls encode().
@@ -68,6 +69,10 @@ class Tokenizer {
   bool compact(std::string_view text, std::string* out) const;
   std::shared_ptr<heed_spm> handle_;
   std::string bytes_;
+  // Characters (UTF-8 bytes packed into 32 bits) that occur in the vocabulary's pieces, built on
+  // first use by compact(); shared by copies of this Tokenizer.
+  struct KnownCharacters;
+  std::shared_ptr<KnownCharacters> known_;
   int vocab_size_ = 0, pad_id_ = 0, unk_id_ = 0, bos_id_ = -1, eos_id_ = -1;
 };
 
