@@ -10,6 +10,7 @@
 #include "data_pipeline/errors.h"
 #include "data_pipeline/io.h"
 #include "model/checksum.h"
+#include "data_pipeline/json.h"
 #include "model/flat_weights.h"
 #include "model/tensor_checksum.h"
 
@@ -186,7 +187,7 @@ TrainState load_checkpoint(const std::string& path, torch::nn::Module& model, to
     c10::IValue state_value;
     archive.read("state", state_value);
     verify(path, checksums, "state", "training state", text_digest(state_value.toStringRef()));
-    TrainState state = train_state_from_json(nlohmann::json::parse(state_value.toStringRef()));
+    TrainState state = train_state_from_json(parse_json_bounded(state_value.toStringRef(), path + " (state)"));
     torch::serialize::InputArchive model_archive;
     archive.read("model", model_archive);
     // Module::load resizes mismatched tensors silently; compare shapes so a checkpoint of another

@@ -16,9 +16,11 @@
 
 namespace heed::app {
 
-std::vector<std::string> collect_labels(const std::vector<data::TextExample>& examples) {
+std::vector<std::string> collect_labels(const std::vector<data::TextExample>& examples,
+                                        const std::vector<data::TextExample>& more) {
   std::set<std::string> distinct;
   for (const auto& e : examples) distinct.insert(e.label);
+  for (const auto& e : more) distinct.insert(e.label);
   if (distinct.size() < 2) {
     throw InputError(fmt::format("the training data has {} distinct label(s); a classifier needs at least two",
                                  distinct.size()));
@@ -114,7 +116,18 @@ LoadedClassifier load_classifier(const std::string& run_dir, const std::string& 
   auto tokenizer = data::Tokenizer::load(run.tokenizer());
   auto labels = read_labels(run);
   model::Classifier model(config.model, tokenizer.vocab_size(), static_cast<int64_t>(labels.size()));
-  load_checkpoint(run.checkpoint(checkpoint), *model, nullptr);
+  try {
+    load_checkpoint(run.checkpoint(checkpoint), *model, nullptr);
+  } catch (const Error&) {
+    // Loading resizes the embedding table to the file's before it refuses the shape: a table that
+    // is not the tokenizer's size means the tokenizer does not belong to these weights.
+    const auto parameters = model->named_parameters();
+    const torch::Tensor* table = parameters.find("embeddings.tokens.weight");
+    if (table != nullptr && table->size(0) != tokenizer.vocab_size()) {
+      throw vocabulary_mismatch(run, tokenizer.vocab_size(), checkpoint);
+    }
+    throw;
+  }
   model->eval();
   return LoadedClassifier{config, std::move(tokenizer), std::move(labels), model, truncation_of(config.data)};
 }

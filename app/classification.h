@@ -16,8 +16,11 @@
 
 namespace heed::app {
 
-// Sorted distinct labels of `examples`; at least two, else InputError.
-std::vector<std::string> collect_labels(const std::vector<data::TextExample>& examples);
+// Sorted distinct labels of `examples` and `more` (training takes them from all its data, train and
+// validation, before any split, so the label set does not depend on data.split_seed); at least
+// two, else InputError.
+std::vector<std::string> collect_labels(const std::vector<data::TextExample>& examples,
+                                        const std::vector<data::TextExample>& more = {});
 // Label index of each example; a label outside `labels` is an InputError naming its origin.
 std::vector<int64_t> label_indices(const std::vector<data::TextExample>& examples, const std::vector<std::string>& labels);
 

@@ -50,6 +50,13 @@ Config load_classifier_config(const RunDir& run) {
   return config;
 }
 
+InputError vocabulary_mismatch(const RunDir& run, int tokenizer_vocab, const std::string& checkpoint) {
+  return InputError(fmt::format("--run {}: tokenizer.model has {} pieces, but checkpoints/{}.pt was trained with a "
+                                "different vocabulary; the run's tokenizer and weights do not belong together (was "
+                                "tokenizer.model replaced?)",
+                                run.root, tokenizer_vocab, checkpoint));
+}
+
 std::string classification_line(const std::vector<std::string>& labels, const std::vector<float>& p) {
   nlohmann::json scores = nlohmann::json::object();
   size_t best = 0;
@@ -121,11 +128,21 @@ std::optional<int> classify_native_job(const ClassifyJobOptions& o) {
   const Config config = load_classifier_config(run);
   const auto tokenizer = data::Tokenizer::load(run.tokenizer());
   const auto labels = read_labels(run);
+  try {
+    weights->at("embeddings.tokens.weight", {tokenizer.vocab_size(), config.model.d_model});
+  } catch (const InputError&) {
+    throw vocabulary_mismatch(run, tokenizer.vocab_size(), o.checkpoint);
+  }
   const model::NativeClassifier classifier(config.model, tokenizer.vocab_size(), static_cast<int64_t>(labels.size()),
                                            std::move(*weights));
   const auto truncation = truncation_of(config.data);
-  const int threads = o.threads > 0 ? static_cast<int>(o.threads)
-                                    : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const int hardware = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  int threads = o.threads > 0 ? static_cast<int>(o.threads) : hardware;
+  if (threads > hardware) {
+    // As configure_runtime (app/runtime.cpp) does for the torch path: more threads than cores only contend.
+    spdlog::warn("{} threads asked for, this machine has {}; using {}", threads, hardware, hardware);
+    threads = hardware;
+  }
   omp_set_num_threads(threads);
 
   for_each_input_chunk(o.texts, o.input, o.batch_size, "classify", [&](const std::vector<std::string>& texts) {

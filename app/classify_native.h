@@ -10,6 +10,7 @@
 #include "app/config.h"
 #include "app/jobs.h"
 #include "app/run_dir.h"
+#include "data_pipeline/errors.h"
 
 namespace heed::app {
 
@@ -29,6 +30,10 @@ std::optional<int> classify_native_job(const ClassifyJobOptions& options);
 // The config of a classifier run: Error when it does not load, InputError when the run is not a
 // classifier. Shared by both classify paths.
 Config load_classifier_config(const RunDir& run);
+
+// The error for a run whose tokenizer does not fit its weights (tokenizer.model replaced, or files
+// from different runs): the same InputError on the native and the libtorch path.
+InputError vocabulary_mismatch(const RunDir& run, int tokenizer_vocab, const std::string& checkpoint);
 
 // One output line: {"label", "score", "probabilities": {label: p}}.
 std::string classification_line(const std::vector<std::string>& labels, const std::vector<float>& probabilities);

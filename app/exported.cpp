@@ -8,8 +8,10 @@
 #include <spdlog/spdlog.h>
 #include <torch/torch.h>
 
+#include "app/run_dir.h"
 #include "data_pipeline/errors.h"
 #include "model/checksum.h"
+#include "data_pipeline/json.h"
 #include "model/export.h"
 
 namespace heed::app {
@@ -32,11 +34,7 @@ std::string record(caffe2::serialize::PyTorchStreamReader& reader, const std::st
 }
 
 nlohmann::json parse_json(const std::string& text, const std::string& path, const std::string& name) {
-  try {
-    return nlohmann::json::parse(text);
-  } catch (const nlohmann::json::exception& e) {
-    throw InputError(fmt::format("{}: {} is not valid JSON ({})", path, name, e.what()));
-  }
+  return parse_json_bounded(text, path + ":" + name);
 }
 
 // Compares the checksum stored at export for `part` with `actual`; InputError naming the archive.
@@ -115,16 +113,6 @@ torch::jit::Module load_module(const std::string& path, const std::string& kind)
   return module;
 }
 
-std::vector<std::string> parse_labels(const std::string& text, const std::string& path) {
-  try {
-    auto labels = parse_json(text, path, kLabelsFile).get<std::vector<std::string>>();
-    if (labels.size() < 2) throw InputError(fmt::format("{}: {} lists fewer than two labels", path, kLabelsFile));
-    return labels;
-  } catch (const nlohmann::json::exception& e) {
-    throw InputError(fmt::format("{}: {} is not a JSON list of label names ({})", path, kLabelsFile, e.what()));
-  }
-}
-
 }  // namespace
 
 LoadedExport load_export(const std::string& path, const std::string& expected_kind,
@@ -149,11 +137,11 @@ LoadedExport load_export(const std::string& path, const std::string& expected_ki
   if (!decoding_overrides.empty()) {
     std::vector<std::string> overrides;
     for (const auto& o : decoding_overrides) overrides.push_back("decoding." + o);
-    config = parse_config(document, overrides, "", origin);  // a bad value is the user's: InputError
+    config = parse_config(document, overrides, "", origin, "{} (from a decoding flag)");  // the user's: InputError
   }
   auto tokenizer = data::Tokenizer::from_bytes(files[kTokenizerFile], path + ":" + kTokenizerFile);
   std::vector<std::string> labels;
-  if (kind == "classifier") labels = parse_labels(files[kLabelsFile], path);
+  if (kind == "classifier") labels = parse_labels(files[kLabelsFile], path + ":" + kLabelsFile);
   auto module = load_module(path, kind);
   if (format.contains("checksums")) {
     verify_checksum(path, format["checksums"], "weights", model::exported_weights_digest(module));

@@ -65,6 +65,9 @@ RunDir open_run_dir(const std::string& root, const std::string& checkpoint);
 std::string run_task(const std::string& root);
 
 void write_labels(const RunDir& run, const std::vector<std::string>& labels);
+// The class names of a labels.json (`text`, read from `origin`): a JSON list of at least two
+// distinct strings, else an InputError naming `origin` (and the duplicate, when one is listed twice).
+std::vector<std::string> parse_labels(const std::string& text, const std::string& origin);
 std::vector<std::string> read_labels(const RunDir& run);
 
 }  // namespace heed::app

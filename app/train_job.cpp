@@ -1,6 +1,7 @@
 // heed train: config -> data -> tokenizer -> token ids -> run directory -> Trainer.
 // Everything the user supplied is checked before the run directory is touched.
 #include <filesystem>
+#include <set>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -77,16 +78,6 @@ data::Tokenizer train_or_reuse_tokenizer(const TokenizerOptions& t, const std::v
   return tokenizer;
 }
 
-std::vector<data::TokenIds> encode(const data::Tokenizer& tokenizer, const std::vector<std::string>& texts,
-                                   int threads, const std::string& cache_dir, const char* what) {
-  data::EncodeStats stats;
-  auto ids = data::encode_corpus(texts, tokenizer, threads, cache_dir, &stats);
-  spdlog::info("{}: {} tokens ({:.0f} per text) {} in {:.1f}s", what, stats.tokens,
-               static_cast<double>(stats.tokens) / static_cast<double>(std::max<size_t>(1, texts.size())),
-               stats.cache_hit ? "read from the token cache" : "encoded", stats.seconds);
-  return ids;
-}
-
 // Carves the validation split out of `examples` when the config names no validation data.
 template <typename Example>
 void split_train_validation(std::vector<Example> examples, const DataOptions& d, std::vector<Example>* train,
@@ -124,6 +115,34 @@ struct RunSetup {
   int threads = 1;
 };
 
+// Reads the labelled data and splits it into train and validation; returns the class names. They
+// come from all the data (train and validation, before the split), so a label that only the
+// validation part holds is still a class and the label set does not depend on data.split_seed; a
+// resumed run keeps its own labels.json.
+std::vector<std::string> read_and_split_labelled(const RunSetup& r, std::vector<data::TextExample>* train,
+                                                 std::vector<data::TextExample>* validation) {
+  const DataOptions& d = r.config.data;
+  auto examples = read_examples(d, d.train, "train");
+  std::vector<data::TextExample> validation_file;
+  if (!d.validation.empty()) validation_file = read_examples(d, d.validation, "validation");
+  const auto labels = r.options.resume ? read_labels(r.run) : collect_labels(examples, validation_file);
+  if (!d.validation.empty()) {
+    *train = std::move(examples);
+    *validation = std::move(validation_file);
+  } else {
+    split_train_validation(std::move(examples), d, train, validation);
+  }
+  std::set<std::string> trained;
+  for (const auto& e : *train) trained.insert(e.label);
+  for (const auto& label : labels) {
+    if (trained.count(label) == 0) {
+      spdlog::warn("label \"{}\" has no training example (only validation data holds it); the model cannot learn it",
+                   label);
+    }
+  }
+  return labels;
+}
+
 // The tokenizer of a run: the run's own on --resume, the configured one, or one trained on `texts`.
 data::Tokenizer run_tokenizer(const RunSetup& r, const std::vector<std::string>& texts) {
   if (r.options.resume) return data::Tokenizer::load(r.run.tokenizer());
@@ -132,15 +151,16 @@ data::Tokenizer run_tokenizer(const RunSetup& r, const std::vector<std::string>&
   return train_or_reuse_tokenizer(r.config.tokenizer, views, r.threads, r.cache_dir, r.config.training.seed);
 }
 
-// Token ids, truncated; an empty sequence gets one unknown token so that every row has a length.
+// Token ids, each text cut to its byte budget before encoding and truncated after; an empty
+// sequence gets one unknown token so that every row has a length.
 std::vector<data::TokenIds> encode_truncated(const RunSetup& r, const data::Tokenizer& tokenizer,
                                              const std::vector<std::string>& texts, const data::Truncation& truncation,
                                              const char* what) {
-  auto ids = encode(tokenizer, texts, r.threads, r.cache_dir, what);
-  for (auto& s : ids) {
-    s = data::truncate(s, truncation);
-    if (s.empty()) s.push_back(static_cast<int32_t>(tokenizer.unk_id()));
-  }
+  data::EncodeStats stats;
+  auto ids = data::encode_truncated_corpus(texts, tokenizer, truncation, r.threads, r.cache_dir, &stats);
+  spdlog::info("{}: {} tokens ({:.0f} per text) {} in {:.1f}s", what, stats.tokens,
+               static_cast<double>(stats.tokens) / static_cast<double>(std::max<size_t>(1, texts.size())),
+               stats.cache_hit ? "read from the token cache" : "encoded", stats.seconds);
   return ids;
 }
 
@@ -213,15 +233,8 @@ int train_and_report(const RunSetup& r, TrainingTask& task) {
 int train_classifier(const RunSetup& r) {
   const Config& config = r.config;
   // --- Data: files -> examples -> train/validation. ---
-  auto examples = read_examples(config.data, config.data.train, "train");
   std::vector<data::TextExample> train, validation;
-  if (!config.data.validation.empty()) {
-    train = std::move(examples);
-    validation = read_examples(config.data, config.data.validation, "validation");
-  } else {
-    split_train_validation(std::move(examples), config.data, &train, &validation);
-  }
-  const auto labels = r.options.resume ? read_labels(r.run) : collect_labels(train);
+  const auto labels = read_and_split_labelled(r, &train, &validation);
 
   ClassificationData data;
   data.train_labels = label_indices(train, labels);

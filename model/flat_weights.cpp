@@ -10,6 +10,7 @@
 #include "data_pipeline/errors.h"
 #include "data_pipeline/io.h"
 #include "model/checksum.h"
+#include "data_pipeline/json.h"
 
 namespace heed::model {
 namespace fs = std::filesystem;
@@ -104,10 +105,10 @@ Header read_header(std::ifstream& in, uint64_t file_size, const std::string& pat
   const bool intact = in && stored == h.digest();
   Header header;
   try {
-    header.json = nlohmann::json::parse(text);
-  } catch (const nlohmann::json::exception& e) {
+    header.json = parse_json_bounded(text, path);
+  } catch (const JsonError& e) {
     if (!intact) throw damaged(path, "header checksum mismatch");
-    throw invalid(path, std::string("header: ") + e.what());
+    throw invalid(path, std::string("header: ") + e.detail());
   }
   const auto format = header.json.is_object() ? header.json.value("format", nlohmann::json()) : nlohmann::json();
   if (format.is_number_integer() && format.get<int64_t>() != kFlatWeightsFormat) {
