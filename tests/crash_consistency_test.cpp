@@ -189,6 +189,10 @@ class TempFileWatch {
   int created_ = 0;
 };
 
+// The temporary file of the first validation's best.pt: after heed-run.json, config.json,
+// tokenizer.model and labels.json, early in training.
+constexpr int kFirstBestPt = 5;
+
 // When to kill: after `seconds`, or the moment the `temp_file`-th temporary file appears (0: off).
 struct KillAt {
   double seconds = 0.0;
@@ -414,9 +418,7 @@ TEST_F(CrashConsistency, SigintAndSigtermSaveAndResumeExactly) {
   for (int sig : {SIGINT, SIGTERM}) {
     const std::string run = data_->str() + "/signal" + std::to_string(sig);
     int status = 0;
-    // The fourth temporary file is the first validation's best.pt (after config.json,
-    // tokenizer.model and labels.json), early in training.
-    ASSERT_TRUE(train_and_kill(run, {0.0, 4}, sig, &status)) << "training ended before the signal";
+    ASSERT_TRUE(train_and_kill(run, {0.0, kFirstBestPt}, sig, &status)) << "training ended before the signal";
     EXPECT_EQ(status, 130) << strsignal(sig) << "\n" << file_bytes(log_of(run));
     EXPECT_NE(file_bytes(log_of(run)).find("--resume"), std::string::npos);
     expect_loadable(run);
@@ -463,7 +465,7 @@ void expect_failed_write_keeps_run(const std::string& run, const std::string& lo
 TEST_F(CrashConsistency, FullDiskIsOneErrorAndKeepsTheCheckpoints) {
   const std::string run = data_->str() + "/full_disk";
   int status = 0;
-  ASSERT_TRUE(train_and_kill(run, {0.0, 4}, SIGINT, &status));
+  ASSERT_TRUE(train_and_kill(run, {0.0, kFirstBestPt}, SIGINT, &status));
   ASSERT_EQ(status, 130) << file_bytes(log_of(run));
   // A file-size limit below a checkpoint's size and above everything else heed writes: the next
   // checkpoint write fails part way (EFBIG, as on a full disk).
@@ -482,7 +484,7 @@ TEST_F(CrashConsistency, FullDiskIsOneErrorAndKeepsTheCheckpoints) {
 TEST_F(CrashConsistency, UnwritableCheckpointsFolderIsOneErrorAndKeepsTheCheckpoints) {
   const std::string run = data_->str() + "/unwritable";
   int status = 0;
-  ASSERT_TRUE(train_and_kill(run, {0.0, 4}, SIGINT, &status));
+  ASSERT_TRUE(train_and_kill(run, {0.0, kFirstBestPt}, SIGINT, &status));
   ASSERT_EQ(status, 130) << file_bytes(log_of(run));
   // chmod alone does not stop root: as root, heed runs as nobody (uid 65534) on a run it owns.
   ChildSetup setup;
