@@ -14,6 +14,7 @@ PACKAGES=(
   libstemmer-dev                    # Snowball Porter stemmer for ROUGE
   libgtest-dev libbenchmark-dev
   python3-torch python3-sentencepiece  # interop tests and the benchmark reference
+  clang-14 libclang-rt-14-dev libomp-14-dev  # scripts/test.sh --sanitize (ASan + UBSan), scripts/fuzz.sh (libFuzzer)
 )
 
 missing=()
