@@ -9,6 +9,7 @@
 #include "data_pipeline/dataset.h"
 #include "data_pipeline/errors.h"
 #include "data_pipeline/io.h"
+#include "data_pipeline/text.h"
 
 namespace heed::app {
 namespace fs = std::filesystem;
@@ -109,6 +110,8 @@ void apply_override(json& doc, const std::string& assignment) {
   }
   const std::string path = assignment.substr(0, eq);
   const std::string text = assignment.substr(eq + 1);
+  // A config holds only UTF-8 (the JSON file is checked by the parser; the run saves it as JSON).
+  if (!data::is_valid_utf8(assignment)) throw InputError(fmt::format("--set {}: not valid UTF-8", path));
   json value = json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (value.is_discarded()) value = text;  // not JSON: a plain string
   const auto dot = path.find('.');

@@ -65,11 +65,11 @@ run_one() {
   "$B/$t" "${dirs[@]}" -max_total_time="$seconds" -max_len="$(max_len "$t")" -timeout=30 -rss_limit_mb=4096 \
     -artifact_prefix="$B/crashes/$t/" -print_final_stats=1 >"$log" 2>&1 || rc=$?
   local execs cov ft corpus_files corpus_kb crashes
-  execs=$(awk -F: '/stat::number_of_executed_units/ { gsub(/ /, "", $2); print $2 }' "$log" | tail -1 || true)
+  execs=$(awk '/stat::number_of_executed_units/ { print $2 }' "$log" | tail -1 || true)
   cov=$(grep -oE 'cov: [0-9]+' "$log" | tail -1 | awk '{print $2}' || true)
   ft=$(grep -oE 'ft: [0-9]+' "$log" | tail -1 | awk '{print $2}' || true)
   corpus_files=$(find "$B/corpus/$t" -type f | wc -l)
-  corpus_kb=$(du -sk "$B/corpus/$t" | awk '{print $1}')
+  corpus_kb=$(find "$B/corpus/$t" -type f -printf '%s\n' | awk '{ s += $1 } END { printf "%d", s / 1024 }')
   crashes=$(find "$B/crashes/$t" -type f | wc -l)
   local line
   line=$(printf '%-18s %s min  execs %s  cov %s  ft %s  corpus %s files (%s KB)  crashes %s  exit %s' \
