@@ -70,7 +70,7 @@ run_one() {
   ft=$(grep -oE 'ft: [0-9]+' "$log" | tail -1 | awk '{print $2}' || true)
   corpus_files=$(find "$B/corpus/$t" -type f | wc -l)
   corpus_kb=$(find "$B/corpus/$t" -type f -printf '%s\n' | awk '{ s += $1 } END { printf "%d", s / 1024 }')
-  crashes=$(find "$B/crashes/$t" -type f | wc -l)
+  crashes=$(find "$B/crashes/$t" -type f \( -name "crash-*" -o -name "leak-*" -o -name "timeout-*" -o -name "oom-*" \) | wc -l)
   local line
   line=$(printf '%-18s %s min  execs %s  cov %s  ft %s  corpus %s files (%s KB)  crashes %s  exit %s' \
     "$t" "$minutes" "${execs:-?}" "${cov:-?}" "${ft:-?}" "$corpus_files" "$corpus_kb" "$crashes" "$rc")

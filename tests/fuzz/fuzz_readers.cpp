@@ -2,7 +2,7 @@
 // Input: byte 0 picks the reader (and, in its high bits, format "auto" and layout variants); the rest
 // is split at NUL bytes into up to 12 parts, written as that reader's file or folder layout in a
 // scratch folder, and read twice: data.on_error "fail" and "skip". In folder layouts a part whose
-// first line is a plain file name ("[A-Za-z0-9_-][A-Za-z0-9_.-]*", <= 40 bytes) is stored under that
+// first line could be a file name (<= 40 bytes, no '/', not starting with '.') is stored under that
 // name (so IMDB's <id>_<rating>.txt names are fuzzed too); the other parts get default names.
 // Invariants: only heed::Error escapes; every text, label, id and summary read is valid UTF-8
 // (readers repair it; it is later written to JSON files, which need valid UTF-8).
@@ -27,12 +27,8 @@ std::string part_name(std::string& part) {
   const auto nl = part.find('\n');
   if (nl == std::string::npos || nl == 0 || nl > 40) return "";
   const std::string name = part.substr(0, nl);
-  for (size_t i = 0; i < name.size(); ++i) {
-    const char c = name[i];
-    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
-                    c == '-' || (c == '.' && i > 0);
-    if (!ok) return "";
-  }
+  // Any bytes a Linux file name may hold (invalid UTF-8 included), but no folders and no dot files.
+  if (name[0] == '.' || name.find('/') != std::string::npos) return "";
   part.erase(0, nl + 1);
   return name;
 }
