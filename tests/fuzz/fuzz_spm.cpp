@@ -20,7 +20,7 @@ int fuzz_spm_one(const uint8_t* data, size_t size) {
     for (int id : {tok.pad_id(), tok.unk_id(), tok.bos_id(), tok.eos_id()}) {
       check(id >= -1 && id < n, "special id outside the vocabulary: " + std::to_string(id));
     }
-    const auto ids = tok.encode("The movie was great, ünïcödé 字 \xff\xfe and <br /> 3.5%.");
+    const auto ids = tok.encode("The movie was great, ünïcödé 字 \xff\xfe and <br /> 3.5%. ﬁ ① Ａ\t\u3000");  // NFKC-mapped too
     for (int id : ids) check(id >= 0 && id < n, "encode returned an id outside the vocabulary");
     (void)tok.decode(ids);
     for (int id = 0; id < n && id < 8; ++id) (void)tok.piece(id);
