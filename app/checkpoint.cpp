@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include "app/archive_check.h"
 #include "data_pipeline/errors.h"
 #include "data_pipeline/io.h"
 #include "model/flat_weights.h"
@@ -59,6 +60,7 @@ void save_checkpoint(const std::string& path, torch::nn::Module& model, torch::o
 TrainState load_checkpoint(const std::string& path, torch::nn::Module& model, torch::optim::Optimizer* optimizer) {
   std::error_code ec;
   if (!std::filesystem::exists(path, ec)) throw Error(fmt::format("checkpoint {} does not exist", path));
+  check_archive_crcs(path);  // before libtorch parses anything: damaged TorchScript crashes its compiler
   try {
     torch::serialize::InputArchive archive;
     archive.load_from(path);

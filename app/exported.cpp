@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 #include <torch/torch.h>
 
+#include "app/archive_check.h"
 #include "data_pipeline/errors.h"
 #include "model/export.h"
 
@@ -104,6 +105,7 @@ LoadedExport load_export(const std::string& path, const std::string& expected_ki
                          const std::vector<std::string>& decoding_overrides) {
   std::error_code ec;
   if (!std::filesystem::is_regular_file(path, ec)) throw InputError(fmt::format("--model {}: no such file", path));
+  check_archive_crcs(path);  // before libtorch parses anything: damaged TorchScript crashes its compiler
   nlohmann::json format;
   auto files = read_extra_files(path, format);
   const auto kind = format["kind"].get<std::string>();

@@ -4,12 +4,17 @@
 //   - a raw archive (it starts with the zip magic "PK\3\4"), used as it is; or
 //   - byte 0 = target options, then records: [u8 name length][name][u32 little-endian data length]
 //     [data], packed into a fresh archive here (valid CRCs), so mutations reach the record parsers
-//     (pickles, tensor data, TorchScript code, heed's extra files).
+//     (pickles, tensor data, heed's records and extra files).
+// In the record form the TorchScript source (records under code/) is not taken from the input: the
+// target supplies the code records of an archive heed wrote. TorchScript source is a program, not
+// data; libtorch's compiler does not defend against hostile programs (PyTorch: load only archives
+// you trust), and heed cannot vet TorchScript. The raw form still feeds whatever bytes it holds.
 // Seeds are written in both forms (records_of converts an archive).
 #pragma once
 #include <caffe2/serialize/inline_container.h>
 
 #include <cstring>
+#include <map>
 #include <optional>
 #include <set>
 #include <string>
@@ -17,10 +22,27 @@
 
 namespace heed::fuzz {
 
+using Records = std::map<std::string, std::string>;
+
+inline bool is_code(const std::string& name) { return name.rfind("code/", 0) == 0; }
+
+// The code/ records of an archive (see above).
+inline Records code_records(const std::string& archive_path) {
+  caffe2::serialize::PyTorchStreamReader reader(archive_path);
+  Records code;
+  for (const auto& name : reader.getAllRecords()) {
+    if (!is_code(name)) continue;
+    auto [data, size] = reader.getRecord(name);
+    code[name] = std::string(static_cast<const char*>(data.get()), size);
+  }
+  return code;
+}
+
 inline bool is_zip(std::string_view in) { return in.size() >= 4 && in.substr(0, 4) == std::string_view("PK\3\4", 4); }
 
 // The archive an input stands for (see above), or nothing when the record list cannot be packed.
-inline std::optional<std::string> archive_of(std::string_view in) {
+// `code`: the code/ records to use in the record form.
+inline std::optional<std::string> archive_of(std::string_view in, const Records& code) {
   if (is_zip(in)) return std::string(in);
   if (in.empty()) return std::nullopt;
   in.remove_prefix(1);  // options byte
@@ -42,9 +64,12 @@ inline std::optional<std::string> archive_of(std::string_view in) {
       in.remove_prefix(4);
       const size_t n = std::min<size_t>(len, in.size());
       // The writer adds "version" itself and refuses duplicates and empty names.
-      if (!name.empty() && name != "version" && names.insert(name).second) writer.writeRecord(name, in.data(), n);
+      if (!name.empty() && name != "version" && !is_code(name) && names.insert(name).second) {
+        writer.writeRecord(name, in.data(), n);
+      }
       in.remove_prefix(n);
     }
+    for (const auto& [name, data] : code) writer.writeRecord(name, data.data(), data.size());
     writer.writeEndOfFile();
   } catch (const std::exception&) {
     return std::nullopt;
@@ -52,12 +77,13 @@ inline std::optional<std::string> archive_of(std::string_view in) {
   return out;
 }
 
-// The record-list form of an archive (every record but "version"), after `options`.
+// The record-list form of an archive (every record but "version" and the code/ records), after
+// `options`.
 inline std::string records_of(const std::string& archive_path, uint8_t options) {
   caffe2::serialize::PyTorchStreamReader reader(archive_path);
   std::string out(1, static_cast<char>(options));
   for (const auto& name : reader.getAllRecords()) {
-    if (name == "version") continue;
+    if (name == "version" || is_code(name)) continue;
     auto [data, size] = reader.getRecord(name);
     out += static_cast<char>(name.size());
     out += name;

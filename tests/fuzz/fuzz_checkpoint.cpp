@@ -1,7 +1,8 @@
 // fuzz_checkpoint: app/checkpoint.* load_checkpoint into a tiny classifier, weights only and with
-// the optimizer (resume), then one forward pass with what loaded. Input: see fuzz_archive.h
-// (options byte bit 0: also load the optimizer). load_checkpoint's contract: heed::Error naming the
-// file for anything missing, corrupt or mismatched; a checkpoint it accepts must run.
+// the optimizer (resume), then one forward pass with what loaded. Input: see fuzz_archive.h (options
+// byte bit 0: a checkpoint with the optimizer, then also loaded for resuming). load_checkpoint's
+// contract: heed::Error naming the file for anything missing, corrupt or mismatched; a checkpoint
+// it accepts must run.
 #include <torch/torch.h>
 
 #include <string>
@@ -46,12 +47,39 @@ std::unique_ptr<torch::optim::AdamW> optimizer_for(model::Classifier& model) {
   return std::make_unique<torch::optim::AdamW>(groups, opts);
 }
 
+// Writes a checkpoint of a tiny trained classifier, with the optimizer (full.pt) and without
+// (weights.pt), into `dir`.
+void write_checkpoints(const std::filesystem::path& dir) {
+  torch::manual_seed(3);
+  model::Classifier model(tiny_options(), kVocab, kClasses);
+  auto optimizer = optimizer_for(model);
+  const auto ids = torch::tensor({1, 5, 7, 2, 9, 0}, torch::kLong).view({2, 3});
+  model->forward(ids, torch::tensor({3, 2}, torch::kLong)).sum().backward();
+  optimizer->step();
+  app::TrainState state;
+  state.step = 1;
+  app::save_checkpoint((dir / "full.pt").string(), *model, optimizer.get(), state);
+  app::save_checkpoint((dir / "weights.pt").string(), *model, nullptr, state);
+}
+
+// The code/ records of heed's own checkpoints (fuzz_archive.h): with the optimizer or without.
+const Records& canonical_code(bool with_optimizer) {
+  static const std::pair<Records, Records> code = [] {
+    Scratch scratch("checkpoint_code");
+    scratch.fresh();
+    write_checkpoints(scratch.path());
+    return std::make_pair(code_records((scratch.path() / "weights.pt").string()),
+                          code_records((scratch.path() / "full.pt").string()));
+  }();
+  return with_optimizer ? code.second : code.first;
+}
+
 }  // namespace
 
 int fuzz_checkpoint_one(const uint8_t* data, size_t size) {
   static Scratch scratch("checkpoint");
   const std::string_view in = as_view(data, size);
-  const auto archive = archive_of(in);
+  const auto archive = archive_of(in, canonical_code(size > 0 && (data[0] & 1)));
   if (!archive) return 0;
   const bool raw = is_zip(in);
   scratch.fresh();
@@ -82,17 +110,8 @@ int fuzz_checkpoint_one(const uint8_t* data, size_t size) {
 size_t fuzz_checkpoint_seeds(const std::string& dir) {
   static Scratch scratch("checkpoint_seeds");
   scratch.fresh();
-  torch::manual_seed(3);
-  model::Classifier model(tiny_options(), kVocab, kClasses);
-  auto optimizer = optimizer_for(model);
-  const auto ids = torch::tensor({1, 5, 7, 2, 9, 0}, torch::kLong).view({2, 3});
-  model->forward(ids, torch::tensor({3, 2}, torch::kLong)).sum().backward();
-  optimizer->step();
-  app::TrainState state;
-  state.step = 1;
+  write_checkpoints(scratch.path());
   const std::string full = (scratch.path() / "full.pt").string(), weights = (scratch.path() / "weights.pt").string();
-  app::save_checkpoint(full, *model, optimizer.get(), state);
-  app::save_checkpoint(weights, *model, nullptr, state);
   write_seed(dir, "full.pt", read_file(full));
   write_seed(dir, "weights.pt", read_file(weights));
   write_seed(dir, "full.records", records_of(full, 1));

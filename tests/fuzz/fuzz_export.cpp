@@ -1,8 +1,9 @@
 // fuzz_export: the TorchScript archive loader (app/exported.*: load_export) with its extra files
 // (heed/format.json, heed/config.json, heed/tokenizer.model, heed/labels.json). Input: see
-// fuzz_archive.h; options byte: bits 0-1 the kind asked for ("", "classifier", "summarizer"), bit 2
-// a decoding override. load_export's contract: InputError naming the file for anything missing,
-// truncated, corrupt or of another kind or version; only heed::Error may escape.
+// fuzz_archive.h; options byte: bits 0-1 the kind asked for ("", "classifier", "summarizer"),
+// bit 2 a decoding override, bit 3 the code records of a summarizer (else of a classifier).
+// load_export's contract: InputError naming the file for anything missing, truncated, corrupt or
+// of another kind or version; only heed::Error may escape.
 #include <torch/script.h>
 #include <torch/torch.h>
 
@@ -22,31 +23,11 @@
 #include "tests/fuzz/fuzz_util.h"
 
 namespace heed::fuzz {
+namespace {
 
-int fuzz_export_one(const uint8_t* data, size_t size) {
-  static Scratch scratch("export");
-  const std::string_view in = as_view(data, size);
-  const auto archive = archive_of(in);
-  if (!archive) return 0;
-  const uint8_t options = is_zip(in) ? 0 : data[0];
-  scratch.fresh();
-  const std::string path = scratch.write("model.pt", *archive);
-  static const char* const kKinds[] = {"", "classifier", "summarizer", ""};
-  std::vector<std::string> overrides;
-  if (options & 4) overrides.push_back("beam_size=2");
-  try {
-    const auto loaded = app::load_export(path, kKinds[options & 3], overrides);
-    check(loaded.kind == "classifier" || loaded.kind == "summarizer", "load_export accepted kind " + loaded.kind);
-    check(loaded.kind != "classifier" || loaded.labels.size() >= 2, "a classifier archive with < 2 labels loaded");
-  } catch (const Error&) {
-  }
-  return 0;
-}
-
-// A tiny classifier and a tiny summarizer exported the way `heed export` does (app/export_job.cpp).
-size_t fuzz_export_seeds(const std::string& dir) {
-  static Scratch scratch("export_seeds");
-  scratch.fresh();
+// A tiny classifier and a tiny summarizer exported the way `heed export` does
+// (app/export_job.cpp): classifier.pt and summarizer.pt in `dir`.
+void write_exports(const std::filesystem::path& dir) {
   std::vector<std::string> texts;
   const char* words[] = {"the", "movie", "was", "great", "awful", "plot", "and", "acting", "story", "film"};
   for (int i = 0; i < 200; ++i) {
@@ -70,7 +51,6 @@ size_t fuzz_export_seeds(const std::string& dir) {
   config.model.max_positions = 256;
   config.tokenizer.vocab_size = 40;
   torch::manual_seed(4);
-  size_t written = 0;
   for (const std::string kind : {"classifier", "summarizer"}) {
     torch::jit::ExtraFilesMap extra;
     torch::jit::Module module;
@@ -98,13 +78,54 @@ size_t fuzz_export_seeds(const std::string& dir) {
                                              {"checkpoint", "best"},
                                              {"heed_version", "0.1.0"}}
                                   .dump(2);
-    const std::string path = (scratch.path() / (kind + ".pt")).string();
-    module.save(path, extra);
-    write_seed(dir, kind + ".pt", read_file(path));
-    write_seed(dir, kind + ".records", records_of(path, kind == "classifier" ? 1 : 2));
-    written += 2;
+    module.save((dir / (kind + ".pt")).string(), extra);
   }
-  return written;
+}
+
+// The code/ records of heed's own exports (fuzz_archive.h).
+const Records& canonical_code(bool summarizer) {
+  static const std::pair<Records, Records> code = [] {
+    Scratch scratch("export_code");
+    scratch.fresh();
+    write_exports(scratch.path());
+    return std::make_pair(code_records((scratch.path() / "classifier.pt").string()),
+                          code_records((scratch.path() / "summarizer.pt").string()));
+  }();
+  return summarizer ? code.second : code.first;
+}
+
+}  // namespace
+
+int fuzz_export_one(const uint8_t* data, size_t size) {
+  static Scratch scratch("export");
+  const std::string_view in = as_view(data, size);
+  const auto archive = archive_of(in, canonical_code(size > 0 && (data[0] & 8)));
+  if (!archive) return 0;
+  const uint8_t options = is_zip(in) ? 0 : data[0];
+  scratch.fresh();
+  const std::string path = scratch.write("model.pt", *archive);
+  static const char* const kKinds[] = {"", "classifier", "summarizer", ""};
+  std::vector<std::string> overrides;
+  if (options & 4) overrides.push_back("beam_size=2");
+  try {
+    const auto loaded = app::load_export(path, kKinds[options & 3], overrides);
+    check(loaded.kind == "classifier" || loaded.kind == "summarizer", "load_export accepted kind " + loaded.kind);
+    check(loaded.kind != "classifier" || loaded.labels.size() >= 2, "a classifier archive with < 2 labels loaded");
+  } catch (const Error&) {
+  }
+  return 0;
+}
+
+size_t fuzz_export_seeds(const std::string& dir) {
+  static Scratch scratch("export_seeds");
+  scratch.fresh();
+  write_exports(scratch.path());
+  for (const std::string kind : {"classifier", "summarizer"}) {
+    const std::string path = (scratch.path() / (kind + ".pt")).string();
+    write_seed(dir, kind + ".pt", read_file(path));
+    write_seed(dir, kind + ".records", records_of(path, kind == "classifier" ? 1 : 2 | 8));
+  }
+  return 4;
 }
 
 }  // namespace heed::fuzz
