@@ -82,6 +82,16 @@ TrainState load_checkpoint(const std::string& path, torch::nn::Module& model, to
     for (const auto& p : model.named_parameters()) shapes.emplace_back(p.key(), p.value().sizes().vec());
     for (const auto& b : model.named_buffers()) shapes.emplace_back(b.key(), b.value().sizes().vec());
     model.load(model_archive);
+    // heed writes every tensor contiguous over its own storage; a damaged tensor record can describe
+    // a view outside its storage, which loads but fails (or reads out of bounds) when used.
+    auto check_layout = [&path](const std::string& name, const torch::Tensor& t) {
+      const bool inside = t.is_contiguous() && t.storage_offset() >= 0 &&
+                          (t.storage_offset() + t.numel()) * static_cast<int64_t>(t.element_size()) <=
+                              static_cast<int64_t>(t.storage().nbytes());
+      if (!inside) throw Error(fmt::format("checkpoint {} is damaged: tensor {} lies outside its storage", path, name));
+    };
+    for (const auto& p : model.named_parameters()) check_layout(p.key(), p.value());
+    for (const auto& b : model.named_buffers()) check_layout(b.key(), b.value());
     for (const auto& p : model.named_parameters()) {
       for (const auto& [name, before] : shapes) {
         if (name == p.key() && before != p.value().sizes().vec()) {

@@ -44,6 +44,7 @@ std::map<std::string, std::string> read_extra_files(const std::string& path, nlo
   try {
     caffe2::serialize::PyTorchStreamReader reader(path);
     format = parse_json(record(reader, path, kFormatFile), path, kFormatFile);
+    if (!format.is_object()) throw InputError(fmt::format("{}: {} is not a JSON object", path, kFormatFile));
     const auto version = format.value("format", nlohmann::json());
     if (!version.is_number_integer()) {
       throw InputError(fmt::format("{}: {} has no integer \"format\" version", path, kFormatFile));
