@@ -52,7 +52,8 @@ class Archive {
     return static_cast<uint32_t>(c);
   }
   InputError damaged(const std::string& what) const {
-    return InputError(fmt::format("{}: damaged archive ({}); restore it from a copy or write it again", path_, what));
+    return InputError(fmt::format("{}: damaged archive, truncated or corrupt ({}); restore it from a copy or write it again",
+                                  path_, what));
   }
 
  private:
