@@ -241,6 +241,10 @@ json read_json_file(const std::string& path) {
     std::string what = e.what();
     if (auto p = what.find("parse error"); p != std::string::npos) what = what.substr(p);
     throw InputError(fmt::format("{}:{}:{}: invalid JSON: {}", path, line, column, what));
+  } catch (const json::out_of_range& e) {  // a number too large for a double ("lr": 1e400)
+    std::string what = e.what();
+    if (auto p = what.find("] "); p != std::string::npos) what = what.substr(p + 2);
+    throw InputError(fmt::format("{}: invalid JSON: {}", path, what));
   }
 }
 
