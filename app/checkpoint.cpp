@@ -1,16 +1,29 @@
 #include "app/checkpoint.h"
 
+#include <algorithm>
 #include <filesystem>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+#include <spdlog/spdlog.h>
 
 #include "app/archive_check.h"
 #include "data_pipeline/errors.h"
 #include "data_pipeline/io.h"
+#include "model/checksum.h"
+#include "data_pipeline/json.h"
 #include "model/flat_weights.h"
+#include "model/tensor_checksum.h"
 
 namespace heed::app {
+namespace {
+
+std::string first_line(std::string what) {
+  if (auto nl = what.find('\n'); nl != std::string::npos) what.resize(nl);
+  return what;
+}
+
+}  // namespace
 
 nlohmann::json to_json(const TrainState& s) {
   return {{"step", s.step},
@@ -38,11 +51,83 @@ TrainState train_state_from_json(const nlohmann::json& j) {
   return s;
 }
 
+namespace {
+
+// The checksums stored in a checkpoint ("checksums": a JSON object of XXH3-64 digests, hex):
+//   state      the TrainState JSON text
+//   model      every parameter and buffer of the model (name, dtype, shape, bytes; sorted by name)
+//   optimizer  AdamW's per-parameter state (step, moments), in parameter order
+//   rng        the CPU generator's state tensor
+// Each part is verified when it is loaded, so a weights-only load of last.pt checks the model part.
+std::string model_digest(torch::nn::Module& model) {
+  std::vector<std::pair<std::string, torch::Tensor>> tensors;
+  for (const auto& p : model.named_parameters()) tensors.emplace_back(p.key(), p.value());
+  for (const auto& b : model.named_buffers()) tensors.emplace_back("buffer " + b.key(), b.value());
+  std::sort(tensors.begin(), tensors.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  model::Xxh3 h;
+  for (const auto& [name, tensor] : tensors) model::hash_tensor(h, name, tensor);
+  return h.hex();
+}
+
+// "" for an optimizer whose state this function does not know (heed trains with AdamW).
+std::string optimizer_digest(torch::optim::Optimizer& optimizer) {
+  model::Xxh3 h;
+  const auto& state = optimizer.state();
+  const auto& groups = optimizer.param_groups();
+  h.update_int(static_cast<int64_t>(groups.size()));
+  // Group options are not hashed: Optimizer::load keeps the ones the optimizer was built with.
+  for (const auto& group : groups) {
+    h.update_int(static_cast<int64_t>(group.params().size()));
+    for (const auto& param : group.params()) {
+      const auto it = state.find(c10::guts::to_string(param.unsafeGetTensorImpl()));
+      if (it == state.end()) {
+        h.update_int(-1);
+        continue;
+      }
+      const auto* s = dynamic_cast<const torch::optim::AdamWParamState*>(it->second.get());
+      if (s == nullptr) return "";
+      h.update_int(s->step());
+      model::hash_tensor(h, "exp_avg", s->exp_avg());
+      model::hash_tensor(h, "exp_avg_sq", s->exp_avg_sq());
+      model::hash_tensor(h, "max_exp_avg_sq", s->max_exp_avg_sq());
+    }
+  }
+  return h.hex();
+}
+
+std::string rng_digest(const torch::Tensor& rng) {
+  model::Xxh3 h;
+  model::hash_tensor(h, "rng", rng);
+  return h.hex();
+}
+
+std::string text_digest(const std::string& text) { return model::xxh3_hex(text.data(), text.size()); }
+
+// Compares one stored checksum with the loaded part; InputError naming the file when they differ.
+// A part without a stored checksum (an optimizer heed does not know) is not compared.
+void verify(const std::string& path, const nlohmann::json& checksums, const char* part, const char* what,
+            const std::string& actual) {
+  if (checksums.is_null() || !checksums.contains(part)) return;
+  const auto& expected = checksums.at(part);
+  if (!expected.is_string() || expected.get<std::string>() != actual) {
+    throw InputError(fmt::format("checkpoint {} is damaged: its {} do not match the checksum stored when it was "
+                                 "written ({} {} where {} was stored); restore the file from a copy or train again",
+                                 path, what, model::kChecksumAlgorithm, actual,
+                                 expected.is_string() ? expected.get<std::string>() : expected.dump()));
+  }
+}
+
+}  // namespace
+
 void save_checkpoint(const std::string& path, torch::nn::Module& model, torch::optim::Optimizer* optimizer,
                      const TrainState& state) {
+  const std::string state_text = to_json(state).dump();
+  nlohmann::json checksums = {{"algorithm", model::kChecksumAlgorithm},
+                              {"state", text_digest(state_text)},
+                              {"model", model_digest(model)}};
   torch::serialize::OutputArchive archive;
   archive.write("format", torch::tensor(kCheckpointFormat));
-  archive.write("state", c10::IValue(to_json(state).dump()));
+  archive.write("state", c10::IValue(state_text));
   torch::serialize::OutputArchive model_archive;
   model.save(model_archive);
   archive.write("model", model_archive);
@@ -50,11 +135,20 @@ void save_checkpoint(const std::string& path, torch::nn::Module& model, torch::o
     torch::serialize::OutputArchive optimizer_archive;
     optimizer->save(optimizer_archive);
     archive.write("optimizer", optimizer_archive);
+    if (auto digest = optimizer_digest(*optimizer); !digest.empty()) checksums["optimizer"] = digest;
     auto generator = at::detail::getDefaultCPUGenerator();
     std::lock_guard<std::mutex> lock(generator.mutex());
-    archive.write("rng", generator.get_state());
+    const auto rng = generator.get_state();
+    archive.write("rng", rng);
+    checksums["rng"] = rng_digest(rng);
   }
-  write_atomic_with(path, [&](const std::string& tmp) { archive.save_to(tmp); });
+  archive.write("checksums", c10::IValue(checksums.dump()));
+  write_atomic_stream(path, [&](const ByteSink& sink) {
+    archive.save_to([&](const void* data, size_t size) -> size_t {
+      sink(data, size);
+      return size;
+    });
+  });
 }
 
 TrainState load_checkpoint(const std::string& path, torch::nn::Module& model, torch::optim::Optimizer* optimizer) {
@@ -63,17 +157,39 @@ TrainState load_checkpoint(const std::string& path, torch::nn::Module& model, to
   check_archive_crcs(path);  // before libtorch parses anything: damaged TorchScript crashes its compiler
   try {
     torch::serialize::InputArchive archive;
-    archive.load_from(path);
+    try {
+      archive.load_from(path);
+    } catch (const c10::Error& e) {
+      throw InputError(fmt::format("checkpoint {} is damaged or not a heed checkpoint (the archive does not read: {})",
+                                   path, first_line(e.what_without_backtrace())));
+    }
     torch::Tensor format;
     archive.read("format", format);
     const int64_t version = format.item<int64_t>();
     if (version > kCheckpointFormat) {
-      throw Error(fmt::format("checkpoint {} has format {}, newer than this heed reads ({}); upgrade heed", path,
-                              version, kCheckpointFormat));
+      throw InputError(fmt::format("checkpoint {} has format {}, newer than this heed reads ({}); upgrade heed",
+                                   path, version, kCheckpointFormat));
+    }
+    nlohmann::json checksums;  // null: written by an earlier heed, nothing to verify against
+    c10::IValue checksums_value;
+    if (archive.try_read("checksums", checksums_value)) {
+      try {
+        checksums = nlohmann::json::parse(checksums_value.toStringRef());
+        if (!checksums.is_object() || checksums.value("algorithm", "") != model::kChecksumAlgorithm) {
+          throw std::runtime_error("unknown checksum record");
+        }
+      } catch (const std::exception& e) {
+        throw InputError(fmt::format("checkpoint {} is damaged: its checksum record does not read ({})", path,
+                                     first_line(e.what())));
+      }
+    } else {
+      spdlog::warn("checkpoint {} was written by an earlier heed without checksums; its weights are not verified",
+                   path);
     }
     c10::IValue state_value;
     archive.read("state", state_value);
-    TrainState state = train_state_from_json(nlohmann::json::parse(state_value.toStringRef()));
+    verify(path, checksums, "state", "training state", text_digest(state_value.toStringRef()));
+    TrainState state = train_state_from_json(parse_json_bounded(state_value.toStringRef(), path + " (state)"));
     torch::serialize::InputArchive model_archive;
     archive.read("model", model_archive);
     // Module::load resizes mismatched tensors silently; compare shapes so a checkpoint of another
@@ -101,14 +217,17 @@ TrainState load_checkpoint(const std::string& path, torch::nn::Module& model, to
         }
       }
     }
+    verify(path, checksums, "model", "weights", model_digest(model));
     if (optimizer != nullptr) {
       torch::serialize::InputArchive optimizer_archive;
       if (!archive.try_read("optimizer", optimizer_archive)) {
         throw Error(fmt::format("checkpoint {} holds no optimizer state; it cannot be resumed", path));
       }
       optimizer->load(optimizer_archive);
+      verify(path, checksums, "optimizer", "optimizer state", optimizer_digest(*optimizer));
       torch::Tensor rng;
       archive.read("rng", rng);
+      verify(path, checksums, "rng", "random-generator state", rng_digest(rng));
       auto generator = at::detail::getDefaultCPUGenerator();
       std::lock_guard<std::mutex> lock(generator.mutex());
       generator.set_state(rng);
@@ -117,9 +236,9 @@ TrainState load_checkpoint(const std::string& path, torch::nn::Module& model, to
   } catch (const Error&) {
     throw;
   } catch (const std::exception& e) {
-    std::string what = e.what();
-    if (auto nl = what.find('\n'); nl != std::string::npos) what.resize(nl);
-    throw Error(fmt::format("checkpoint {} is unreadable or does not match this model: {}", path, what));
+    // A record missing or of the wrong kind: damaged metadata, or a checkpoint of another model.
+    throw InputError(fmt::format("checkpoint {} is damaged or does not match this model: {}", path,
+                                 first_line(e.what())));
   }
 }
 

@@ -1,5 +1,7 @@
 // Checkpoints: model + optimizer + training position + RNG state in one torch archive, written
-// atomically, with a format version checked on load.
+// atomically, with a format version checked on load and XXH3-64 checksums of every part (the
+// archive's "checksums" record, model/checksum.h) verified on load. Files written by an earlier
+// heed have no checksums: they load with a warning that they are not verified.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -31,7 +33,9 @@ void save_checkpoint(const std::string& path, torch::nn::Module& model, torch::o
                      const TrainState& state);
 
 // Loads weights into `model` (and `optimizer` when non-null; then also restores the RNG state).
-// Throws heed::Error with the path on a missing, corrupt, mismatched or newer-format file.
+// Throws heed::Error with the path on a missing file or one whose tensor shapes differ from the
+// model's, and InputError (exit 2) on a newer format, and saying the file is damaged when it does
+// not read, lacks a record, or a part does not match its checksum.
 TrainState load_checkpoint(const std::string& path, torch::nn::Module& model, torch::optim::Optimizer* optimizer);
 
 // Writes the module's parameters and buffers as a flat-weights file (model/flat_weights.h) at

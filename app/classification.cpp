@@ -12,12 +12,15 @@
 #include "data_pipeline/errors.h"
 #include "data_pipeline/io.h"
 #include "data_pipeline/text.h"
+#include "model/flat_weights.h"
 
 namespace heed::app {
 
-std::vector<std::string> collect_labels(const std::vector<data::TextExample>& examples) {
+std::vector<std::string> collect_labels(const std::vector<data::TextExample>& examples,
+                                        const std::vector<data::TextExample>& more) {
   std::set<std::string> distinct;
   for (const auto& e : examples) distinct.insert(e.label);
+  for (const auto& e : more) distinct.insert(e.label);
   if (distinct.size() < 2) {
     throw InputError(fmt::format("the training data has {} distinct label(s); a classifier needs at least two",
                                  distinct.size()));
@@ -113,15 +116,33 @@ LoadedClassifier load_classifier(const std::string& run_dir, const std::string& 
   auto tokenizer = data::Tokenizer::load(run.tokenizer());
   auto labels = read_labels(run);
   model::Classifier model(config.model, tokenizer.vocab_size(), static_cast<int64_t>(labels.size()));
-  load_checkpoint(run.checkpoint(checkpoint), *model, nullptr);
+  try {
+    load_checkpoint(run.checkpoint(checkpoint), *model, nullptr);
+  } catch (const Error&) {
+    // Loading resizes the embedding table to the file's before it refuses the shape: a table that
+    // is not the tokenizer's size means the tokenizer does not belong to these weights.
+    const auto parameters = model->named_parameters();
+    const torch::Tensor* table = parameters.find("embeddings.tokens.weight");
+    if (table != nullptr && table->size(0) != tokenizer.vocab_size()) {
+      throw vocabulary_mismatch(run, tokenizer.vocab_size(), checkpoint);
+    }
+    throw;
+  }
   model->eval();
   return LoadedClassifier{config, std::move(tokenizer), std::move(labels), model, truncation_of(config.data)};
 }
 
 void ensure_flat_weights(const std::string& run_dir, const std::string& checkpoint, model::Classifier& model) {
   const RunDir run{run_dir};
-  if (flat_weights_fresh(run, checkpoint)) return;
   const auto path = flat_weights_path(run, checkpoint);
+  if (flat_weights_fresh(run, checkpoint)) {
+    try {
+      model::FlatWeights::read(path);  // verifies the data's checksum too
+      return;
+    } catch (const Error&) {
+      // damaged: written again below from the verified checkpoint in `model`
+    }
+  }
   try {
     save_flat_weights(path, *model, run.checkpoint(checkpoint));
     spdlog::info("wrote {} (heed classify on this run now starts without libtorch)", path);

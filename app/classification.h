@@ -16,8 +16,11 @@
 
 namespace heed::app {
 
-// Sorted distinct labels of `examples`; at least two, else InputError.
-std::vector<std::string> collect_labels(const std::vector<data::TextExample>& examples);
+// Sorted distinct labels of `examples` and `more` (training takes them from all its data, train and
+// validation, before any split, so the label set does not depend on data.split_seed); at least
+// two, else InputError.
+std::vector<std::string> collect_labels(const std::vector<data::TextExample>& examples,
+                                        const std::vector<data::TextExample>& more = {});
 // Label index of each example; a label outside `labels` is an InputError naming its origin.
 std::vector<int64_t> label_indices(const std::vector<data::TextExample>& examples, const std::vector<std::string>& labels);
 
@@ -65,8 +68,9 @@ struct LoadedClassifier {
 };
 LoadedClassifier load_classifier(const std::string& run_dir, const std::string& checkpoint);
 
-// Writes checkpoints/<checkpoint>.flat next to the .pt unless it is already current, so `heed
-// classify` can run without libtorch (app/classify_native.h). `model` holds that checkpoint's weights.
+// Writes checkpoints/<checkpoint>.flat next to the .pt unless it is already current and intact (a
+// damaged or truncated file is rewritten), so `heed classify` can run without libtorch
+// (app/classify_native.h). `model` holds that checkpoint's weights.
 // A failure (read-only run, full disk) is logged as a warning, never thrown.
 void ensure_flat_weights(const std::string& run_dir, const std::string& checkpoint, model::Classifier& model);
 

@@ -10,6 +10,7 @@
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
 
 #include "app/config.h"
 #include "app/inputs.h"
@@ -49,6 +50,13 @@ Config load_classifier_config(const RunDir& run) {
   return config;
 }
 
+InputError vocabulary_mismatch(const RunDir& run, int tokenizer_vocab, const std::string& checkpoint) {
+  return InputError(fmt::format("--run {}: tokenizer.model has {} pieces, but checkpoints/{}.pt was trained with a "
+                                "different vocabulary; the run's tokenizer and weights do not belong together (was "
+                                "tokenizer.model replaced?)",
+                                run.root, tokenizer_vocab, checkpoint));
+}
+
 std::string classification_line(const std::vector<std::string>& labels, const std::vector<float>& p) {
   nlohmann::json scores = nlohmann::json::object();
   size_t best = 0;
@@ -81,20 +89,60 @@ std::optional<int> classify_native_job(const ClassifyJobOptions& o) {
   check_input_arguments(o.texts, o.input, o.batch_size, "classify");
   if (o.run.empty()) throw InputError("classify: give either --run DIR or --model FILE.pt");
   const RunDir run = open_run_dir(o.run, o.checkpoint);
-  if (!flat_weights_fresh(run, o.checkpoint)) {
-    if (o.engine == "auto") return std::nullopt;
+  const auto flat_path = flat_weights_path(run, o.checkpoint);
+  const auto checkpoint_path = run.checkpoint(o.checkpoint);
+  // The flat weights, when they are current and intact (both checksums verify). Otherwise `auto`
+  // goes through libtorch, which verifies the .pt's checksum and rewrites the flat file.
+  std::optional<model::FlatWeights> weights;
+  std::string damage;  // the error that made an existing flat file unusable
+  if (flat_weights_fresh(run, o.checkpoint)) {
+    try {
+      weights = model::FlatWeights::read(flat_path);
+    } catch (const Error& e) {
+      damage = e.what();
+    }
+  } else {
+    std::error_code ec;
+    if (fs::exists(flat_path, ec)) {
+      try {
+        model::read_flat_weights_source(flat_path);
+      } catch (const Error& e) {
+        damage = e.what();  // damaged header, truncated, or another format
+      }
+    }
+  }
+  if (!weights) {
+    if (o.engine == "auto") {
+      if (!damage.empty()) spdlog::warn("{}; rebuilding it from {}", damage, checkpoint_path);
+      return std::nullopt;
+    }
+    if (!damage.empty()) {
+      throw InputError(fmt::format("--engine native: {}; run `heed classify --engine auto` (or --engine torch) once "
+                                   "on this run to rebuild it from {}",
+                                   damage, checkpoint_path));
+    }
     throw InputError(fmt::format("--engine native: {} is missing or older than {}; run `heed classify --engine torch` "
-                                 "once on this run to write it",
-                                 flat_weights_path(run, o.checkpoint), run.checkpoint(o.checkpoint)));
+                                 "(or --engine auto) once on this run to write it",
+                                 flat_path, checkpoint_path));
   }
   const Config config = load_classifier_config(run);
   const auto tokenizer = data::Tokenizer::load(run.tokenizer());
   const auto labels = read_labels(run);
+  try {
+    weights->at("embeddings.tokens.weight", {tokenizer.vocab_size(), config.model.d_model});
+  } catch (const InputError&) {
+    throw vocabulary_mismatch(run, tokenizer.vocab_size(), o.checkpoint);
+  }
   const model::NativeClassifier classifier(config.model, tokenizer.vocab_size(), static_cast<int64_t>(labels.size()),
-                                           model::FlatWeights::read(flat_weights_path(run, o.checkpoint)));
+                                           std::move(*weights));
   const auto truncation = truncation_of(config.data);
-  const int threads = o.threads > 0 ? static_cast<int>(o.threads)
-                                    : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const int hardware = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  int threads = o.threads > 0 ? static_cast<int>(o.threads) : hardware;
+  if (threads > hardware) {
+    // As configure_runtime (app/runtime.cpp) does for the torch path: more threads than cores only contend.
+    spdlog::warn("{} threads asked for, this machine has {}; using {}", threads, hardware, hardware);
+    threads = hardware;
+  }
   omp_set_num_threads(threads);
 
   for_each_input_chunk(o.texts, o.input, o.batch_size, "classify", [&](const std::vector<std::string>& texts) {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <map>
 #include <set>
 
 #include <fmt/format.h>
@@ -10,6 +11,7 @@
 #include "data_pipeline/errors.h"
 #include "data_pipeline/io.h"
 #include "data_pipeline/text.h"
+#include "data_pipeline/json.h"
 
 namespace heed::app {
 namespace fs = std::filesystem;
@@ -103,34 +105,83 @@ json section_to_json(Options options) {
 
 const std::vector<std::string> kSections = {"task", "data", "tokenizer", "model", "training", "decoding"};
 
-void apply_override(json& doc, const std::string& assignment) {
+// Applies one "a.b=value" override to `doc`; returns the field it sets ("training.lr", "task").
+std::string apply_override(json& doc, const std::string& assignment, const std::string& label) {
   const auto eq = assignment.find('=');
   if (eq == std::string::npos || eq == 0) {
-    throw InputError(fmt::format("--set {}: expected section.key=value", assignment));
+    throw InputError(fmt::format("{}: expected section.key=value", label));
   }
   const std::string path = assignment.substr(0, eq);
   const std::string text = assignment.substr(eq + 1);
   // A config holds only UTF-8 (the JSON file is checked by the parser; the run saves it as JSON).
   if (!data::is_valid_utf8(assignment)) throw InputError(fmt::format("--set {}: not valid UTF-8", path));
-  json value = json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (value.is_discarded()) value = text;  // not JSON: a plain string
+  json value;
+  try {
+    value = parse_json_bounded(text, label);
+  } catch (const JsonError& e) {
+    // Not JSON: a plain string. A number JSON cannot hold (1e400) or a value nested too deep is
+    // an error, not a string.
+    if (e.kind() != JsonError::Kind::kSyntax) {
+      throw InputError(fmt::format("{}: {}", label, e.detail()));
+    }
+    value = text;
+  }
   const auto dot = path.find('.');
   if (dot == std::string::npos) {
-    if (path != "task") throw InputError(fmt::format("--set {}: expected section.key=value", assignment));
+    if (path != "task") throw InputError(fmt::format("{}: expected section.key=value", label));
     doc[path] = value;
-    return;
+    return path;
   }
   const std::string section = path.substr(0, dot), key = path.substr(dot + 1);
   if (std::find(kSections.begin(), kSections.end(), section) == kSections.end() || section == "task") {
-    throw InputError(fmt::format("--set {}: unknown section \"{}\"{}", assignment, section, suggestion(section, kSections)));
+    throw InputError(fmt::format("{}: unknown section \"{}\"{}", label, section, suggestion(section, kSections)));
   }
   if (!doc.contains(section)) doc[section] = json::object();
   doc[section][key] = value;
+  return path;
+}
+
+// The field a "config: <field>: ..." or "config: unknown key \"<field>\"..." message is about.
+std::string field_of(const std::string& message) {
+  static const std::string prefix = "config: ", unknown = "config: unknown key \"";
+  if (message.rfind(unknown, 0) == 0) {
+    const auto end = message.find('"', unknown.size());
+    return message.substr(unknown.size(), end == std::string::npos ? std::string::npos : end - unknown.size());
+  }
+  if (message.rfind(prefix, 0) != 0) return "";
+  const std::string field = message.substr(prefix.size(), message.find(':', prefix.size()) - prefix.size());
+  return field == "config.task" ? "task" : field;
 }
 
 void expand_data_dir(std::string& path, const std::string& data_dir) {
   static const std::string token = "{data_dir}";
   for (size_t pos; (pos = path.find(token)) != std::string::npos;) path.replace(pos, token.size(), data_dir);
+}
+
+// Reads every section of `doc` (overrides applied) and validates the result.
+Config parse_document(const json& doc, const std::string& data_dir) {
+  for (auto it = doc.begin(); it != doc.end(); ++it) {
+    if (std::find(kSections.begin(), kSections.end(), it.key()) == kSections.end()) {
+      throw InputError(fmt::format("config: unknown key \"{}\"{}", it.key(), suggestion(it.key(), kSections)));
+    }
+  }
+  Config config;
+  if (doc.contains("task")) read_value(doc.at("task"), config.task, "task");
+  read_section(doc, "data", config.data);
+  read_section(doc, "tokenizer", config.tokenizer);
+  read_section(doc, "model", config.model);
+  read_section(doc, "training", config.training);
+  read_section(doc, "decoding", config.decoding);
+  if (config.task == "summarization" && !(doc.contains("training") && doc["training"].contains("best_metric"))) {
+    config.training.best_metric = "loss";  // the classification default means nothing here
+  }
+  expand_data_dir(config.data.train, data_dir);
+  expand_data_dir(config.data.validation, data_dir);
+  expand_data_dir(config.data.train_target, data_dir);
+  expand_data_dir(config.data.validation_target, data_dir);
+  expand_data_dir(config.tokenizer.model, data_dir);
+  config.validate();
+  return config;
 }
 
 }  // namespace
@@ -161,8 +212,8 @@ void DataOptions::validate() const {
 void TokenizerOptions::validate() const {
   const std::string s = "tokenizer";
   require_choice(type, {"unigram", "bpe"}, s, "type");
-  require_field(vocab_size >= 16 && vocab_size <= 1000000, s, "vocab_size",
-                fmt::format("must be in [16, 1000000], got {}", vocab_size));
+  require_field(vocab_size >= kMinVocabSize && vocab_size <= kMaxVocabSize, s, "vocab_size",
+                fmt::format("must be in [{}, {}], got {}", kMinVocabSize, kMaxVocabSize, vocab_size));
   require_field(character_coverage > 0.0 && character_coverage <= 1.0, s, "character_coverage",
                 fmt::format("must be in (0, 1], got {}", character_coverage));
   require_field(input_sentence_size >= 0, s, "input_sentence_size",
@@ -189,7 +240,8 @@ void TrainingOptions::validate() const {
   require_field(clip_norm >= 0.0, s, "clip_norm", fmt::format("must be >= 0, got {}", clip_norm));
   require_field(label_smoothing >= 0.0 && label_smoothing < 1.0, s, "label_smoothing",
                 fmt::format("must be in [0, 1), got {}", label_smoothing));
-  require_field(threads >= 0 && threads <= 1024, s, "threads", fmt::format("must be in [0, 1024], got {}", threads));
+  require_field(threads >= 0 && threads <= kMaxThreads, s, "threads",
+                fmt::format("must be in [0, {}], got {}", kMaxThreads, threads));
   require_choice(precision, {"fp32", "bf16", "auto"}, s, "precision");
   require_field(eval_every >= 0, s, "eval_every", fmt::format("must be >= 0, got {}", eval_every));
   require_field(log_every >= 1, s, "log_every", fmt::format("must be >= 1, got {}", log_every));
@@ -223,58 +275,26 @@ void Config::validate() const {
                             model.max_positions));
 }
 
-json read_json_file(const std::string& path) {
-  const std::string text = read_file(path);
-  try {
-    return json::parse(text);
-  } catch (const json::parse_error& e) {
-    // Turn the byte offset into line:column.
-    size_t line = 1, column = 1;
-    for (size_t i = 0; i + 1 < e.byte && i < text.size(); ++i) {
-      if (text[i] == '\n') {
-        ++line;
-        column = 1;
-      } else {
-        ++column;
-      }
-    }
-    std::string what = e.what();
-    if (auto p = what.find("parse error"); p != std::string::npos) what = what.substr(p);
-    throw InputError(fmt::format("{}:{}:{}: invalid JSON: {}", path, line, column, what));
-  } catch (const json::out_of_range& e) {  // a number too large for a double ("lr": 1e400)
-    std::string what = e.what();
-    if (auto p = what.find("] "); p != std::string::npos) what = what.substr(p + 2);
-    throw InputError(fmt::format("{}: invalid JSON: {}", path, what));
-  }
-}
+json read_json_file(const std::string& path) { return parse_json_bounded(read_file(path), path); }
 
 Config parse_config(const json& document, const std::vector<std::string>& overrides, const std::string& data_dir,
-                    const std::string& origin) {
+                    const std::string& origin, const std::string& override_label) {
   if (!document.is_object()) throw InputError(origin + ": a config must be a JSON object");
   json doc = document;
-  for (const auto& o : overrides) apply_override(doc, o);
-  for (auto it = doc.begin(); it != doc.end(); ++it) {
-    if (std::find(kSections.begin(), kSections.end(), it.key()) == kSections.end()) {
-      throw InputError(fmt::format("config: unknown key \"{}\"{}", it.key(), suggestion(it.key(), kSections)));
-    }
+  std::map<std::string, std::string> overridden;  // field -> how the command line set it
+  for (const auto& o : overrides) {
+    const std::string shown = o.size() > 120 ? o.substr(0, 117) + "..." : o;  // a huge value is not echoed whole
+    const std::string label = fmt::format(fmt::runtime(override_label), shown);
+    overridden[apply_override(doc, o, label)] = label;
   }
-  Config config;
-  if (doc.contains("task")) read_value(doc.at("task"), config.task, "task");
-  read_section(doc, "data", config.data);
-  read_section(doc, "tokenizer", config.tokenizer);
-  read_section(doc, "model", config.model);
-  read_section(doc, "training", config.training);
-  read_section(doc, "decoding", config.decoding);
-  if (config.task == "summarization" && !(doc.contains("training") && doc["training"].contains("best_metric"))) {
-    config.training.best_metric = "loss";  // the classification default means nothing here
+  try {
+    return parse_document(doc, data_dir);
+  } catch (const InputError& e) {
+    // A value the command line set is the command line's fault, not the config file's.
+    const auto it = overridden.find(field_of(e.what()));
+    if (it == overridden.end()) throw;
+    throw InputError(fmt::format("{}: {}", it->second, std::string(e.what()).substr(8)));
   }
-  expand_data_dir(config.data.train, data_dir);
-  expand_data_dir(config.data.validation, data_dir);
-  expand_data_dir(config.data.train_target, data_dir);
-  expand_data_dir(config.data.validation_target, data_dir);
-  expand_data_dir(config.tokenizer.model, data_dir);
-  config.validate();
-  return config;
 }
 
 Config load_config(const std::string& path, const std::vector<std::string>& overrides, const std::string& data_dir) {

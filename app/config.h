@@ -14,6 +14,11 @@
 
 namespace heed::app {
 
+// Bounds shared by config values and the command-line flags that stand for them (app/cli.cpp).
+constexpr int64_t kMaxThreads = 1024;       // training.threads, --threads (0 = all cores)
+constexpr int64_t kMinVocabSize = 16;       // tokenizer.vocab_size, --vocab-size
+constexpr int64_t kMaxVocabSize = 1000000;
+
 struct DataOptions {
   // classification: "imdb" | "jsonl" | "csv" | "tsv" | "auto" (folder -> imdb, else by extension);
   // summarization: "bbc" | "cnndm_stories" | "cnndm_jsonl" | "aligned" | "jsonl" | "csv" | "tsv" | "auto"
@@ -150,12 +155,16 @@ struct Config {
 
 // Parses and validates a config. `overrides` are "a.b=value" strings (value parsed as JSON, else
 // taken as a string). `data_dir` replaces "{data_dir}" in paths. Throws InputError naming the
-// file, line or field on any problem: bad JSON, unknown key, wrong type, value out of range.
+// file, line or field on any problem: bad JSON, unknown key, wrong type, value out of range. An
+// error in a field an override set names the override instead, as `override_label` formats it
+// ("--set training.lr=100: training.lr: must be in (0, 10), got 100").
 Config parse_config(const nlohmann::json& document, const std::vector<std::string>& overrides,
-                    const std::string& data_dir, const std::string& origin);
+                    const std::string& data_dir, const std::string& origin,
+                    const std::string& override_label = "--set {}");
 Config load_config(const std::string& path, const std::vector<std::string>& overrides, const std::string& data_dir);
 
-// Reads a JSON document, turning parse errors into "file:line:column: message" InputErrors.
+// Reads a JSON document (nested at most kMaxJsonDepth levels), turning parse errors into
+// "file:line:column: message" InputErrors (heed::JsonError).
 nlohmann::json read_json_file(const std::string& path);
 
 nlohmann::json to_json(const Config& config);

@@ -8,6 +8,7 @@
 #include "app/classification.h"
 #include "app/jobs.h"
 #include "app/metrics.h"
+#include "app/run_dir.h"
 #include "app/runtime.h"
 #include "data_pipeline/errors.h"
 #include "data_pipeline/io.h"
@@ -15,11 +16,37 @@
 namespace heed::app {
 namespace fs = std::filesystem;
 
+namespace {
+
+// --report, else <run>/eval/<data name>.json.
+std::string report_path(const EvaluateJobOptions& o) {
+  if (!o.report.empty()) return o.report;
+  std::string name = fs::path(o.data).filename().string();
+  if (name.empty()) name = fs::path(o.data).parent_path().filename().string();
+  return (fs::path(o.run) / "eval" / (name + ".json")).string();
+}
+
+// The report (and a summarizer's generated summaries next to it) never lands on the data or on a
+// run file; inside the run, evaluate writes only under eval/.
+void check_report_paths(const EvaluateJobOptions& o, const std::string& task) {
+  const std::vector<NamedInput> inputs = {{"--data", o.data}};
+  const std::string report = report_path(o);
+  check_output_path("--report", report, inputs, o.run, {"eval/"});
+  if (task == "summarization") {
+    const auto summaries = fs::path(report).parent_path() / (fs::path(report).stem().string() + ".summaries.jsonl");
+    check_output_path("--report (its summaries file)", summaries.string(), inputs, o.run, {"eval/"});
+  }
+}
+
+}  // namespace
+
 int evaluate_job(const EvaluateJobOptions& o) {
   if (o.data.empty()) throw InputError("evaluate: --data PATH is required");
   std::error_code ec;
   if (!fs::exists(o.data, ec)) throw InputError(fmt::format("--data {}: does not exist", o.data));
-  if (run_task(o.run) == "summarization") return evaluate_summarizer_job(o);
+  const std::string task = run_task(o.run);
+  check_report_paths(o, task);
+  if (task == "summarization") return evaluate_summarizer_job(o);
   if (!o.baseline.empty() || !o.decoding_overrides.empty()) {
     throw InputError("evaluate: --baseline and decoding flags apply to summarization runs only");
   }
@@ -80,12 +107,7 @@ int evaluate_job(const EvaluateJobOptions& o) {
   out["skipped"] = report.skipped;
   out["seconds"] = {{"total", now_seconds() - start}, {"predict", predict_seconds}};
   out["examples_per_second"] = static_cast<double>(m.count) / std::max(1e-9, predict_seconds);
-  std::string path = o.report;
-  if (path.empty()) {
-    std::string name = fs::path(o.data).filename().string();
-    if (name.empty()) name = fs::path(o.data).parent_path().filename().string();
-    path = (fs::path(o.run) / "eval" / (name + ".json")).string();
-  }
+  const std::string path = report_path(o);
   write_file_atomic(path, out.dump(2) + "\n");
   spdlog::info("{} examples in {:.1f}s ({:.0f}/s); report written to {}", m.count, predict_seconds,
                out["examples_per_second"].get<double>(), path);

@@ -11,6 +11,7 @@
 #include "app/summarization.h"
 #include "data_pipeline/errors.h"
 #include "data_pipeline/io.h"
+#include "model/checksum.h"
 #include "model/export.h"
 
 namespace heed::app {
@@ -29,9 +30,10 @@ nlohmann::json format_of(const std::string& kind, const data::Tokenizer& tokeniz
 }
 
 void save_archive(torch::jit::Module& module, const torch::jit::ExtraFilesMap& extra, const std::string& out) {
-  write_atomic_with(out, [&](const std::string& tmp) {
+  write_atomic_stream(out, [&](const ByteSink& sink) {
     try {
-      module.save(tmp, extra);
+      SinkStream stream(sink);  // never fails: a full disk is reported by write_atomic_stream, naming `out`
+      module.save(stream, extra);
     } catch (const c10::Error& e) {
       throw Error(fmt::format("{}: cannot write the archive: {}", out, e.what_without_backtrace()));
     }
@@ -44,6 +46,8 @@ int export_job(const ExportJobOptions& o) {
   if (o.out.empty()) throw InputError("export: give --out FILE.pt");
   const std::string task = run_task(o.run);
   const RunDir run = open_run_dir(o.run, o.checkpoint);
+  // The archive never lands on the checkpoint it is made from, nor anywhere inside the run.
+  check_output_path("--out", o.out, {{"the exported checkpoint", run.checkpoint(o.checkpoint)}}, o.run, {});
   torch::jit::ExtraFilesMap extra;
   extra[kConfigFile] = read_file(run.config());  // the run's resolved config, as written by train
   torch::jit::Module module;
@@ -60,6 +64,13 @@ int export_job(const ExportJobOptions& o) {
     extra[kTokenizerFile] = s.tokenizer.bytes();
     extra[kFormatFile] = format_of("summarizer", s.tokenizer, o.checkpoint).dump(2) + "\n";
   }
+  // Checksums of the weights and of the other extra files, verified when heed loads the archive.
+  nlohmann::json format = nlohmann::json::parse(extra[kFormatFile]);
+  format["checksums"] = {{"algorithm", model::kChecksumAlgorithm}, {"weights", model::exported_weights_digest(module)}};
+  for (const auto& [name, bytes] : extra) {
+    if (name != kFormatFile) format["checksums"][name] = model::xxh3_hex(bytes.data(), bytes.size());
+  }
+  extra[kFormatFile] = format.dump(2) + "\n";
   save_archive(module, extra, o.out);
   spdlog::info("exported {} ({} checkpoint) to {}", o.run, o.checkpoint, o.out);
   return 0;

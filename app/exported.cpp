@@ -5,10 +5,14 @@
 
 #include <caffe2/serialize/inline_container.h>
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 #include <torch/torch.h>
 
 #include "app/archive_check.h"
+#include "app/run_dir.h"
 #include "data_pipeline/errors.h"
+#include "model/checksum.h"
+#include "data_pipeline/json.h"
 #include "model/export.h"
 
 namespace heed::app {
@@ -31,10 +35,18 @@ std::string record(caffe2::serialize::PyTorchStreamReader& reader, const std::st
 }
 
 nlohmann::json parse_json(const std::string& text, const std::string& path, const std::string& name) {
-  try {
-    return nlohmann::json::parse(text);
-  } catch (const nlohmann::json::exception& e) {
-    throw InputError(fmt::format("{}: {} is not valid JSON ({})", path, name, e.what()));
+  return parse_json_bounded(text, path + ":" + name);
+}
+
+// Compares the checksum stored at export for `part` with `actual`; InputError naming the archive.
+void verify_checksum(const std::string& path, const nlohmann::json& checksums, const std::string& part,
+                     const std::string& actual) {
+  const auto expected = checksums.value(part, nlohmann::json());
+  if (!expected.is_string() || expected.get<std::string>() != actual) {
+    throw InputError(fmt::format("{}: the archive is damaged: {} does not match the checksum stored at export ({} {} "
+                                 "where {} was stored); export it again",
+                                 path, part, model::kChecksumAlgorithm, actual,
+                                 expected.is_string() ? expected.get<std::string>() : std::string("none")));
   }
 }
 
@@ -64,6 +76,19 @@ std::map<std::string, std::string> read_extra_files(const std::string& path, nlo
     }
     std::map<std::string, std::string> files;
     for (const auto& name : required_files(kind)) files[name] = record(reader, path, name);
+    if (format.contains("checksums")) {
+      const auto& checksums = format["checksums"];
+      if (!checksums.is_object() || checksums.value("algorithm", "") != model::kChecksumAlgorithm) {
+        throw InputError(fmt::format("{}: the archive is damaged: {} has an unreadable \"checksums\" record", path,
+                                     kFormatFile));
+      }
+      for (const auto& [name, bytes] : files) {
+        if (name == kFormatFile) continue;
+        verify_checksum(path, checksums, name, model::xxh3_hex(bytes.data(), bytes.size()));
+      }
+    } else {
+      spdlog::warn("{}: exported by an earlier heed without checksums; its weights are not verified", path);
+    }
     return files;
   } catch (const c10::Error& e) {
     throw InputError(fmt::format("{}: not a readable TorchScript archive (truncated or corrupt?): {}", path,
@@ -88,16 +113,6 @@ torch::jit::Module load_module(const std::string& path, const std::string& kind)
     }
   }
   return module;
-}
-
-std::vector<std::string> parse_labels(const std::string& text, const std::string& path) {
-  try {
-    auto labels = parse_json(text, path, kLabelsFile).get<std::vector<std::string>>();
-    if (labels.size() < 2) throw InputError(fmt::format("{}: {} lists fewer than two labels", path, kLabelsFile));
-    return labels;
-  } catch (const nlohmann::json::exception& e) {
-    throw InputError(fmt::format("{}: {} is not a JSON list of label names ({})", path, kLabelsFile, e.what()));
-  }
 }
 
 }  // namespace
@@ -125,12 +140,15 @@ LoadedExport load_export(const std::string& path, const std::string& expected_ki
   if (!decoding_overrides.empty()) {
     std::vector<std::string> overrides;
     for (const auto& o : decoding_overrides) overrides.push_back("decoding." + o);
-    config = parse_config(document, overrides, "", origin);  // a bad value is the user's: InputError
+    config = parse_config(document, overrides, "", origin, "{} (from a decoding flag)");  // the user's: InputError
   }
   auto tokenizer = data::Tokenizer::from_bytes(files[kTokenizerFile], path + ":" + kTokenizerFile);
   std::vector<std::string> labels;
-  if (kind == "classifier") labels = parse_labels(files[kLabelsFile], path);
+  if (kind == "classifier") labels = parse_labels(files[kLabelsFile], path + ":" + kLabelsFile);
   auto module = load_module(path, kind);
+  if (format.contains("checksums")) {
+    verify_checksum(path, format["checksums"], "weights", model::exported_weights_digest(module));
+  }
   return LoadedExport{path, kind, format, config, std::move(tokenizer), std::move(labels), std::move(module)};
 }
 

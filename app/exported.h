@@ -2,7 +2,9 @@
 // module, and loading one back for `heed classify --model` / `heed summarize --model`.
 //
 // Extra files (torch::jit::ExtraFilesMap):
-//   heed/format.json      {"format": 1, "kind": "classifier" | "summarizer", "pad_id", "bos_id", "eos_id", ...}
+//   heed/format.json      {"format": 1, "kind": "classifier" | "summarizer", "pad_id", "bos_id", "eos_id", ...,
+//                          "checksums": {"algorithm": "xxh3_64", "weights": hex, "heed/config.json": hex, ...}}
+//                         (weights: model::exported_weights_digest; the others: the extra file's bytes)
 //   heed/config.json      the run's resolved config (text clean-up, truncation, decoding defaults)
 //   heed/tokenizer.model  the SentencePiece model
 //   heed/labels.json      classifier: class names in output order
@@ -35,8 +37,9 @@ struct LoadedExport {
 };
 
 // Loads and checks an archive. A missing, truncated or corrupt file, a missing extra file, an
-// unknown or newer format version, or a kind other than `expected_kind` (when not empty) is an
-// InputError naming the file. `decoding_overrides` ("key=value") replace the config's decoding section.
+// unknown or newer format version, weights or an extra file that do not match their checksum, or a
+// kind other than `expected_kind` (when not empty) is an InputError naming the file. An archive
+// without checksums (an earlier heed) loads with a warning that it is not verified. `decoding_overrides` ("key=value") replace the config's decoding section.
 LoadedExport load_export(const std::string& path, const std::string& expected_kind = "",
                          const std::vector<std::string>& decoding_overrides = {});
 

@@ -4,6 +4,8 @@
 // machine (it pulls in ~300 shared libraries), so only the commands that need it pay for it.
 #include <dlfcn.h>
 
+#include <csignal>
+
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
@@ -39,6 +41,9 @@ int run_with_torch(const heed::app::Command& command) {
 
 int main(int argc, char** argv) {
   using namespace heed::app;
+  // A write past the file-size limit (ulimit -f) then fails with EFBIG and is reported with the file
+  // it concerns (data_pipeline/io.h) instead of killing heed with SIGXFSZ mid-write.
+  std::signal(SIGXFSZ, SIG_IGN);
   auto logger = spdlog::stderr_color_mt("heed");
   logger->set_pattern("%^[%H:%M:%S %l]%$ %v");
   spdlog::set_default_logger(logger);

@@ -4,7 +4,8 @@
 
 namespace heed::app {
 
-// Sets torch's intra-op threads (0 = all hardware threads; this libtorch starts with 1) and keeps
+// Sets torch's intra-op threads (0 = all hardware threads, and never more than those: a larger
+// count is warned about and lowered; this libtorch starts with 1) and keeps
 // large tensor buffers in the heap instead of returning them to the OS after every step (glibc
 // would otherwise mmap/munmap them and page-fault them in again; set HEED_MALLOC_TUNING=0 to
 // measure the difference). Returns the thread count in use.

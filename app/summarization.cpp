@@ -3,6 +3,8 @@
 #include <algorithm>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <spdlog/spdlog.h>
 
 #include "app/checkpoint.h"
 #include "app/run_dir.h"
@@ -172,17 +174,23 @@ data::Truncation target_truncation_of(const DataOptions& d) {
 }
 
 std::vector<data::TokenIds> LoadedSummarizer::encode(const std::vector<std::string>& texts, int threads) const {
-  std::vector<std::string> cleaned;
-  cleaned.reserve(texts.size());
-  for (const auto& t : texts) cleaned.push_back(data::clean_text(t));
-  std::vector<std::string_view> views(cleaned.begin(), cleaned.end());
-  auto ids = tokenizer.encode_all(views, threads);
-  const auto truncation = source_truncation_of(config.data);
-  for (auto& s : ids) {
-    s = data::truncate(s, truncation);
-    if (s.empty()) s.push_back(static_cast<int32_t>(tokenizer.unk_id()));  // an empty article still gets an answer
+  return data::encode_for_inference(tokenizer, source_truncation_of(config.data), texts, threads);
+}
+
+std::string ignored_decoding_flags(const model::DecodingOptions& d, const std::vector<std::string>& overrides) {
+  if (d.method == "beam") return "";
+  std::vector<std::string> flags;
+  for (const auto& [key, flag] : {std::pair<const char*, const char*>{"beam_size=", "--beam"}, {"n_best=", "--n-best"}}) {
+    for (const auto& o : overrides) {
+      if (o.rfind(key, 0) == 0) {
+        flags.emplace_back(flag);
+        break;
+      }
+    }
   }
-  return ids;
+  if (flags.empty()) return "";
+  return fmt::format("{} {} no effect with method {} (decoding.method); add --method beam to search with beams",
+                     fmt::join(flags, " and "), flags.size() == 1 ? "has" : "have", d.method);
 }
 
 LoadedSummarizer load_summarizer(const std::string& run_dir, const std::string& checkpoint,
@@ -198,10 +206,13 @@ LoadedSummarizer load_summarizer(const std::string& run_dir, const std::string& 
   if (!decoding_overrides.empty()) {
     std::vector<std::string> overrides;
     for (const auto& o : decoding_overrides) overrides.push_back("decoding." + o);
-    config = parse_config(document, overrides, "", run.config());  // a bad value is the user's: InputError
+    config = parse_config(document, overrides, "", run.config(), "{} (from a decoding flag)");  // the user's: InputError
   }
   if (config.task != "summarization") {
     throw InputError(fmt::format("--run {}: a {} run, not a summarizer (use heed classify)", run_dir, config.task));
+  }
+  if (const auto warning = ignored_decoding_flags(config.decoding, decoding_overrides); !warning.empty()) {
+    spdlog::warn("{}", warning);
   }
   auto tokenizer = data::Tokenizer::load(run.tokenizer());
   special_ids(tokenizer);

@@ -86,7 +86,13 @@ struct LoadedSummarizer {
   // Cleans, encodes and truncates articles exactly as training did.
   std::vector<data::TokenIds> encode(const std::vector<std::string>& texts, int threads) const;
 };
-// `decoding_overrides` ("key=value") replace the run's decoding options, validated like a config.
+// The warning line for decoding flags that `decoding` ignores: --beam and --n-best with method
+// greedy or sample ("--beam has no effect with method greedy ..."); "" when there are none.
+// `overrides` are the flags as "key=value" (beam_size=4).
+std::string ignored_decoding_flags(const model::DecodingOptions& decoding, const std::vector<std::string>& overrides);
+
+// `decoding_overrides` ("key=value") replace the run's decoding options, validated like a config;
+// flags the resolved method ignores are warned about (ignored_decoding_flags).
 LoadedSummarizer load_summarizer(const std::string& run_dir, const std::string& checkpoint,
                                  const std::vector<std::string>& decoding_overrides = {});
 

@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
 
 #include "app/exported.h"
 #include "app/inputs.h"
@@ -12,6 +13,7 @@
 #include "app/runtime.h"
 #include "app/summarization.h"
 #include "data_pipeline/errors.h"
+#include "data_pipeline/text.h"
 
 namespace heed::app {
 namespace {
@@ -48,6 +50,9 @@ Summarizer open_summarizer(const SummarizeJobOptions& o) {
   if (!o.use_cache) throw InputError("--no-kv-cache applies to --run only (an archive always uses its cache)");
   LoadedExport exported = load_export(o.model, "summarizer", o.decoding_overrides);
   const auto decoding = exported.config.decoding;
+  if (const auto warning = ignored_decoding_flags(decoding, o.decoding_overrides); !warning.empty()) {
+    spdlog::warn("{}", warning);
+  }
   if (decoding.method == "sample") throw InputError("--method sample is not supported with --model (use --run)");
   if (decoding.n_best > 1) throw InputError("--n-best > 1 is not supported with --model (use --run)");
   auto module = exported.module;
@@ -61,8 +66,20 @@ void summarize_chunk(Summarizer& summarizer, const std::vector<std::string>& art
                      int threads) {
   if (articles.empty()) return;
   const LoadedSummarizer& s = summarizer.s;
-  const auto ids = s.encode(articles, threads);
-  const auto hypotheses = generate(summarizer.search, ids, s.tokenizer.pad_id(), o.batch_size);
+  // An empty (or whitespace-only) article gets an empty summary; only the others are decoded.
+  std::vector<std::string> texts;
+  std::vector<size_t> decoded;  // index in `articles` of each decoded text
+  for (size_t i = 0; i < articles.size(); ++i) {
+    if (data::clean_text(articles[i]).empty()) continue;
+    decoded.push_back(i);
+    texts.push_back(articles[i]);
+  }
+  std::vector<std::vector<model::Hypothesis>> hypotheses(articles.size());
+  if (!texts.empty()) {
+    const auto ids = s.encode(texts, threads);
+    auto found = generate(summarizer.search, ids, s.tokenizer.pad_id(), o.batch_size);
+    for (size_t k = 0; k < decoded.size(); ++k) hypotheses[decoded[k]] = std::move(found[k]);
+  }
   for (const auto& hyps : hypotheses) {
     const std::string best = hyps.empty() ? std::string() : summary_text(s.tokenizer, hyps[0].tokens);
     if (!o.jsonl) {

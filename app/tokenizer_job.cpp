@@ -1,12 +1,15 @@
 // heed tokenizer train / encode: SentencePiece models for users, through the same Tokenizer.
-#include <fstream>
 #include <iostream>
+#include <limits>
 #include <sstream>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "app/config.h"
+#include "app/inputs.h"
 #include "app/jobs.h"
+#include "app/run_dir.h"
 #include "app/runtime.h"
 #include "data_pipeline/errors.h"
 #include "data_pipeline/io.h"
@@ -15,11 +18,37 @@
 #include "data_pipeline/tokenizer.h"
 
 namespace heed::app {
+namespace {
+
+// The numbers SentencePiece would otherwise reject with a raw "Internal:" error (or accept and crash on).
+void check_train_numbers(const TokenizerTrainJobOptions& o) {
+  if (o.vocab_size < kMinVocabSize || o.vocab_size > kMaxVocabSize) {
+    throw InputError(fmt::format("--vocab-size: must be in [{}, {}], got {}", kMinVocabSize, kMaxVocabSize, o.vocab_size));
+  }
+  if (!(o.character_coverage > 0.0 && o.character_coverage <= 1.0)) {
+    throw InputError(fmt::format("--character-coverage: must be in (0, 1], got {}", o.character_coverage));
+  }
+  if (o.input_sentence_size < 0 || o.input_sentence_size > std::numeric_limits<int32_t>::max()) {
+    throw InputError(fmt::format("--input-sentence-size: must be in [0, {}], got {}",
+                                 std::numeric_limits<int32_t>::max(), o.input_sentence_size));
+  }
+  if (o.threads < 0 || o.threads > kMaxThreads) {
+    throw InputError(fmt::format("--threads: must be in [0, {}], got {}", kMaxThreads, o.threads));
+  }
+}
+
+}  // namespace
 
 int tokenizer_train_job(const TokenizerTrainJobOptions& o) {
   if (o.inputs.empty()) throw InputError("tokenizer train: --input FILE is required");
   if (o.out.empty()) throw InputError("tokenizer train: --out FILE.model is required");
   require_choice(o.format, {"text", "imdb", "jsonl", "csv", "tsv", "auto"}, "tokenizer", "format");
+  check_train_numbers(o);
+  {
+    std::vector<NamedInput> inputs;
+    for (const auto& path : o.inputs) inputs.push_back({"--input", path});
+    check_output_path("--out", o.out, inputs);  // the model never replaces the text it is trained on
+  }
   const int threads = configure_runtime(o.threads);
   std::vector<std::string> texts;
   for (const auto& path : o.inputs) {
@@ -56,6 +85,7 @@ int tokenizer_train_job(const TokenizerTrainJobOptions& o) {
 int tokenizer_encode_job(const TokenizerEncodeJobOptions& o) {
   if (o.model.empty()) throw InputError("tokenizer encode: --model FILE is required");
   if (o.texts.empty() && o.input.empty()) throw InputError("tokenizer encode: give texts or --input FILE|-");
+  if (!o.input.empty()) check_input_file(o.input);
   const auto tokenizer = data::Tokenizer::load(o.model);
   auto emit = [&](const std::string& text) {
     const auto ids = tokenizer.encode(data::clean_text(text));
@@ -67,15 +97,7 @@ int tokenizer_encode_job(const TokenizerEncodeJobOptions& o) {
     std::cout << line << '\n';
   };
   for (const auto& t : o.texts) emit(t);
-  if (!o.input.empty()) {
-    std::ifstream file;
-    if (o.input != "-") {
-      file.open(o.input, std::ios::binary);
-      if (!file) throw InputError(fmt::format("--input {}: cannot open file", o.input));
-    }
-    std::istream& in = o.input == "-" ? std::cin : file;
-    for (std::string line; std::getline(in, line);) emit(line);
-  }
+  if (!o.input.empty()) read_input_lines(o.input, [&](std::string& line, std::istream&) { emit(line); });
   std::cout.flush();
   return 0;
 }

@@ -1,8 +1,10 @@
 // heed train: config -> data -> tokenizer -> token ids -> run directory -> Trainer.
 // Everything the user supplied is checked before the run directory is touched.
 #include <filesystem>
+#include <set>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
 
 #include "app/classification.h"
@@ -17,11 +19,6 @@ namespace heed::app {
 namespace fs = std::filesystem;
 
 namespace {
-
-bool holds_files(const std::string& dir) {
-  std::error_code ec;
-  return fs::is_directory(dir, ec) && fs::directory_iterator(dir, ec) != fs::directory_iterator();
-}
 
 std::vector<data::TextExample> read_examples(const DataOptions& d, const std::string& path, const char* what) {
   data::ReadReport report;
@@ -81,16 +78,6 @@ data::Tokenizer train_or_reuse_tokenizer(const TokenizerOptions& t, const std::v
   return tokenizer;
 }
 
-std::vector<data::TokenIds> encode(const data::Tokenizer& tokenizer, const std::vector<std::string>& texts,
-                                   int threads, const std::string& cache_dir, const char* what) {
-  data::EncodeStats stats;
-  auto ids = data::encode_corpus(texts, tokenizer, threads, cache_dir, &stats);
-  spdlog::info("{}: {} tokens ({:.0f} per text) {} in {:.1f}s", what, stats.tokens,
-               static_cast<double>(stats.tokens) / static_cast<double>(std::max<size_t>(1, texts.size())),
-               stats.cache_hit ? "read from the token cache" : "encoded", stats.seconds);
-  return ids;
-}
-
 // Carves the validation split out of `examples` when the config names no validation data.
 template <typename Example>
 void split_train_validation(std::vector<Example> examples, const DataOptions& d, std::vector<Example>* train,
@@ -128,6 +115,34 @@ struct RunSetup {
   int threads = 1;
 };
 
+// Reads the labelled data and splits it into train and validation; returns the class names. They
+// come from all the data (train and validation, before the split), so a label that only the
+// validation part holds is still a class and the label set does not depend on data.split_seed; a
+// resumed run keeps its own labels.json.
+std::vector<std::string> read_and_split_labelled(const RunSetup& r, std::vector<data::TextExample>* train,
+                                                 std::vector<data::TextExample>* validation) {
+  const DataOptions& d = r.config.data;
+  auto examples = read_examples(d, d.train, "train");
+  std::vector<data::TextExample> validation_file;
+  if (!d.validation.empty()) validation_file = read_examples(d, d.validation, "validation");
+  const auto labels = r.options.resume ? read_labels(r.run) : collect_labels(examples, validation_file);
+  if (!d.validation.empty()) {
+    *train = std::move(examples);
+    *validation = std::move(validation_file);
+  } else {
+    split_train_validation(std::move(examples), d, train, validation);
+  }
+  std::set<std::string> trained;
+  for (const auto& e : *train) trained.insert(e.label);
+  for (const auto& label : labels) {
+    if (trained.count(label) == 0) {
+      spdlog::warn("label \"{}\" has no training example (only validation data holds it); the model cannot learn it",
+                   label);
+    }
+  }
+  return labels;
+}
+
 // The tokenizer of a run: the run's own on --resume, the configured one, or one trained on `texts`.
 data::Tokenizer run_tokenizer(const RunSetup& r, const std::vector<std::string>& texts) {
   if (r.options.resume) return data::Tokenizer::load(r.run.tokenizer());
@@ -136,25 +151,56 @@ data::Tokenizer run_tokenizer(const RunSetup& r, const std::vector<std::string>&
   return train_or_reuse_tokenizer(r.config.tokenizer, views, r.threads, r.cache_dir, r.config.training.seed);
 }
 
-// Token ids, truncated; an empty sequence gets one unknown token so that every row has a length.
+// Token ids, each text cut to its byte budget before encoding and truncated after; an empty
+// sequence gets one unknown token so that every row has a length.
 std::vector<data::TokenIds> encode_truncated(const RunSetup& r, const data::Tokenizer& tokenizer,
                                              const std::vector<std::string>& texts, const data::Truncation& truncation,
                                              const char* what) {
-  auto ids = encode(tokenizer, texts, r.threads, r.cache_dir, what);
-  for (auto& s : ids) {
-    s = data::truncate(s, truncation);
-    if (s.empty()) s.push_back(static_cast<int32_t>(tokenizer.unk_id()));
-  }
+  data::EncodeStats stats;
+  auto ids = data::encode_truncated_corpus(texts, tokenizer, truncation, r.threads, r.cache_dir, &stats);
+  spdlog::info("{}: {} tokens ({:.0f} per text) {} in {:.1f}s", what, stats.tokens,
+               static_cast<double>(stats.tokens) / static_cast<double>(std::max<size_t>(1, texts.size())),
+               stats.cache_hit ? "read from the token cache" : "encoded", stats.seconds);
   return ids;
 }
 
-// Creates the run directory (config, tokenizer) for a new run; nothing is written before this.
-void create_run_dir(const RunSetup& r, const data::Tokenizer& tokenizer) {
-  if (r.options.resume) return;
-  if (r.options.overwrite && holds_files(r.output)) {
-    spdlog::info("--overwrite: replacing the run in {}", r.output);
-    fs::remove_all(r.output);
+// Removes the temporary files that a killed heed (SIGKILL, power loss) left mid-write in the run
+// directory, its checkpoints/ and the cache folder; only heed's own "<name>.tmp<pid>-<n>" files of
+// processes that no longer run (data_pipeline/io.h).
+void remove_stale_temp_files_of_run(const RunSetup& r) {
+  std::vector<std::string> removed;
+  for (const std::string& dir : {r.output, fs::path(r.run.checkpoint("last")).parent_path().string(), r.cache_dir}) {
+    if (dir.empty()) continue;
+    for (auto& path : remove_stale_temp_files(dir)) removed.push_back(std::move(path));
   }
+  for (const auto& path : removed) spdlog::info("removed {}, left by an interrupted write", path);
+}
+
+// The files `heed train` reads, for check_train_output: the run never lands on or around them.
+std::vector<NamedInput> train_inputs(const Config& config) {
+  const auto& d = config.data;
+  return {{"data.train", d.train},
+          {"data.validation", d.validation},
+          {"data.train_target", d.train_target},
+          {"data.validation_target", d.validation_target},
+          {"tokenizer.model", config.tokenizer.model}};
+}
+
+// Creates the run directory (marker, config, tokenizer) for a new run; nothing is written before
+// this. --overwrite on a run (check_train_output decided it is one) deletes only heed's own files.
+void create_run_dir(const RunSetup& r, const data::Tokenizer& tokenizer) {
+  remove_stale_temp_files_of_run(r);
+  if (r.options.resume) return;
+  std::error_code ec;
+  if (r.options.overwrite && fs::is_directory(r.output, ec) && !fs::is_empty(r.output, ec)) {
+    const auto kept = clear_run_dir(r.output);
+    spdlog::info("--overwrite: replacing the run in {}{}", r.output,
+                 kept.empty() ? "" : fmt::format(" (keeping {} entries heed did not write: {})", kept.size(),
+                                                 fmt::join(kept, ", ")));
+  }
+  // The marker first: a folder that has it is a run, which --overwrite may replace after a kill.
+  fs::create_directories(r.output);
+  write_run_marker(r.run, r.config.task);
   fs::create_directories(fs::path(r.run.checkpoint("last")).parent_path());
   write_file_atomic(r.run.config(), to_json(r.config).dump(2) + "\n");
   tokenizer.save(r.run.tokenizer());
@@ -187,15 +233,8 @@ int train_and_report(const RunSetup& r, TrainingTask& task) {
 int train_classifier(const RunSetup& r) {
   const Config& config = r.config;
   // --- Data: files -> examples -> train/validation. ---
-  auto examples = read_examples(config.data, config.data.train, "train");
   std::vector<data::TextExample> train, validation;
-  if (!config.data.validation.empty()) {
-    train = std::move(examples);
-    validation = read_examples(config.data, config.data.validation, "validation");
-  } else {
-    split_train_validation(std::move(examples), config.data, &train, &validation);
-  }
-  const auto labels = r.options.resume ? read_labels(r.run) : collect_labels(train);
+  const auto labels = read_and_split_labelled(r, &train, &validation);
 
   ClassificationData data;
   data.train_labels = label_indices(train, labels);
@@ -306,13 +345,9 @@ int train_job(const TrainJobOptions& o) {
   } else {
     if (o.config.empty()) throw InputError("train: --config is required");
     config = load_config(o.config, overrides, data_dir);
-    if (holds_files(output) && !o.overwrite) {
-      throw InputError(fmt::format("output directory {} already holds a run: pass --resume to continue it, "
-                                   "--overwrite to replace it, or --output DIR for a new one",
-                                   output));
-    }
   }
   check_paths(config);
+  check_train_output(output, o.resume, o.overwrite, train_inputs(config));
   const int threads = configure_runtime(config.training.threads);
   spdlog::info("heed train ({}): {} -> {} ({} threads)", config.task, o.resume ? run.config() : o.config, output,
                threads);

@@ -3,12 +3,14 @@
 #include <ATen/autocast_mode.h>
 
 #include <cmath>
-#include <fstream>
+#include <filesystem>
+#include <string_view>
 
 #include <fmt/format.h>
 
 #include "app/runtime.h"
 #include "data_pipeline/errors.h"
+#include "data_pipeline/io.h"
 
 namespace heed::app {
 
@@ -112,9 +114,32 @@ Trainer::Trainer(TrainingTask& task, const TrainingOptions& options, TrainerFile
   optimizer_ = make_optimizer(parameters_, options_);
 }
 
-void Trainer::append_metrics(const nlohmann::json& record) {
-  std::ofstream out(files_.metrics, std::ios::app);
-  out << record.dump() << '\n';
+void Trainer::append_metrics(const nlohmann::json& record) { append_to_file(files_.metrics, record.dump() + "\n"); }
+
+size_t truncate_metrics(const std::string& path, int64_t step) {
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) return 0;
+  const std::string text = read_file(path);
+  std::string kept;
+  size_t dropped = 0;
+  for (size_t begin = 0; begin < text.size();) {
+    const size_t end = text.find('\n', begin);
+    if (end == std::string::npos) {  // a record cut short by a kill mid-append
+      ++dropped;
+      break;
+    }
+    const std::string_view line(text.data() + begin, end - begin);
+    const auto record = nlohmann::json::parse(line.begin(), line.end(), nullptr, /*allow_exceptions=*/false);
+    const auto s = record.is_object() ? record.find("step") : record.end();
+    if (s != record.end() && s->is_number_integer() && s->get<int64_t>() <= step) {
+      kept.append(line).push_back('\n');
+    } else {
+      ++dropped;
+    }
+    begin = end + 1;
+  }
+  if (dropped > 0) write_file_atomic(path, kept);
+  return dropped;
 }
 
 std::map<std::string, double> Trainer::validate_and_checkpoint(TrainState& state) {
@@ -167,6 +192,10 @@ TrainResult Trainer::run(bool resume) {
     state = load_checkpoint(files_.last_checkpoint, task_.model(), optimizer_.get());
     progress_.log(fmt::format("resuming from {} at step {} (epoch {}, batch {})", files_.last_checkpoint, state.step,
                               state.epoch + 1, state.batch_in_epoch));
+    if (const size_t dropped = truncate_metrics(files_.metrics, state.step); dropped > 0) {
+      progress_.log(fmt::format("{}: dropped {} record(s) logged after that checkpoint (they are done again)",
+                                files_.metrics, dropped));
+    }
     if (state.finished) {
       progress_.log("that run had already finished; nothing to do");
       return result;

@@ -64,6 +64,12 @@ struct TrainerFiles {
   std::string metrics;  // metrics.jsonl, appended
 };
 
+// On --resume: keeps the records of metrics.jsonl (TrainerFiles::metrics) whose step is at most
+// `step`, the checkpoint's, since the steps after it are trained and logged again; a line cut
+// short by a kill is dropped too. Rewrites the file atomically, only when something is dropped, and
+// returns the number of lines dropped (0 also when the file does not exist).
+size_t truncate_metrics(const std::string& path, int64_t step);
+
 enum class StopReason { kCompleted, kEarlyStopped, kMaxSteps, kMaxMinutes, kInterrupted };
 std::string to_string(StopReason reason);
 

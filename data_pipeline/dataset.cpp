@@ -131,6 +131,80 @@ TokenIds truncate(const TokenIds& ids, const Truncation& t) {
   return TokenIds(ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(max_len));
 }
 
+size_t text_byte_budget(const Truncation& t) {
+  return std::max<size_t>(4096, 64 * static_cast<size_t>(std::max<int64_t>(t.max_length, 1)));
+}
+
+namespace {
+
+constexpr size_t kWhitespaceWindow = 256;  // how far a cut moves to land on whitespace
+
+bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
+bool is_continuation(char c) { return (static_cast<unsigned char>(c) & 0xC0) == 0x80; }
+
+// Length of the head to keep: at most `budget` bytes, ending before whitespace when some is near.
+size_t head_cut(std::string_view text, size_t budget) {
+  if (text.size() <= budget) return text.size();
+  for (size_t i = budget; i > 0 && budget - i < kWhitespaceWindow; --i) {
+    if (is_space(text[i])) return i;
+  }
+  size_t cut = budget;
+  while (cut > 0 && is_continuation(text[cut])) --cut;
+  return cut;
+}
+
+// Start of the tail to keep: at most `budget` bytes from the end, starting at whitespace when some is near.
+size_t tail_start(std::string_view text, size_t budget) {
+  if (text.size() <= budget) return 0;
+  const size_t start = text.size() - budget;
+  for (size_t i = start; i < text.size() && i - start < kWhitespaceWindow; ++i) {
+    if (is_space(text[i])) return i;
+  }
+  size_t cut = start;
+  while (cut < text.size() && is_continuation(text[cut])) ++cut;
+  return cut;
+}
+
+}  // namespace
+
+std::string cut_to_budget(const Tokenizer& tokenizer, std::string_view text, const Truncation& t) {
+  const size_t budget = text_byte_budget(t);
+  const bool head_tail = t.mode == "head_tail";
+  const size_t keep = head_tail ? 2 * budget : budget;
+  if (text.size() <= keep) return std::string(text);
+  const std::string compacted = tokenizer.compact_unknown_runs(text);
+  const std::string_view c = compacted;
+  if (c.size() <= keep) return compacted;
+  std::string out(c.substr(0, head_cut(c, budget)));
+  if (head_tail) {
+    out += ' ';
+    out += c.substr(tail_start(c, budget));
+  }
+  return out;
+}
+
+std::vector<TokenIds> encode_truncated_corpus(const std::vector<std::string>& texts, const Tokenizer& tokenizer,
+                                              const Truncation& truncation, int threads, const std::string& cache_dir,
+                                              EncodeStats* stats) {
+  const size_t keep = (truncation.mode == "head_tail" ? 2 : 1) * text_byte_budget(truncation);
+  const bool any_long = std::any_of(texts.begin(), texts.end(), [&](const std::string& s) { return s.size() > keep; });
+  std::vector<TokenIds> ids;
+  if (any_long) {
+    std::vector<std::string> cut(texts.size());
+    for (size_t i = 0; i < texts.size(); ++i) {
+      cut[i] = texts[i].size() > keep ? cut_to_budget(tokenizer, texts[i], truncation) : texts[i];
+    }
+    ids = encode_corpus(cut, tokenizer, threads, cache_dir, stats);
+  } else {
+    ids = encode_corpus(texts, tokenizer, threads, cache_dir, stats);
+  }
+  for (auto& s : ids) {
+    s = truncate(s, truncation);
+    if (s.empty()) s.push_back(static_cast<int32_t>(tokenizer.unk_id()));
+  }
+  return ids;
+}
+
 Split split_indices(size_t n, double fraction, uint64_t seed) {
   std::vector<size_t> order(n);
   for (size_t i = 0; i < n; ++i) order[i] = i;
@@ -151,7 +225,7 @@ std::vector<TokenIds> encode_for_inference(const Tokenizer& tokenizer, const Tru
                                            const std::vector<std::string>& texts, int threads) {
   std::vector<std::string> cleaned;
   cleaned.reserve(texts.size());
-  for (const auto& t : texts) cleaned.push_back(clean_text(t));
+  for (const auto& t : texts) cleaned.push_back(cut_to_budget(tokenizer, clean_text(t), truncation));
   std::vector<std::string_view> views(cleaned.begin(), cleaned.end());
   auto ids = tokenizer.encode_all(views, threads);
   for (auto& s : ids) {

@@ -39,8 +39,29 @@ struct Truncation {
 };
 TokenIds truncate(const TokenIds& ids, const Truncation& truncation);
 
-// Raw texts -> model inputs exactly as training prepared them: cleaned (clean_text), encoded with
-// `threads` threads, truncated; an empty text becomes [unk] so it still gets an answer.
+// Bytes of text kept from each end that `truncation` keeps (the start; with head_tail the start and
+// the end) before encoding: max(4096, 64 * max_length). A SentencePiece piece covers at most 16
+// characters (64 bytes) and a run of unknown characters is first cut to 64 bytes, so the cut text
+// still holds more than max_length tokens on each kept side.
+size_t text_byte_budget(const Truncation& truncation);
+
+// `text` cut to its byte budget before encoding, so that a 20 MB text costs no more than one of a
+// few KB: runs of unknown characters shortened (Tokenizer::compact_unknown_runs), then, when still
+// longer than the budget, "head" keeps the first budget bytes and "head_tail" the first and the last
+// budget bytes joined by a space. Cuts fall on whitespace when there is some in the last 256 bytes
+// before the cut, else on a UTF-8 character boundary. truncate(encode(cut)) equals
+// truncate(encode(text)) (tested), since SentencePiece tokenizes words independently.
+std::string cut_to_budget(const Tokenizer& tokenizer, std::string_view text, const Truncation& truncation);
+
+// encode_corpus over the texts cut to their budget (cut_to_budget), each result truncated; an empty
+// sequence becomes [unk] so every row has a length.
+std::vector<TokenIds> encode_truncated_corpus(const std::vector<std::string>& texts, const Tokenizer& tokenizer,
+                                              const Truncation& truncation, int threads, const std::string& cache_dir,
+                                              EncodeStats* stats = nullptr);
+
+// Raw texts -> model inputs exactly as training prepared them: cleaned (clean_text), cut to the
+// byte budget (cut_to_budget), encoded with `threads` threads, truncated; an empty text becomes
+// [unk] so it still gets an answer.
 std::vector<TokenIds> encode_for_inference(const Tokenizer& tokenizer, const Truncation& truncation,
                                            const std::vector<std::string>& texts, int threads);
 

@@ -10,6 +10,7 @@
 
 #include "data_pipeline/errors.h"
 #include "data_pipeline/io.h"
+#include "data_pipeline/json.h"
 #include "data_pipeline/text.h"
 
 namespace heed::data {
@@ -34,14 +35,9 @@ std::string_view trim(std::string_view s) {
   return s;
 }
 
-// nlohmann's message without its "[json.exception.parse_error.101] parse error at line 1, " prefix,
-// cut short (it can quote a long token).
-std::string json_error_detail(const std::string& what) {
-  std::string detail = what;
-  for (const char* marker : {"] ", "at line 1, "}) {
-    const auto at = detail.find(marker);
-    if (at != std::string::npos) detail.erase(0, at + std::strlen(marker));
-  }
+// The parser's message with its column, cut short (it can quote a long token).
+std::string json_error_detail(const JsonError& e) {
+  std::string detail = fmt::format("{}, column {}", e.detail(), e.column());
   if (detail.size() > 160) detail = detail.substr(0, 157) + "...";
   return detail;
 }
@@ -66,11 +62,11 @@ std::vector<Row> read_jsonl(const std::string& path, BadRecords& bad) {
     const std::string text = repair_utf8(line, &repaired);
     nlohmann::json value;
     try {
-      value = nlohmann::json::parse(text);
-    } catch (const nlohmann::json::exception& e) {  // parse_error, or out_of_range for 1e999
+      value = parse_json_bounded(text, origin);
+    } catch (const JsonError& e) {  // bad syntax, a number out of range (1e999), nesting too deep
       const std::string_view t = trim(line);
       const char* hint = t == "[" || t == "{" ? "; JSON Lines needs one complete object on each line" : "";
-      bad(fmt::format("{}: not valid JSON ({}){}", origin, json_error_detail(e.what()), hint));
+      bad(fmt::format("{}: not valid JSON ({}){}", origin, json_error_detail(e), hint));
       continue;
     }
     if (!value.is_object()) {

@@ -9,6 +9,8 @@
 #include <filesystem>
 #include <mutex>
 #include <thread>
+#include <unordered_map>
+#include <unordered_set>
 
 #include "data_pipeline/errors.h"
 #include "data_pipeline/io.h"
@@ -118,8 +120,28 @@ constexpr size_t kErrCap = 1024;
 
 std::string spm_shim_path() { return shim().path; }
 
+struct Tokenizer::KnownCharacters {
+  std::once_flag once;
+  std::unordered_set<uint32_t> characters;
+};
+
+namespace {
+
+// Byte length of the UTF-8 character that starts with `lead` (1 for a stray byte).
+size_t utf8_length(unsigned char lead) {
+  return lead < 0x80 ? 1 : (lead >> 5) == 0x6 ? 2 : (lead >> 4) == 0xE ? 3 : (lead >> 3) == 0x1E ? 4 : 1;
+}
+
+uint32_t pack(std::string_view ch) {
+  uint32_t key = 0;
+  for (char c : ch) key = (key << 8) | static_cast<unsigned char>(c);
+  return key;
+}
+
+}  // namespace
+
 Tokenizer::Tokenizer(std::shared_ptr<heed_spm> handle, std::string bytes)
-    : handle_(std::move(handle)), bytes_(std::move(bytes)) {
+    : handle_(std::move(handle)), bytes_(std::move(bytes)), known_(std::make_shared<KnownCharacters>()) {
   const auto& api = shim();
   vocab_size_ = api.vocab_size(handle_.get());
   unk_id_ = api.special_id(handle_.get(), 1);
@@ -184,7 +206,7 @@ Tokenizer Tokenizer::train(const std::vector<std::string_view>& texts, const Tok
   return from_bytes(std::move(bytes), "<trained tokenizer>");
 }
 
-std::vector<int32_t> Tokenizer::encode(std::string_view text) const {
+std::vector<int32_t> Tokenizer::encode_raw(std::string_view text) const {
   const auto& api = shim();
   std::vector<int32_t> ids(text.size() / 3 + 16);
   char err[kErrCap] = {0};
@@ -197,6 +219,75 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text) const {
     }
     ids.resize(static_cast<size_t>(n));
   }
+}
+
+bool Tokenizer::compact(std::string_view text, std::string* out) const {
+  constexpr size_t kRun = kMaxUnknownRunBytes;
+  auto is_space = [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; };
+  // Cheap test first: most texts have no whitespace-free span longer than kRun.
+  bool long_span = false;
+  for (size_t i = 0, span = 0; i < text.size() && !long_span; ++i) {
+    span = is_space(text[i]) ? 0 : span + 1;
+    long_span = span > kRun;
+  }
+  if (!long_span) return false;
+
+  std::call_once(known_->once, [this] {
+    for (int id = 0; id < vocab_size_; ++id) {
+      if (id == unk_id_ || id == pad_id_ || id == bos_id_ || id == eos_id_) continue;  // "<unk>" is no text
+      const std::string p = piece(id);
+      for (size_t i = 0; i < p.size();) {
+        const size_t len = std::min(utf8_length(static_cast<unsigned char>(p[i])), p.size() - i);
+        known_->characters.insert(pack(std::string_view(p).substr(i, len)));
+        i += len;
+      }
+    }
+  });
+  std::unordered_map<uint32_t, bool> unknown;  // characters in no piece (packed) -> encodes as the unknown id
+  auto is_unknown = [&](std::string_view ch) {
+    const uint32_t key = pack(ch);
+    if (known_->characters.count(key) != 0) return false;
+    auto it = unknown.find(key);
+    if (it != unknown.end()) return it->second;
+    const auto ids = encode_raw(ch);
+    const bool unk = !ids.empty() && ids.back() == unk_id_;
+    unknown.emplace(key, unk);
+    return unk;
+  };
+  out->clear();
+  out->reserve(text.size());
+  bool changed = false;
+  size_t run = 0;  // bytes of unknown characters kept in the current run
+  for (size_t i = 0; i < text.size();) {
+    const size_t len = std::min(utf8_length(static_cast<unsigned char>(text[i])), text.size() - i);
+    const std::string_view ch = text.substr(i, len);
+    i += len;
+    if (len == 1 && is_space(ch[0])) {
+      run = 0;
+      out->append(ch);
+      continue;
+    }
+    if (!is_unknown(ch)) {
+      run = 0;
+      out->append(ch);
+    } else if (run + len <= kRun) {
+      run += len;
+      out->append(ch);
+    } else {
+      changed = true;  // dropped: the run is already one unknown id
+    }
+  }
+  return changed;
+}
+
+std::string Tokenizer::compact_unknown_runs(std::string_view text) const {
+  std::string out;
+  return compact(text, &out) ? out : std::string(text);
+}
+
+std::vector<int32_t> Tokenizer::encode(std::string_view text) const {
+  std::string compacted;
+  return encode_raw(compact(text, &compacted) ? std::string_view(compacted) : text);
 }
 
 std::vector<std::vector<int32_t>> Tokenizer::encode_all(const std::vector<std::string_view>& texts,

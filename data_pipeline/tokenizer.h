@@ -30,7 +30,22 @@ class Tokenizer {
   // Trains a model on `texts`; reserves pad=0, unk=1, bos=2, eos=3.
   static Tokenizer train(const std::vector<std::string_view>& texts, const TokenizerTrainOptions& options);
 
+  // Ids of `text`. Runs of characters the model does not know are shortened first
+  // (compact_unknown_runs), which leaves the ids unchanged and keeps the time linear in the text.
   std::vector<int32_t> encode(std::string_view text) const;
+
+  // SentencePiece encodes a run of consecutive unknown characters as one unknown id, whatever its
+  // length, but its time grows with the square of the run (5 MB of an unknown character: ~15
+  // minutes). Longer runs are cut to this many bytes (on a character boundary) before encoding.
+  static constexpr size_t kMaxUnknownRunBytes = 64;
+  // `text` with every run of unknown characters longer than kMaxUnknownRunBytes shortened to at most
+  // that many bytes: encode() gives the same ids for both. Only whitespace-free spans longer than
+  // that are examined (every sentence of a language written without spaces); a character that
+  // occurs in a piece is known, any other is encoded on its own once per call to find out.
+  std::string compact_unknown_runs(std::string_view text) const;
+  // One SentencePiece call on `text` as it is: quadratic in runs of unknown characters, so for
+  // measurements and tests; everything else calls encode().
+  std::vector<int32_t> encode_raw(std::string_view text) const;
   // Encodes many texts using `threads` threads; order is preserved.
   std::vector<std::vector<int32_t>> encode_all(const std::vector<std::string_view>& texts, int threads) const;
   std::string decode(const std::vector<int32_t>& ids) const;
@@ -50,8 +65,14 @@ class Tokenizer {
 
  private:
   Tokenizer(std::shared_ptr<heed_spm> handle, std::string bytes);
+  // Writes the compacted text to *out and returns true when compact_unknown_runs changes `text`.
+  bool compact(std::string_view text, std::string* out) const;
   std::shared_ptr<heed_spm> handle_;
   std::string bytes_;
+  // Characters (UTF-8 bytes packed into 32 bits) that occur in the vocabulary's pieces, built on
+  // first use by compact(); shared by copies of this Tokenizer.
+  struct KnownCharacters;
+  std::shared_ptr<KnownCharacters> known_;
   int vocab_size_ = 0, pad_id_ = 0, unk_id_ = 0, bos_id_ = -1, eos_id_ = -1;
 };
 

@@ -1,5 +1,6 @@
 #include "model/export.h"
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -7,6 +8,7 @@
 #include <fmt/format.h>
 
 #include "data_pipeline/errors.h"
+#include "model/tensor_checksum.h"
 
 namespace heed::model {
 namespace {
@@ -622,6 +624,32 @@ void define(torch::jit::Module& m, const std::string& source, const char* what) 
 }
 
 }  // namespace
+
+std::string exported_weights_digest(const torch::jit::Module& module) {
+  std::vector<std::pair<std::string, c10::IValue>> attributes;
+  for (const auto& a : module.named_attributes(/*recurse=*/true)) {
+    if (a.name == "training" || (a.name.size() > 9 && a.name.compare(a.name.size() - 9, 9, ".training") == 0)) continue;
+    attributes.emplace_back(a.name, a.value);
+  }
+  std::sort(attributes.begin(), attributes.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  Xxh3 h;
+  for (const auto& [name, value] : attributes) {
+    if (value.isTensor()) {
+      hash_tensor(h, name, value.toTensor());
+    } else if (value.isInt() || value.isBool()) {
+      h.update(name);
+      h.update_int(value.isInt() ? value.toInt() : static_cast<int64_t>(value.toBool()));
+    } else if (value.isDouble()) {
+      h.update(name);
+      const double d = value.toDouble();
+      h.update(&d, sizeof(d));
+    } else if (value.isString()) {
+      h.update(name);
+      h.update(value.toStringRef());
+    }
+  }
+  return h.hex();
+}
 
 torch::jit::Module export_classifier(ClassifierImpl& model) {
   const auto& o = model.options();

@@ -24,6 +24,7 @@
 //            early_stopping) -> (tokens [B, L], token counts [B] int64 (-1: no hypothesis), scores)
 #pragma once
 #include <cstdint>
+#include <string>
 
 #include <torch/script.h>
 #include <torch/torch.h>
@@ -35,6 +36,11 @@ namespace heed::model {
 
 // Version of the archive layout and method signatures (heed/format.json "format").
 constexpr int64_t kExportFormat = 1;
+
+// XXH3-64 (hex, model/checksum.h) of an exported module's weights: every parameter, buffer and
+// scalar attribute (except "training"), by name in sorted order. heed export stores it in
+// heed/format.json; loading an archive recomputes and compares it (app/exported.h).
+std::string exported_weights_digest(const torch::jit::Module& module);
 
 // A TorchScript twin of `model` (weights copied by reference, detached; inference only).
 torch::jit::Module export_classifier(ClassifierImpl& model);

@@ -10,6 +10,8 @@
 
 #include "data_pipeline/errors.h"
 #include "data_pipeline/io.h"
+#include "model/checksum.h"
+#include "data_pipeline/json.h"
 
 namespace heed::model {
 namespace fs = std::filesystem;
@@ -19,6 +21,12 @@ constexpr char kMagic[8] = {'H', 'E', 'E', 'D', 'F', 'L', 'A', 'T'};
 constexpr uint64_t kAlign = 64;
 
 uint64_t aligned(uint64_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
+
+uint64_t digest_of(const std::string& bytes) {
+  Xxh3 h;
+  h.update(bytes.data(), bytes.size());
+  return h.digest();
+}
 
 }  // namespace
 
@@ -37,22 +45,29 @@ void write_flat_weights(const std::string& path, const std::vector<FlatEntry>& t
     table.push_back({{"name", t.name}, {"shape", t.shape}, {"offset", offset}});
     offset = aligned(offset + static_cast<uint64_t>(n) * sizeof(float));
   }
-  const std::string header =
-      nlohmann::json{{"format", kFlatWeightsFormat}, {"source", source}, {"tensors", table}}.dump();
-  std::string out(sizeof(kMagic) + 8 + header.size(), '\0');
-  std::memcpy(out.data(), kMagic, sizeof(kMagic));
-  const uint64_t length = header.size();
-  std::memcpy(out.data() + sizeof(kMagic), &length, 8);  // x86-64 and aarch64 are little-endian
-  std::memcpy(out.data() + sizeof(kMagic) + 8, header.data(), header.size());
-  const size_t data_start = out.size();
-  out.resize(data_start + offset, '\0');
+  // The data section first (its checksum goes into the header), then the header in front of it.
+  std::string data(offset, '\0');
   for (size_t i = 0; i < tensors.size(); ++i) {
     const auto& t = tensors[i];
     const auto at = table[i]["offset"].get<uint64_t>();
     int64_t n = 1;
     for (auto d : t.shape) n *= d;
-    std::memcpy(out.data() + data_start + at, t.data, static_cast<size_t>(n) * sizeof(float));
+    std::memcpy(data.data() + at, t.data, static_cast<size_t>(n) * sizeof(float));
   }
+  const std::string header = nlohmann::json{{"format", kFlatWeightsFormat},
+                                            {"source", source},
+                                            {"tensors", table},
+                                            {"data_bytes", offset},
+                                            {"data_xxh3", xxh3_hex(data.data(), data.size())}}
+                                 .dump();
+  std::string out(sizeof(kMagic) + 8 + header.size(), '\0');
+  std::memcpy(out.data(), kMagic, sizeof(kMagic));
+  const uint64_t length = header.size();
+  std::memcpy(out.data() + sizeof(kMagic), &length, 8);  // x86-64 and aarch64 are little-endian
+  std::memcpy(out.data() + sizeof(kMagic) + 8, header.data(), header.size());
+  const uint64_t header_digest = digest_of(out);
+  out.append(reinterpret_cast<const char*>(&header_digest), 8);
+  out += data;
   write_file_atomic(path, out);
 }
 
@@ -62,33 +77,59 @@ InputError invalid(const std::string& path, const std::string& what) {
   return InputError(fmt::format("{}: not a valid heed flat-weights file ({})", path, what));
 }
 
+InputError damaged(const std::string& path, const std::string& what) {
+  return InputError(fmt::format("{}: the flat-weights file is damaged ({})", path, what));
+}
+
 struct Header {
-  nlohmann::json json;  // format checked
+  nlohmann::json json;  // format checked, header checksum verified
   uint64_t data_bytes = 0;
+  std::string data_xxh3;
 };
 
-// Reads magic, length and JSON header from the start of `in` (a file of `file_size` bytes).
+// Reads and verifies magic, length, JSON header and header checksum from the start of `in` (a file
+// of `file_size` bytes); the data section must be exactly the length the header gives.
 Header read_header(std::ifstream& in, uint64_t file_size, const std::string& path) {
-  char magic[sizeof(kMagic)] = {};
+  char prefix[sizeof(kMagic) + 8] = {};
+  in.read(prefix, sizeof(prefix));
+  if (!in || std::memcmp(prefix, kMagic, sizeof(kMagic)) != 0) throw invalid(path, "bad magic");
   uint64_t length = 0;
-  in.read(magic, sizeof(magic));
-  in.read(reinterpret_cast<char*>(&length), 8);  // x86-64 and aarch64 are little-endian
-  if (!in || std::memcmp(magic, kMagic, sizeof(kMagic)) != 0) throw invalid(path, "bad magic");
-  if (length > file_size - sizeof(kMagic) - 8) throw invalid(path, "header runs past the end of the file");
+  std::memcpy(&length, prefix + sizeof(kMagic), 8);  // x86-64 and aarch64 are little-endian
+  if (length > file_size - sizeof(prefix)) throw damaged(path, "the header runs past the end of the file");
   std::string text(length, '\0');
   in.read(text.data(), static_cast<std::streamsize>(length));
-  Header h;
+  uint64_t stored = 0;
+  in.read(reinterpret_cast<char*>(&stored), 8);
+  Xxh3 h;
+  h.update(prefix, sizeof(prefix));
+  h.update(text.data(), text.size());
+  const bool intact = in && stored == h.digest();
+  Header header;
   try {
-    h.json = nlohmann::json::parse(text);
-    const auto format = h.json.at("format").get<int64_t>();
-    if (format != kFlatWeightsFormat) {
-      throw InputError(fmt::format("{}: flat-weights format {}, this heed reads {}", path, format, kFlatWeightsFormat));
-    }
+    header.json = parse_json_bounded(text, path);
+  } catch (const JsonError& e) {
+    if (!intact) throw damaged(path, "header checksum mismatch");
+    throw invalid(path, std::string("header: ") + e.detail());
+  }
+  const auto format = header.json.is_object() ? header.json.value("format", nlohmann::json()) : nlohmann::json();
+  if (format.is_number_integer() && format.get<int64_t>() != kFlatWeightsFormat) {
+    throw InputError(fmt::format("{}: flat-weights format {}, this heed reads {}", path, format.get<int64_t>(),
+                                 kFlatWeightsFormat));
+  }
+  if (!intact) throw damaged(path, "header checksum mismatch");
+  try {
+    header.data_bytes = header.json.at("data_bytes").get<uint64_t>();
+    header.data_xxh3 = header.json.at("data_xxh3").get<std::string>();
+    header.json.at("source");
   } catch (const nlohmann::json::exception& e) {
     throw invalid(path, std::string("header: ") + e.what());
   }
-  h.data_bytes = file_size - sizeof(kMagic) - 8 - length;
-  return h;
+  const uint64_t data_start = sizeof(prefix) + length + 8;
+  if (file_size != data_start + header.data_bytes) {
+    throw damaged(path, fmt::format("{} bytes of weights where the header says {}: truncated or appended to?",
+                                    file_size < data_start ? 0 : file_size - data_start, header.data_bytes));
+  }
+  return header;
 }
 
 std::ifstream open_flat(const std::string& path, uint64_t* size) {
@@ -104,12 +145,7 @@ std::ifstream open_flat(const std::string& path, uint64_t* size) {
 nlohmann::json read_flat_weights_source(const std::string& path) {
   uint64_t size = 0;
   auto in = open_flat(path, &size);
-  const auto header = read_header(in, size, path);
-  try {
-    return header.json.at("source");
-  } catch (const nlohmann::json::exception& e) {
-    throw invalid(path, std::string("header: ") + e.what());
-  }
+  return read_header(in, size, path).json.at("source");
 }
 
 FlatWeights FlatWeights::read(const std::string& path) {
@@ -124,6 +160,11 @@ FlatWeights FlatWeights::read(const std::string& path) {
   w.storage_.resize(data_bytes / sizeof(float) + 1);
   in.read(reinterpret_cast<char*>(w.storage_.data()), static_cast<std::streamsize>(data_bytes));
   if (!in) throw bad("read error");
+  const std::string digest = xxh3_hex(w.storage_.data(), data_bytes);
+  if (digest != h.data_xxh3) {
+    throw damaged(path, fmt::format("the weights do not match their checksum: {} {} where the header says {}",
+                                    kChecksumAlgorithm, digest, h.data_xxh3));
+  }
   try {
     w.source_ = header.at("source");
     for (const auto& t : header.at("tensors")) {

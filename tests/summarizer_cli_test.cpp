@@ -102,6 +102,32 @@ TEST(SummarizerCli, TinySummarizerLearnsToCopyThenSummarizesAndEvaluates) {
   EXPECT_TRUE(first.contains("summary"));
   EXPECT_EQ(first["n_best"].size(), 2u);
 
+  // An empty or whitespace-only article gets an empty summary, not unknown-token marks.
+  const std::string stdin_articles = "printf 'The film was great. I loved it. The end was sad.\\n\\n   \\t \\n' | ";
+  ASSERT_EQ(run_command(stdin_articles + heed::test::heed_binary() + " summarize --run " + run + " --input -", &out, false), 0);
+  ASSERT_EQ(out.size() - out.find('\n'), 3u) << out;  // the first summary, then two empty lines
+  EXPECT_GT(out.find('\n'), 5u) << out;
+  ASSERT_EQ(run_command(stdin_articles + heed::test::heed_binary() + " summarize --run " + run + " --input - --jsonl", &out,
+                        false),
+            0);
+  EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 3) << out;
+  EXPECT_NE(out.find("{\"sentences\":[],\"summary\":\"\"}\n{\"sentences\":[],\"summary\":\"\"}\n"), std::string::npos)
+      << out;
+
+  // --beam and --n-best do nothing with greedy decoding: one warning line says so and how to switch.
+  ASSERT_EQ(run_command(heed::test::heed_binary() + " summarize --run " + run + " --method greedy --beam 3 'Some text.'", &out),
+            0);
+  EXPECT_NE(out.find("--beam has no effect with method greedy (decoding.method); add --method beam"), std::string::npos)
+      << out;
+  ASSERT_EQ(run_command(heed::test::heed_binary() + " summarize --run " + run +
+                            " --method greedy --beam 3 --n-best 2 'Some text.'",
+                        &out),
+            0);
+  EXPECT_NE(out.find("--beam and --n-best have no effect with method greedy"), std::string::npos) << out;
+  ASSERT_EQ(run_command(heed::test::heed_binary() + " summarize --run " + run + " --method beam --beam 3 'Some text.'", &out),
+            0);
+  EXPECT_EQ(out.find("no effect"), std::string::npos) << out;
+
   // Bad decoding values are user errors naming the field; a classifier run is refused.
   EXPECT_EQ(run_command(heed::test::heed_binary() + " summarize --run " + run + " --beam 0 'Some text.'", &out), 2);
   EXPECT_NE(out.find("decoding.beam_size"), std::string::npos) << out;
