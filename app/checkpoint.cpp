@@ -7,6 +7,7 @@
 #include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
 
+#include "app/archive_check.h"
 #include "data_pipeline/errors.h"
 #include "data_pipeline/io.h"
 #include "model/checksum.h"
@@ -153,6 +154,7 @@ void save_checkpoint(const std::string& path, torch::nn::Module& model, torch::o
 TrainState load_checkpoint(const std::string& path, torch::nn::Module& model, torch::optim::Optimizer* optimizer) {
   std::error_code ec;
   if (!std::filesystem::exists(path, ec)) throw Error(fmt::format("checkpoint {} does not exist", path));
+  check_archive_crcs(path);  // before libtorch parses anything: damaged TorchScript crashes its compiler
   try {
     torch::serialize::InputArchive archive;
     try {
@@ -196,6 +198,16 @@ TrainState load_checkpoint(const std::string& path, torch::nn::Module& model, to
     for (const auto& p : model.named_parameters()) shapes.emplace_back(p.key(), p.value().sizes().vec());
     for (const auto& b : model.named_buffers()) shapes.emplace_back(b.key(), b.value().sizes().vec());
     model.load(model_archive);
+    // heed writes every tensor contiguous over its own storage; a damaged tensor record can describe
+    // a view outside its storage, which loads but fails (or reads out of bounds) when used.
+    auto check_layout = [&path](const std::string& name, const torch::Tensor& t) {
+      const bool inside = t.is_contiguous() && t.storage_offset() >= 0 &&
+                          (t.storage_offset() + t.numel()) * static_cast<int64_t>(t.element_size()) <=
+                              static_cast<int64_t>(t.storage().nbytes());
+      if (!inside) throw Error(fmt::format("checkpoint {} is damaged: tensor {} lies outside its storage", path, name));
+    };
+    for (const auto& p : model.named_parameters()) check_layout(p.key(), p.value());
+    for (const auto& b : model.named_buffers()) check_layout(b.key(), b.value());
     for (const auto& p : model.named_parameters()) {
       for (const auto& [name, before] : shapes) {
         if (name == p.key() && before != p.value().sizes().vec()) {

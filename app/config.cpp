@@ -10,6 +10,7 @@
 #include "data_pipeline/dataset.h"
 #include "data_pipeline/errors.h"
 #include "data_pipeline/io.h"
+#include "data_pipeline/text.h"
 #include "data_pipeline/json.h"
 
 namespace heed::app {
@@ -112,6 +113,8 @@ std::string apply_override(json& doc, const std::string& assignment, const std::
   }
   const std::string path = assignment.substr(0, eq);
   const std::string text = assignment.substr(eq + 1);
+  // A config holds only UTF-8 (the JSON file is checked by the parser; the run saves it as JSON).
+  if (!data::is_valid_utf8(assignment)) throw InputError(fmt::format("--set {}: not valid UTF-8", path));
   json value;
   try {
     value = parse_json_bounded(text, label);

@@ -8,6 +8,7 @@
 #include <spdlog/spdlog.h>
 #include <torch/torch.h>
 
+#include "app/archive_check.h"
 #include "app/run_dir.h"
 #include "data_pipeline/errors.h"
 #include "model/checksum.h"
@@ -55,6 +56,7 @@ std::map<std::string, std::string> read_extra_files(const std::string& path, nlo
   try {
     caffe2::serialize::PyTorchStreamReader reader(path);
     format = parse_json(record(reader, path, kFormatFile), path, kFormatFile);
+    if (!format.is_object()) throw InputError(fmt::format("{}: {} is not a JSON object", path, kFormatFile));
     const auto version = format.value("format", nlohmann::json());
     if (!version.is_number_integer()) {
       throw InputError(fmt::format("{}: {} has no integer \"format\" version", path, kFormatFile));
@@ -119,6 +121,7 @@ LoadedExport load_export(const std::string& path, const std::string& expected_ki
                          const std::vector<std::string>& decoding_overrides) {
   std::error_code ec;
   if (!std::filesystem::is_regular_file(path, ec)) throw InputError(fmt::format("--model {}: no such file", path));
+  check_archive_crcs(path);  // before libtorch parses anything: damaged TorchScript crashes its compiler
   nlohmann::json format;
   auto files = read_extra_files(path, format);
   const auto kind = format["kind"].get<std::string>();

@@ -277,7 +277,7 @@ void read_story(const std::string& file, std::vector<SummaryExample>& out, BadRe
   }
   SummaryExample ex;
   ex.origin = file;
-  ex.id = fs::path(file).stem().string();
+  ex.id = repair_utf8(fs::path(file).stem().string());  // a file name need not be UTF-8; ids go to JSON
   ex.source = clean(article, nullptr);
   ex.target = sentence_lines(clean(highlights, nullptr));
   if (!any_marker) {
@@ -398,7 +398,7 @@ std::vector<SummaryExample> read_bbc(const std::string& path, const std::string&
       }
       SummaryExample ex;
       ex.origin = article_path;
-      ex.id = topic + "/" + fs::path(name).stem().string();
+      ex.id = repair_utf8(topic + "/" + fs::path(name).stem().string());  // file names need not be UTF-8
       ex.source = clean(rest, nullptr);
       if (headline) {
         ex.target = clean(title, nullptr);

@@ -5,10 +5,12 @@
 #include <sentencepiece_processor.h>
 #include <sentencepiece_trainer.h>
 
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <exception>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -53,12 +55,108 @@ class BufferIterator : public sentencepiece::SentenceIterator {
   std::string value_;
 };
 
+
+// Debian's sentencepiece trusts the precompiled normalization map inside a model (a darts-clone
+// double-array trie followed by NUL-terminated replacement strings): a corrupt map makes Encode
+// read outside the model's memory (found by tests/fuzz/fuzz_spm.cpp under ASan). So before a model
+// is handed over, its maps are walked here: every trie state reachable from the root, for every
+// input byte, must index inside the trie, and every replacement must start inside the strings,
+// which must end with a NUL. The protobuf wire format is read directly (sentencepiece's model
+// headers are not installed): ModelProto field 3 = normalizer_spec, 5 = denormalizer_spec;
+// NormalizerSpec field 2 = precompiled_charsmap.
+bool read_varint(std::string_view& s, uint64_t& v) {
+  v = 0;
+  for (int shift = 0; shift < 64 && !s.empty(); shift += 7) {
+    const auto c = static_cast<uint8_t>(s.front());
+    s.remove_prefix(1);
+    v |= static_cast<uint64_t>(c & 0x7f) << shift;
+    if ((c & 0x80) == 0) return true;
+  }
+  return false;
+}
+
+// Calls f(field, bytes) for every length-delimited field of a message; false when malformed.
+template <typename F>
+bool for_each_bytes_field(std::string_view msg, F f) {
+  while (!msg.empty()) {
+    uint64_t key = 0, v = 0;
+    if (!read_varint(msg, key)) return false;
+    switch (key & 7) {
+      case 0: if (!read_varint(msg, v)) return false; break;
+      case 1: if (msg.size() < 8) return false; msg.remove_prefix(8); break;
+      case 5: if (msg.size() < 4) return false; msg.remove_prefix(4); break;
+      case 2:
+        if (!read_varint(msg, v) || v > msg.size()) return false;
+        if (!f(key >> 3, msg.substr(0, v))) return false;
+        msg.remove_prefix(v);
+        break;
+      default: return false;
+    }
+  }
+  return true;
+}
+
+bool charsmap_ok(std::string_view blob) {
+  if (blob.empty()) return true;  // no map: no normalization
+  if (blob.size() <= 4) return false;
+  uint32_t trie_bytes = 0;
+  std::memcpy(&trie_bytes, blob.data(), 4);
+  if (trie_bytes == 0 || trie_bytes % 4 != 0 || trie_bytes > blob.size() - 4) return false;
+  const size_t n = trie_bytes / 4;
+  std::vector<uint32_t> units(n);
+  std::memcpy(units.data(), blob.data() + 4, trie_bytes);
+  const std::string_view strings = blob.substr(4 + trie_bytes);
+  if (!strings.empty() && strings.back() != '\0') return false;
+  auto offset = [](uint32_t u) { return (u >> 10) << ((u & (1U << 9)) >> 6); };
+  std::vector<bool> seen(n, false);
+  std::vector<size_t> stack = {0};
+  seen[0] = true;
+  while (!stack.empty()) {
+    const size_t node = stack.back();
+    stack.pop_back();
+    const size_t base = node ^ offset(units[node]);
+    if ((base | 0xff) >= n) return false;  // some input byte would step outside the trie
+    for (uint32_t c = 0; c < 256; ++c) {
+      const size_t child = base ^ c;
+      const uint32_t u = units[child];
+      if ((u & ((1U << 31) | 0xff)) != c) continue;  // not a transition on byte c
+      if ((u >> 8) & 1) {  // a key ends here: its value is the offset of the replacement string
+        const size_t value_at = child ^ offset(u);
+        if (value_at >= n || (units[value_at] & ((1U << 31) - 1)) >= strings.size()) return false;
+      }
+      if (!seen[child]) {
+        seen[child] = true;
+        stack.push_back(child);
+      }
+    }
+  }
+  return true;
+}
+
+// "" when every normalization map of the serialized model is sound (or the model does not parse:
+// sentencepiece reports that itself), else what is wrong.
+std::string check_charsmaps(std::string_view model) {
+  bool sound = true;
+  for_each_bytes_field(model, [&](uint64_t field, std::string_view spec) {
+    if (field != 3 && field != 5) return true;
+    return for_each_bytes_field(spec, [&](uint64_t f, std::string_view blob) {
+      if (f == 2 && !charsmap_ok(blob)) sound = false;
+      return true;
+    });
+  });
+  return sound ? "" : "corrupt precompiled normalization map";
+}
+
 }  // namespace
 
 HEED_SPM_EXPORT int heed_spm_abi_version(void) { return HEED_SPM_ABI_VERSION; }
 
 HEED_SPM_EXPORT heed_spm* heed_spm_load(const char* bytes, size_t len, char* err, size_t err_cap) {
   try {
+    if (const auto problem = check_charsmaps(std::string_view(bytes, len)); !problem.empty()) {
+      set_error(err, err_cap, problem);
+      return nullptr;
+    }
     auto* sp = new heed_spm();
     const auto status = sp->processor.LoadFromSerializedProto(std::string(bytes, len));
     if (!status.ok()) {

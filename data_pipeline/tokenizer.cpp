@@ -1,9 +1,11 @@
 #include "data_pipeline/tokenizer.h"
 
 #include <dlfcn.h>
+#include <link.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
 #include <filesystem>
 #include <mutex>
 #include <thread>
@@ -34,6 +36,31 @@ struct ShimApi {
   decltype(&heed_spm_free_buffer) free_buffer = nullptr;
 };
 
+// AddressSanitizer's runtime refuses dlopen(RTLD_DEEPBIND). Sanitizer builds load the shim only in
+// processes without libtorch (heed_core_tests, the torch-free fuzz targets), where no other protobuf
+// is present, so RTLD_LOCAL alone binds sentencepiece to its own; next to libtorch such a build
+// refuses with an Error instead of crashing (scripts/test.sh --sanitize, docs/RELIABILITY.md).
+#if defined(__SANITIZE_ADDRESS__)
+#define HEED_NO_DEEPBIND 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define HEED_NO_DEEPBIND 1
+#endif
+#endif
+#ifdef HEED_NO_DEEPBIND
+constexpr int kDeepBind = 0;
+bool libtorch_loaded() {
+  return ::dl_iterate_phdr(
+             [](dl_phdr_info* info, size_t, void*) {
+               return info->dlpi_name != nullptr && std::strstr(info->dlpi_name, "libtorch") != nullptr ? 1 : 0;
+             },
+             nullptr) != 0;
+}
+#else
+constexpr int kDeepBind = RTLD_DEEPBIND;
+bool libtorch_loaded() { return false; }
+#endif
+
 template <typename F>
 void bind_symbol(void* handle, const char* name, F& slot, const std::string& path) {
   slot = reinterpret_cast<F>(::dlsym(handle, name));
@@ -44,6 +71,9 @@ const ShimApi& shim() {
   static ShimApi api;
   static std::once_flag once;
   std::call_once(once, [] {
+    if (kDeepBind == 0 && libtorch_loaded()) {
+      throw Error("this sanitizer build cannot load the SentencePiece shim next to libtorch (no RTLD_DEEPBIND)");
+    }
     std::string tried;
     void* handle = nullptr;
     for (const auto& path : heed_library_paths("libheed_spm.so", "HEED_SPM_LIBRARY")) {
@@ -54,7 +84,7 @@ const ShimApi& shim() {
       }
       // RTLD_DEEPBIND: the shim's references resolve inside it first, so sentencepiece binds to
       // its own bundled protobuf rather than the one libtorch brought into the process.
-      handle = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND);
+      handle = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL | kDeepBind);
       if (handle != nullptr) {
         api.path = path;
         break;

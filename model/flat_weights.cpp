@@ -1,5 +1,6 @@
 #include "model/flat_weights.h"
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -170,9 +171,15 @@ FlatWeights FlatWeights::read(const std::string& path) {
       FlatTensor tensor;
       tensor.shape = t.at("shape").get<std::vector<int64_t>>();
       const auto offset = t.at("offset").get<uint64_t>();
-      int64_t n = 1;
+      // Elements, checked against the data size as the product grows, so it cannot overflow.
+      const bool empty = std::find(tensor.shape.begin(), tensor.shape.end(), 0) != tensor.shape.end();
+      int64_t n = empty ? 0 : 1;
       for (auto d : tensor.shape) {
         if (d < 0 || d > (int64_t{1} << 32)) throw bad("negative or huge dimension");
+        if (empty) continue;
+        if (static_cast<uint64_t>(n) > data_bytes / sizeof(float) / static_cast<uint64_t>(d)) {
+          throw bad(fmt::format("tensor {} is larger than the file", t.at("name").get<std::string>()));
+        }
         n *= d;
       }
       if (offset % sizeof(float) != 0 || offset > data_bytes ||
