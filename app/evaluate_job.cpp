@@ -108,7 +108,7 @@ int evaluate_job(const EvaluateJobOptions& o) {
   out["seconds"] = {{"total", now_seconds() - start}, {"predict", predict_seconds}};
   out["examples_per_second"] = static_cast<double>(m.count) / std::max(1e-9, predict_seconds);
   const std::string path = report_path(o);
-  write_file_atomic(path, out.dump(2) + "\n");
+  write_file_atomic(path, out.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
   spdlog::info("{} examples in {:.1f}s ({:.0f}/s); report written to {}", m.count, predict_seconds,
                out["examples_per_second"].get<double>(), path);
   return 0;

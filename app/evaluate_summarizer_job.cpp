@@ -141,7 +141,7 @@ int evaluate_summarizer_job(const EvaluateJobOptions& o) {
   report["summaries"] = summaries_path;
   report["seconds"] = {{"total", now_seconds() - start}, {"generate", generate_seconds}};
   report["generated_tokens_per_second"] = static_cast<double>(generated_tokens) / std::max(1e-9, generate_seconds);
-  write_file_atomic(path, report.dump(2) + "\n");
+  write_file_atomic(path, report.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
   spdlog::info("{} summaries in {:.1f}s ({:.0f} tokens/s); report {}, summaries {}", pairs.size(), generate_seconds,
                report["generated_tokens_per_second"].get<double>(), path, summaries_path);
   return 0;

@@ -42,4 +42,10 @@ if ((status)); then
   echo "sanitize: FAILED"
   exit 1
 fi
+passed=0
+for ((i = 0; i < shards; ++i)); do
+  n=$(sed -nE 's/^\[  PASSED  \] ([0-9]+) tests?.*/\1/p' "build-asan/shard-$i.log")
+  passed=$((passed + ${n:-0}))
+done
 echo "sanitize: heed_core_tests passed under ASan + UBSan"
+echo "sanitize: $passed passed, 0 failed"
