@@ -11,6 +11,7 @@
 #include "app/runtime.h"
 #include "data_pipeline/errors.h"
 #include "data_pipeline/io.h"
+#include "data_pipeline/json.h"
 
 namespace heed::app {
 
@@ -129,7 +130,11 @@ size_t truncate_metrics(const std::string& path, int64_t step) {
       break;
     }
     const std::string_view line(text.data() + begin, end - begin);
-    const auto record = nlohmann::json::parse(line.begin(), line.end(), nullptr, /*allow_exceptions=*/false);
+    nlohmann::json record;  // a line that does not parse (or nests too deep) is dropped like a cut-short one
+    try {
+      record = parse_json_bounded(line, path);
+    } catch (const JsonError&) {
+    }
     const auto s = record.is_object() ? record.find("step") : record.end();
     if (s != record.end() && s->is_number_integer() && s->get<int64_t>() <= step) {
       kept.append(line).push_back('\n');
