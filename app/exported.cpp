@@ -11,8 +11,8 @@
 #include "app/archive_check.h"
 #include "app/run_dir.h"
 #include "data_pipeline/errors.h"
-#include "model/checksum.h"
 #include "data_pipeline/json.h"
+#include "model/checksum.h"
 #include "model/export.h"
 
 namespace heed::app {
@@ -116,6 +116,28 @@ torch::jit::Module load_module(const std::string& path, const std::string& kind)
 }
 
 }  // namespace
+
+torch::jit::ExtraFilesMap export_extra_files(const torch::jit::Module& module, const std::string& kind,
+                                             const std::string& config_json, const data::Tokenizer& tokenizer,
+                                             const std::vector<std::string>& labels, const std::string& checkpoint) {
+  torch::jit::ExtraFilesMap extra;
+  extra[kConfigFile] = config_json;
+  extra[kTokenizerFile] = tokenizer.bytes();
+  if (kind == "classifier") extra[kLabelsFile] = nlohmann::json(labels).dump() + "\n";
+  nlohmann::json format = {{"format", model::kExportFormat},
+                           {"kind", kind},
+                           {"pad_id", tokenizer.pad_id()},
+                           {"bos_id", tokenizer.bos_id()},
+                           {"eos_id", tokenizer.eos_id()},
+                           {"unk_id", tokenizer.unk_id()},
+                           {"vocab_size", tokenizer.vocab_size()},
+                           {"checkpoint", checkpoint},
+                           {"heed_version", "0.1.0"}};
+  format["checksums"] = {{"algorithm", model::kChecksumAlgorithm}, {"weights", model::exported_weights_digest(module)}};
+  for (const auto& [name, bytes] : extra) format["checksums"][name] = model::xxh3_hex(bytes.data(), bytes.size());
+  extra[kFormatFile] = format.dump(2) + "\n";
+  return extra;
+}
 
 LoadedExport load_export(const std::string& path, const std::string& expected_kind,
                          const std::vector<std::string>& decoding_overrides) {

@@ -26,6 +26,13 @@ inline const char* const kConfigFile = "heed/config.json";
 inline const char* const kTokenizerFile = "heed/tokenizer.model";
 inline const char* const kLabelsFile = "heed/labels.json";
 
+// The extra files of an archive of `module` (kind "classifier" | "summarizer"): the run's config
+// JSON, the tokenizer, the labels (classifiers) and heed/format.json with the XXH3 checksums of the
+// weights and of every other extra file, which load_export verifies.
+torch::jit::ExtraFilesMap export_extra_files(const torch::jit::Module& module, const std::string& kind,
+                                             const std::string& config_json, const data::Tokenizer& tokenizer,
+                                             const std::vector<std::string>& labels, const std::string& checkpoint);
+
 struct LoadedExport {
   std::string path;
   std::string kind;                 // "classifier" | "summarizer"

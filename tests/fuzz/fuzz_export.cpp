@@ -52,13 +52,13 @@ void write_exports(const std::filesystem::path& dir) {
   config.tokenizer.vocab_size = 40;
   torch::manual_seed(4);
   for (const std::string kind : {"classifier", "summarizer"}) {
-    torch::jit::ExtraFilesMap extra;
     torch::jit::Module module;
+    std::vector<std::string> labels;
     if (kind == "classifier") {
       config.task = "classification";
       model::Classifier model(config.model, tokenizer.vocab_size(), 2);
       module = model::export_classifier(*model);
-      extra[app::kLabelsFile] = "[\"neg\", \"pos\"]\n";
+      labels = {"neg", "pos"};
     } else {
       config.task = "summarization";
       config.training.best_metric = "loss";
@@ -66,18 +66,7 @@ void write_exports(const std::filesystem::path& dir) {
       module = model::export_seq2seq(*model, tokenizer.pad_id(), tokenizer.bos_id(), tokenizer.eos_id());
     }
     config.validate();
-    extra[app::kConfigFile] = app::to_json(config).dump(2);
-    extra[app::kTokenizerFile] = tokenizer.bytes();
-    extra[app::kFormatFile] = nlohmann::json{{"format", model::kExportFormat},
-                                             {"kind", kind},
-                                             {"pad_id", tokenizer.pad_id()},
-                                             {"bos_id", tokenizer.bos_id()},
-                                             {"eos_id", tokenizer.eos_id()},
-                                             {"unk_id", tokenizer.unk_id()},
-                                             {"vocab_size", tokenizer.vocab_size()},
-                                             {"checkpoint", "best"},
-                                             {"heed_version", "0.1.0"}}
-                                  .dump(2);
+    const auto extra = app::export_extra_files(module, kind, app::to_json(config).dump(2), tokenizer, labels, "best");
     module.save((dir / (kind + ".pt")).string(), extra);
   }
 }
