@@ -19,12 +19,13 @@
 
 #include <nlohmann/json.hpp>
 
-#include "app/classification.h"
-#include "app/config.h"
-#include "app/runtime.h"
-#include "app/summarization.h"
-#include "app/trainer.h"
-#include "data_pipeline/io.h"
+#include "app/config/config.h"
+#include "app/training/classification.h"
+#include "app/training/summarization.h"
+#include "app/training/torch_runtime.h"
+#include "app/training/trainer.h"
+#include "data_pipeline/base/io.h"
+#include "data_pipeline/base/runtime.h"
 #include "data_pipeline/tokenizer.h"
 
 namespace {
@@ -170,9 +171,9 @@ void generate(benchmark::State& state, const std::string& method, int64_t beams,
   std::vector<double> seconds;
   for (auto _ : state) {
     for (int run = 0; run < 3; ++run) {
-      const double start = app::now_seconds();
+      const double start = heed::now_seconds();
       app::generate(model, sources, ids, decoding, g_args.batch, use_cache);
-      seconds.push_back(app::now_seconds() - start);
+      seconds.push_back(heed::now_seconds() - start);
     }
   }
   std::sort(seconds.begin(), seconds.end());

@@ -9,8 +9,8 @@
 
 #include <fmt/format.h>
 
-#include "data_pipeline/errors.h"
-#include "data_pipeline/io.h"
+#include "data_pipeline/base/errors.h"
+#include "data_pipeline/base/io.h"
 #include "data_pipeline/text.h"
 
 namespace heed::data {

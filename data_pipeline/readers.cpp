@@ -8,9 +8,9 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include "data_pipeline/errors.h"
-#include "data_pipeline/io.h"
-#include "data_pipeline/json.h"
+#include "data_pipeline/base/errors.h"
+#include "data_pipeline/base/io.h"
+#include "data_pipeline/base/json.h"
 #include "data_pipeline/text.h"
 
 namespace heed::data {

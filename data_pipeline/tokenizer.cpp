@@ -12,9 +12,9 @@
 #include <unordered_map>
 #include <unordered_set>
 
-#include "data_pipeline/errors.h"
-#include "data_pipeline/io.h"
-#include "data_pipeline/spm_shim.h"
+#include "data_pipeline/base/errors.h"
+#include "data_pipeline/base/io.h"
+#include "data_pipeline/spm/spm_shim.h"
 
 namespace heed::data {
 namespace fs = std::filesystem;

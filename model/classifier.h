@@ -5,7 +5,7 @@
 #include "model/dropout.h"
 
 #include "model/layers.h"
-#include "model/options.h"
+#include "model/options/options.h"
 
 namespace heed::model {
 

@@ -72,7 +72,7 @@
 
 #include <fmt/format.h>
 
-#include "data_pipeline/errors.h"
+#include "data_pipeline/base/errors.h"
 
 namespace heed::model {
 

@@ -9,7 +9,7 @@
 
 #include <torch/torch.h>
 
-#include "model/decoding_options.h"
+#include "model/options/decoding_options.h"
 
 namespace heed::model {
 

@@ -7,7 +7,7 @@
 
 #include <fmt/format.h>
 
-#include "data_pipeline/errors.h"
+#include "data_pipeline/base/errors.h"
 #include "model/tensor_checksum.h"
 
 namespace heed::model {

@@ -37,9 +37,9 @@ namespace heed::model {
 // Version of the archive layout and method signatures (heed/format.json "format").
 constexpr int64_t kExportFormat = 1;
 
-// XXH3-64 (hex, model/checksum.h) of an exported module's weights: every parameter, buffer and
+// XXH3-64 (hex, data_pipeline/base/checksum.h) of an exported module's weights: every parameter, buffer and
 // scalar attribute (except "training"), by name in sorted order. heed export stores it in
-// heed/format.json; loading an archive recomputes and compares it (app/exported.h).
+// heed/format.json; loading an archive recomputes and compares it (app/training/exported.h).
 std::string exported_weights_digest(const torch::jit::Module& module);
 
 // A TorchScript twin of `model` (weights copied by reference, detached; inference only).

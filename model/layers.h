@@ -6,7 +6,7 @@
 #include "model/dropout.h"
 
 #include "model/attention.h"
-#include "model/options.h"
+#include "model/options/options.h"
 
 namespace heed::model {
 

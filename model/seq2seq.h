@@ -13,7 +13,7 @@
 
 #include "model/decoding.h"
 #include "model/layers.h"
-#include "model/options.h"
+#include "model/options/options.h"
 
 namespace heed::model {
 

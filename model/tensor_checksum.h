@@ -1,11 +1,11 @@
-// Tensors into a checksum (model/checksum.h): name, dtype, shape and the exact bytes, so the same
+// Tensors into a checksum (data_pipeline/base/checksum.h): name, dtype, shape and the exact bytes, so the same
 // weights give the same digest wherever they were loaded from. Shared by checkpoints and exports.
 #pragma once
 #include <string>
 
 #include <torch/torch.h>
 
-#include "model/checksum.h"
+#include "data_pipeline/base/checksum.h"
 
 namespace heed::model {
 

@@ -2,7 +2,7 @@
 """Cross-check heed's ROUGE with Google's rouge-score package (pip install rouge-score).
 
 Scores each (reference, candidate) pair with rouge_score.rouge_scorer.RougeScorer, the
-implementation heed's app/rouge.cpp reproduces, and prints the corpus means as JSON in the
+implementation heed's app/evaluation/rouge.cpp reproduces, and prints the corpus means as JSON in the
 layout of heed's to_json(CorpusRouge): fractions in [0, 1], "mid" = the mean over pairs.
 
 Inputs are two files with one text per record, in the same order:

@@ -12,7 +12,7 @@ PACKAGES=(
   libsentencepiece-dev sentencepiece
   libcli11-dev nlohmann-json3-dev libspdlog-dev libfmt-dev
   libstemmer-dev                    # Snowball Porter stemmer for ROUGE
-  zlib1g-dev                        # CRC-32 of torch archives before loading (app/archive_check.*)
+  zlib1g-dev                        # CRC-32 of torch archives before loading (data_pipeline/base/archive_check.*)
   libxxhash-dev                     # XXH3 checksums of weight files
   libgtest-dev libbenchmark-dev
   python3-torch python3-sentencepiece  # interop tests and the benchmark reference

@@ -1,4 +1,4 @@
-// app/archive_check.*: torch archives are checked against their zip CRC-32s before libtorch reads them.
+// data_pipeline/base/archive_check.*: torch archives are checked against their zip CRC-32s before libtorch reads them.
 #include <gtest/gtest.h>
 #include <zlib.h>
 
@@ -7,8 +7,8 @@
 #include <utility>
 #include <vector>
 
-#include "app/archive_check.h"
-#include "data_pipeline/errors.h"
+#include "data_pipeline/base/archive_check.h"
+#include "data_pipeline/base/errors.h"
 #include "tests/test_utils.h"
 
 namespace {
@@ -40,7 +40,7 @@ std::string stored_zip(const std::vector<std::pair<std::string, std::string>>& r
 
 void expect_damaged(const std::string& path, const std::string& detail) {
   try {
-    heed::app::check_archive_crcs(path);
+    heed::check_archive_crcs(path);
     ADD_FAILURE() << path << " passed the check";
   } catch (const heed::InputError& e) {
     const std::string what = e.what();
@@ -55,7 +55,7 @@ TEST(ArchiveCheck, IntactArchivePassesAndAnyFlippedRecordByteIsRefused) {
   heed::test::TempDir dir;
   const std::string code = "class Module(Module):\n  __parameters__ = [\"weight\", ]\n  weight : Tensor\n";
   const std::string zip = stored_zip({{"archive/data.pkl", std::string(40, 'p')}, {"archive/code/__torch__.py", code}});
-  EXPECT_NO_THROW(heed::app::check_archive_crcs(dir.write("good.pt", zip)));
+  EXPECT_NO_THROW(heed::check_archive_crcs(dir.write("good.pt", zip)));
   // One flipped byte inside the TorchScript source (libtorch's compiler crashed on such damage).
   std::string bad = zip;
   bad[bad.find("__parameters__") + 3] ^= 0x20;

@@ -5,7 +5,7 @@
 #include <random>
 #include <set>
 
-#include "data_pipeline/batching.h"
+#include "data_pipeline/batching/batching.h"
 
 using namespace heed::data;
 

@@ -1,8 +1,8 @@
 // Config loading: strict keys and types, ranges, precedence, error messages that name the field.
 #include <gtest/gtest.h>
 
-#include "app/config.h"
-#include "data_pipeline/errors.h"
+#include "app/config/config.h"
+#include "data_pipeline/base/errors.h"
 #include "tests/test_utils.h"
 
 using heed::app::Config;

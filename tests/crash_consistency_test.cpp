@@ -28,13 +28,13 @@
 
 #include <nlohmann/json.hpp>
 
-#include "app/checkpoint.h"
-#include "app/classification.h"
-#include "app/classify_native.h"
-#include "app/trainer.h"
-#include "data_pipeline/errors.h"
-#include "data_pipeline/io.h"
-#include "model/flat_weights.h"
+#include "app/cli/classify_native.h"
+#include "app/training/checkpoint.h"
+#include "app/training/classification.h"
+#include "app/training/trainer.h"
+#include "data_pipeline/base/errors.h"
+#include "data_pipeline/base/io.h"
+#include "model/native/flat_weights.h"
 #include "tests/test_corpus.h"
 #include "tests/test_utils.h"
 

@@ -8,9 +8,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "app/run_dir.h"
-#include "data_pipeline/errors.h"
-#include "data_pipeline/io.h"
+#include "app/config/run_dir.h"
+#include "data_pipeline/base/errors.h"
+#include "data_pipeline/base/io.h"
 #include "tests/classifier_runs.h"
 #include "tests/test_utils.h"
 

@@ -11,7 +11,7 @@
 #include <random>
 #include <set>
 
-#include "data_pipeline/errors.h"
+#include "data_pipeline/base/errors.h"
 #include "model/decoding.h"
 
 using namespace heed::model;

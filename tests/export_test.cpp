@@ -12,9 +12,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "app/exported.h"
-#include "data_pipeline/errors.h"
-#include "data_pipeline/io.h"
+#include "app/training/exported.h"
+#include "data_pipeline/base/errors.h"
+#include "data_pipeline/base/io.h"
 #include "model/decoding.h"
 #include "model/export.h"
 #include "tests/classifier_runs.h"

@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "data_pipeline/io.h"
+#include "data_pipeline/base/io.h"
 #include "tests/fuzz/fuzz_targets.h"
 #include "tests/test_utils.h"
 

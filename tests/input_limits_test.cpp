@@ -10,18 +10,18 @@
 
 #include <nlohmann/json.hpp>
 
-#include "app/config.h"
-#include "app/run_dir.h"
+#include "app/config/config.h"
+#include "app/config/run_dir.h"
+#include "data_pipeline/base/checksum.h"
+#include "data_pipeline/base/errors.h"
+#include "data_pipeline/base/io.h"
+#include "data_pipeline/base/json.h"
 #include "data_pipeline/dataset.h"
-#include "data_pipeline/errors.h"
-#include "data_pipeline/io.h"
-#include "data_pipeline/json.h"
 #include "data_pipeline/news_readers.h"
 #include "data_pipeline/readers.h"
 #include "data_pipeline/text.h"
 #include "data_pipeline/tokenizer.h"
-#include "model/checksum.h"
-#include "model/flat_weights.h"
+#include "model/native/flat_weights.h"
 #include "tests/classifier_runs.h"
 #include "tests/test_corpus.h"
 #include "tests/test_utils.h"
@@ -234,7 +234,7 @@ TEST(InputLimits, FlatWeightsHeaderIsBounded) {
   std::string bytes = "HEEDFLAT";
   bytes.append(reinterpret_cast<const char*>(&length), sizeof(length));
   bytes += header;
-  heed::model::Xxh3 digest;  // an intact header checksum (format 2), so the parser is what refuses it
+  heed::Xxh3 digest;  // an intact header checksum (format 2), so the parser is what refuses it
   digest.update(bytes.data(), bytes.size());
   const uint64_t stored = digest.digest();
   bytes.append(reinterpret_cast<const char*>(&stored), sizeof(stored));

@@ -13,14 +13,14 @@
 #include <torch/script.h>
 #include <torch/torch.h>
 
-#include "app/checkpoint.h"
-#include "app/classification.h"
-#include "app/exported.h"
-#include "data_pipeline/errors.h"
-#include "data_pipeline/io.h"
-#include "model/checksum.h"
+#include "app/training/checkpoint.h"
+#include "app/training/classification.h"
+#include "app/training/exported.h"
+#include "data_pipeline/base/checksum.h"
+#include "data_pipeline/base/errors.h"
+#include "data_pipeline/base/io.h"
 #include "model/export.h"
-#include "model/flat_weights.h"
+#include "model/native/flat_weights.h"
 #include "tests/classifier_runs.h"
 #include "tests/test_utils.h"
 
@@ -58,7 +58,7 @@ uint64_t middle_of_largest_record(const std::string& path, const std::string& pa
   return reader.getRecordOffset(largest) + largest_size / 2;
 }
 
-// Offset of the middle of a flat-weights file's data section (model/flat_weights.h, format 2).
+// Offset of the middle of a flat-weights file's data section (model/native/flat_weights.h, format 2).
 uint64_t middle_of_flat_data(const std::string& path) {
   const std::string bytes = heed::read_file(path);
   uint64_t length = 0;

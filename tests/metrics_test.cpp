@@ -1,6 +1,6 @@
 #include <gtest/gtest.h>
 
-#include "app/metrics.h"
+#include "app/evaluation/metrics.h"
 
 using heed::app::classification_metrics;
 

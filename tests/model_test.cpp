@@ -2,7 +2,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
-#include "data_pipeline/errors.h"
+#include "data_pipeline/base/errors.h"
 #include "model/classifier.h"
 #include "model/linear.h"
 #include "tests/test_utils.h"

@@ -11,12 +11,12 @@
 
 #include <nlohmann/json.hpp>
 
-#include "app/checkpoint.h"
-#include "app/classify_native.h"
-#include "data_pipeline/errors.h"
-#include "data_pipeline/io.h"
+#include "app/cli/classify_native.h"
+#include "app/training/checkpoint.h"
+#include "data_pipeline/base/errors.h"
+#include "data_pipeline/base/io.h"
 #include "model/classifier.h"
-#include "model/native_classifier.h"
+#include "model/native/native_classifier.h"
 #include "tests/classifier_runs.h"
 #include "tests/test_corpus.h"
 #include "tests/test_utils.h"

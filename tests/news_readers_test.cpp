@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "data_pipeline/errors.h"
+#include "data_pipeline/base/errors.h"
 #include "data_pipeline/news_readers.h"
 #include "tests/test_utils.h"
 

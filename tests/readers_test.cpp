@@ -9,7 +9,7 @@
 
 #include <fmt/format.h>
 
-#include "data_pipeline/errors.h"
+#include "data_pipeline/base/errors.h"
 #include "data_pipeline/readers.h"
 #include "data_pipeline/text.h"
 #include "tests/test_utils.h"

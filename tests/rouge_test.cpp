@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "app/rouge.h"
+#include "app/evaluation/rouge.h"
 
 // Reference numbers marked "rouge-score" below were computed with Google's rouge-score package:
 // rouge/rouge_scorer.py @ 61ce9f0ca76025dac5b671c0631e443a9975a8a3, tokenizers.py @ 30adf0ec5f35,

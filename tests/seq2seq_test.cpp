@@ -5,7 +5,7 @@
 
 #include <ATen/autocast_mode.h>
 
-#include "app/summarization.h"
+#include "app/training/summarization.h"
 #include "model/decoding.h"
 #include "model/seq2seq.h"
 #include "tests/test_utils.h"

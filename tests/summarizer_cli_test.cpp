@@ -7,7 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "data_pipeline/io.h"
+#include "data_pipeline/base/io.h"
 #include "tests/test_corpus.h"
 #include "tests/test_utils.h"
 

@@ -3,7 +3,7 @@
 #include <filesystem>
 #include <string>
 
-#include "model/options.h"
+#include "model/options/options.h"
 
 namespace heed::test {
 

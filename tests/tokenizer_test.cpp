@@ -4,7 +4,7 @@
 #include <torch/torch.h>
 #endif
 
-#include "data_pipeline/errors.h"
+#include "data_pipeline/base/errors.h"
 #include "data_pipeline/tokenizer.h"
 #include "tests/test_corpus.h"
 #include "tests/test_utils.h"

@@ -6,9 +6,9 @@
 
 #include <ATen/autocast_mode.h>
 
-#include "app/classification.h"
-#include "app/trainer.h"
-#include "data_pipeline/errors.h"
+#include "app/training/classification.h"
+#include "app/training/trainer.h"
+#include "data_pipeline/base/errors.h"
 #include "tests/test_corpus.h"
 #include "tests/test_utils.h"
 

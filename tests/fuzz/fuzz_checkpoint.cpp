@@ -1,4 +1,4 @@
-// fuzz_checkpoint: app/checkpoint.* load_checkpoint into a tiny classifier, weights only and with
+// fuzz_checkpoint: app/training/checkpoint.* load_checkpoint into a tiny classifier, weights only and with
 // the optimizer (resume), then one forward pass with what loaded. Input: see fuzz_archive.h (options
 // byte bit 0: a checkpoint with the optimizer, then also loaded for resuming). load_checkpoint's
 // contract: heed::Error naming the file for anything missing, corrupt or mismatched; a checkpoint
@@ -7,10 +7,10 @@
 
 #include <string>
 
-#include "app/checkpoint.h"
-#include "app/config.h"
-#include "data_pipeline/errors.h"
-#include "data_pipeline/io.h"
+#include "app/config/config.h"
+#include "app/training/checkpoint.h"
+#include "data_pipeline/base/errors.h"
+#include "data_pipeline/base/io.h"
 #include "model/classifier.h"
 #include "tests/fuzz/fuzz_archive.h"
 #include "tests/fuzz/fuzz_util.h"

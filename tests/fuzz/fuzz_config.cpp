@@ -1,4 +1,4 @@
-// fuzz_config: config JSON bytes + --set overrides -> validated options (app/config.*).
+// fuzz_config: config JSON bytes + --set overrides -> validated options (app/config/config.*).
 // Input: the config file's bytes, then up to 8 "--set" assignments, separated by NUL bytes.
 // Invariant: a config that validates is saved by `heed train` as to_json(config) (config.json),
 // and that saved document must load back to exactly the same config.
@@ -7,8 +7,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "app/config.h"
-#include "data_pipeline/errors.h"
+#include "app/config/config.h"
+#include "data_pipeline/base/errors.h"
 #include "tests/fuzz/fuzz_util.h"
 
 namespace heed::fuzz {

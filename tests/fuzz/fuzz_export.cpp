@@ -1,4 +1,4 @@
-// fuzz_export: the TorchScript archive loader (app/exported.*: load_export) with its extra files
+// fuzz_export: the TorchScript archive loader (app/training/exported.*: load_export) with its extra files
 // (heed/format.json, heed/config.json, heed/tokenizer.model, heed/labels.json). Input: see
 // fuzz_archive.h; options byte: bits 0-1 the kind asked for ("", "classifier", "summarizer"),
 // bit 2 a decoding override, bit 3 the code records of a summarizer (else of a classifier).
@@ -11,10 +11,10 @@
 
 #include <nlohmann/json.hpp>
 
-#include "app/config.h"
-#include "app/exported.h"
-#include "data_pipeline/errors.h"
-#include "data_pipeline/io.h"
+#include "app/config/config.h"
+#include "app/training/exported.h"
+#include "data_pipeline/base/errors.h"
+#include "data_pipeline/base/io.h"
 #include "data_pipeline/tokenizer.h"
 #include "model/classifier.h"
 #include "model/export.h"
@@ -26,7 +26,7 @@ namespace heed::fuzz {
 namespace {
 
 // A tiny classifier and a tiny summarizer exported the way `heed export` does
-// (app/export_job.cpp): classifier.pt and summarizer.pt in `dir`.
+// (app/jobs/export_job.cpp): classifier.pt and summarizer.pt in `dir`.
 void write_exports(const std::filesystem::path& dir) {
   std::vector<std::string> texts;
   const char* words[] = {"the", "movie", "was", "great", "awful", "plot", "and", "acting", "story", "film"};

@@ -1,6 +1,6 @@
-// fuzz_flat_weights: the flat-weights loader (model/flat_weights.*: FlatWeights::read and
+// fuzz_flat_weights: the flat-weights loader (model/native/flat_weights.*: FlatWeights::read and
 // read_flat_weights_source) and, when the file loads, the torch-free classifier built from it
-// (model/native_classifier.*) running one short sequence.
+// (model/native/native_classifier.*) running one short sequence.
 // Input: byte 0 picks the model options (pooling, norm, positions, activation, sequence length); the
 // rest is the .flat file. Only heed::Error may escape.
 #include <random>
@@ -9,10 +9,10 @@
 
 #include <nlohmann/json.hpp>
 
-#include "data_pipeline/errors.h"
-#include "data_pipeline/io.h"
-#include "model/flat_weights.h"
-#include "model/native_classifier.h"
+#include "data_pipeline/base/errors.h"
+#include "data_pipeline/base/io.h"
+#include "model/native/flat_weights.h"
+#include "model/native/native_classifier.h"
 #include "tests/fuzz/fuzz_util.h"
 
 namespace heed::fuzz {

@@ -11,7 +11,7 @@
 
 #include <fmt/format.h>
 
-#include "data_pipeline/errors.h"
+#include "data_pipeline/base/errors.h"
 #include "data_pipeline/news_readers.h"
 #include "data_pipeline/readers.h"
 #include "data_pipeline/text.h"

@@ -1,4 +1,4 @@
-// fuzz_spm: SentencePiece model bytes through the shim (data_pipeline/spm_shim.*, loaded with
+// fuzz_spm: SentencePiece model bytes through the shim (data_pipeline/spm/spm_shim.*, loaded with
 // dlopen by data_pipeline/tokenizer.*): heed_spm_load from bytes, then encode, decode and piece
 // lookups on a short text. Input: the .model bytes. Invariants: ids are inside the vocabulary the
 // model reports, the special ids are -1 or inside it; only heed::Error may escape.
@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "data_pipeline/errors.h"
+#include "data_pipeline/base/errors.h"
 #include "data_pipeline/tokenizer.h"
 #include "tests/fuzz/fuzz_util.h"
 

@@ -35,7 +35,7 @@ size_t fuzz_flat_weights_seeds(const std::string& dir);
 size_t fuzz_spm_seeds(const std::string& dir);
 
 #ifdef HEED_FUZZ_TORCH
-// libtorch targets (heed_app): replayed by heed_tests.
+// libtorch targets (heed_training): replayed by heed_tests.
 int fuzz_checkpoint_one(const uint8_t* data, size_t size);
 int fuzz_export_one(const uint8_t* data, size_t size);
 size_t fuzz_checkpoint_seeds(const std::string& dir);

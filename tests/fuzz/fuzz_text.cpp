@@ -6,7 +6,7 @@
 #include <string>
 #include <string_view>
 
-#include "data_pipeline/errors.h"
+#include "data_pipeline/base/errors.h"
 #include "data_pipeline/news_readers.h"
 #include "data_pipeline/text.h"
 #include "tests/fuzz/fuzz_util.h"

@@ -1,0 +1,95 @@
+// One function per subcommand. main.cpp fills these option structs from the command line.
+// Each returns the process exit code; user errors are thrown as InputError (exit 2).
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace heed::app {
+
+struct TrainJobOptions {
+  std::string config;                  // config file (optional with --resume when --output is given)
+  std::vector<std::string> overrides;  // --set section.key=value
+  std::string output;                  // run directory; default runs/<config name>
+  std::string data_dir;                // replaces {data_dir} in config paths
+  int64_t threads = -1;                // --threads; -1 = from config
+  bool resume = false;                 // continue the run in `output`
+  bool overwrite = false;              // replace an existing run in `output`
+};
+int train_job(const TrainJobOptions& options);
+
+struct ClassifyJobOptions {
+  std::string run;                 // run directory (or `model`)
+  std::string model;               // exported archive (heed export), instead of `run`
+  std::string checkpoint = "best"; // "best" | "last"
+  std::vector<std::string> texts;  // texts given as arguments
+  std::string input;               // file with one text per line, or "-" for stdin
+  int64_t threads = 0;             // 0 = all cores
+  int64_t batch_size = 64;         // texts classified together (streaming granularity)
+  std::string engine = "auto";     // "auto" | "native" (torch-free, app/cli/classify_native.h) | "torch"
+};
+int classify_job(const ClassifyJobOptions& options);
+
+struct SummarizeJobOptions {
+  std::string run;                             // run directory (or `model`)
+  std::string model;                           // exported archive (heed export), instead of `run`
+  std::string checkpoint = "best";             // "best" | "last"
+  std::vector<std::string> texts;              // articles given as arguments
+  std::string input;                           // file with one article per line, or "-" for stdin
+  bool jsonl = false;                          // one JSON object per input instead of plain text
+  std::vector<std::string> decoding_overrides; // "key=value" over the run's decoding section
+  bool use_cache = true;                       // false: re-run the decoder over the prefix each step (measurement)
+  int64_t threads = 0;                         // 0 = all cores
+  int64_t batch_size = 16;                     // articles decoded together (streaming granularity)
+};
+int summarize_job(const SummarizeJobOptions& options);
+
+struct ExportJobOptions {
+  std::string run;                  // run directory
+  std::string out;                  // archive path (.pt), written atomically
+  std::string checkpoint = "best";  // "best" | "last"
+};
+int export_job(const ExportJobOptions& options);  // one self-contained TorchScript archive
+
+struct EvaluateJobOptions {
+  std::string run;
+  std::string checkpoint = "best";
+  std::string data;          // labelled data (classifier) or (article, summary) pairs (summarizer) to score
+  std::string format;        // default: the run's data.format
+  std::string text_field;    // default: the run's data.text_field
+  std::string label_field;   // default: the run's data.label_field
+  std::string report;        // JSON report path; default <run>/eval/<data name>.json
+  int64_t threads = 0;
+  std::string split = "all"; // "all" | "validation": only the run's own held-out split of this (training) data
+  // Summarizers only:
+  std::string baseline;                         // "lead-N": also score the first N article sentences
+  std::vector<std::string> decoding_overrides;  // "key=value" over the run's decoding section
+  int64_t batch_size = 16;                      // articles decoded together
+  int64_t limit = 0;                            // score only the first N pairs (0 = all)
+  bool use_cache = true;                        // false: re-run the decoder over the prefix each step (measurement)
+};
+int evaluate_job(const EvaluateJobOptions& options);  // dispatches on the run's task
+int evaluate_summarizer_job(const EvaluateJobOptions& options);
+
+struct TokenizerTrainJobOptions {
+  std::vector<std::string> inputs;  // files: plain text (one text per line) or a labelled-data format
+  std::string format = "text";      // "text" | "imdb" | "jsonl" | "csv" | "tsv"
+  std::string text_field = "text";
+  std::string out;                  // .model path
+  std::string type = "unigram";
+  int64_t vocab_size = 16000;
+  double character_coverage = 0.9995;
+  int64_t input_sentence_size = 200000;
+  int64_t threads = 0;
+};
+int tokenizer_train_job(const TokenizerTrainJobOptions& options);
+
+struct TokenizerEncodeJobOptions {
+  std::string model;
+  std::vector<std::string> texts;
+  std::string input;  // file or "-"
+  bool pieces = false;
+};
+int tokenizer_encode_job(const TokenizerEncodeJobOptions& options);
+
+}  // namespace heed::app

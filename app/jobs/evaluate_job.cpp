@@ -1,0 +1,118 @@
+// heed evaluate (classification): labelled data -> accuracy, macro-F1, confusion matrix, JSON report.
+#include <filesystem>
+#include <iostream>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "app/cli/jobs.h"
+#include "app/config/run_dir.h"
+#include "app/evaluation/metrics.h"
+#include "app/training/classification.h"
+#include "app/training/torch_runtime.h"
+#include "data_pipeline/base/errors.h"
+#include "data_pipeline/base/io.h"
+#include "data_pipeline/base/runtime.h"
+
+namespace heed::app {
+namespace fs = std::filesystem;
+
+namespace {
+
+// --report, else <run>/eval/<data name>.json.
+std::string report_path(const EvaluateJobOptions& o) {
+  if (!o.report.empty()) return o.report;
+  std::string name = fs::path(o.data).filename().string();
+  if (name.empty()) name = fs::path(o.data).parent_path().filename().string();
+  return (fs::path(o.run) / "eval" / (name + ".json")).string();
+}
+
+// The report (and a summarizer's generated summaries next to it) never lands on the data or on a
+// run file; inside the run, evaluate writes only under eval/.
+void check_report_paths(const EvaluateJobOptions& o, const std::string& task) {
+  const std::vector<NamedInput> inputs = {{"--data", o.data}};
+  const std::string report = report_path(o);
+  check_output_path("--report", report, inputs, o.run, {"eval/"});
+  if (task == "summarization") {
+    const auto summaries = fs::path(report).parent_path() / (fs::path(report).stem().string() + ".summaries.jsonl");
+    check_output_path("--report (its summaries file)", summaries.string(), inputs, o.run, {"eval/"});
+  }
+}
+
+}  // namespace
+
+int evaluate_job(const EvaluateJobOptions& o) {
+  if (o.data.empty()) throw InputError("evaluate: --data PATH is required");
+  std::error_code ec;
+  if (!fs::exists(o.data, ec)) throw InputError(fmt::format("--data {}: does not exist", o.data));
+  const std::string task = run_task(o.run);
+  check_report_paths(o, task);
+  if (task == "summarization") return evaluate_summarizer_job(o);
+  if (!o.baseline.empty() || !o.decoding_overrides.empty()) {
+    throw InputError("evaluate: --baseline and decoding flags apply to summarization runs only");
+  }
+  const int threads = configure_runtime(o.threads);
+  const double start = now_seconds();
+  LoadedClassifier clf = load_classifier(o.run, o.checkpoint);
+  const auto& d = clf.config.data;
+
+  data::ReadReport report;
+  const std::string format = o.format.empty() ? d.format : o.format;
+  auto examples = data::read_classification(o.data, format, o.text_field.empty() ? d.text_field : o.text_field,
+                                            o.label_field.empty() ? d.label_field : o.label_field,
+                                            data::parse_on_error(d.on_error), &report);
+  {
+    std::vector<data::TextExample> selected;
+    for (size_t i : select_split(examples.size(), o.split, d)) selected.push_back(std::move(examples[i]));
+    examples = std::move(selected);
+  }
+  if (examples.empty()) throw InputError(fmt::format("--data {}: no usable examples", o.data));
+  for (const auto& m : report.messages) spdlog::warn("skipped {}", m);
+  const auto gold = label_indices(examples, clf.labels);
+  std::vector<std::string> texts;
+  texts.reserve(examples.size());
+  for (auto& e : examples) texts.push_back(std::move(e.text));
+
+  const double predict_start = now_seconds();
+  auto ids = clf.encode(texts, threads);
+  auto probs = predict_probabilities(clf.model, ids, clf.tokenizer.pad_id(), clf.config.training.eval_batch_tokens);
+  const double predict_seconds = now_seconds() - predict_start;
+  auto predicted_t = probs.argmax(1);
+  std::vector<int64_t> predicted(predicted_t.data_ptr<int64_t>(), predicted_t.data_ptr<int64_t>() + predicted_t.numel());
+  const auto m = classification_metrics(predicted, gold, static_cast<int64_t>(clf.labels.size()));
+
+  // Human-readable summary on stdout.
+  std::cout << fmt::format("examples   {}\naccuracy   {:.4f}\nmacro_f1   {:.4f}\n", m.count, m.accuracy, m.macro_f1);
+  size_t width = 9;
+  for (const auto& l : clf.labels) width = std::max(width, l.size() + 1);
+  std::cout << fmt::format("\n{:<{}}{:>10}{:>10}{:>10}{:>10}\n", "label", width, "precision", "recall", "f1", "support");
+  for (size_t k = 0; k < clf.labels.size(); ++k) {
+    std::cout << fmt::format("{:<{}}{:>10.4f}{:>10.4f}{:>10.4f}{:>10}\n", clf.labels[k], width, m.precision[k],
+                             m.recall[k], m.f1[k], m.support[k]);
+  }
+  std::cout << fmt::format("\nconfusion (rows = gold, columns = predicted)\n{:<{}}", "", width);
+  for (const auto& l : clf.labels) std::cout << fmt::format("{:>10}", l.substr(0, 9));
+  std::cout << '\n';
+  for (size_t g = 0; g < clf.labels.size(); ++g) {
+    std::cout << fmt::format("{:<{}}", clf.labels[g], width);
+    for (size_t p = 0; p < clf.labels.size(); ++p) std::cout << fmt::format("{:>10}", m.confusion[g][p]);
+    std::cout << '\n';
+  }
+  std::cout.flush();
+
+  nlohmann::json out = to_json(m, clf.labels);
+  out["data"] = o.data;
+  out["split"] = o.split;
+  out["run"] = o.run;
+  out["checkpoint"] = o.checkpoint;
+  out["skipped"] = report.skipped;
+  out["seconds"] = {{"total", now_seconds() - start}, {"predict", predict_seconds}};
+  out["examples_per_second"] = static_cast<double>(m.count) / std::max(1e-9, predict_seconds);
+  const std::string path = report_path(o);
+  write_file_atomic(path, out.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
+  spdlog::info("{} examples in {:.1f}s ({:.0f}/s); report written to {}", m.count, predict_seconds,
+               out["examples_per_second"].get<double>(), path);
+  return 0;
+}
+
+}  // namespace heed::app

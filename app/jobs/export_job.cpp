@@ -1,0 +1,56 @@
+// heed export: a run directory -> one self-contained TorchScript archive (model/export.h builds
+// the module; app/training/exported.h lists the extra files it carries).
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "app/cli/jobs.h"
+#include "app/config/run_dir.h"
+#include "app/training/classification.h"
+#include "app/training/exported.h"
+#include "app/training/summarization.h"
+#include "data_pipeline/base/errors.h"
+#include "data_pipeline/base/io.h"
+#include "model/export.h"
+
+namespace heed::app {
+namespace {
+
+void save_archive(torch::jit::Module& module, const torch::jit::ExtraFilesMap& extra, const std::string& out) {
+  write_atomic_stream(out, [&](const ByteSink& sink) {
+    try {
+      SinkStream stream(sink);  // never fails: a full disk is reported by write_atomic_stream, naming `out`
+      module.save(stream, extra);
+    } catch (const c10::Error& e) {
+      throw Error(fmt::format("{}: cannot write the archive: {}", out, e.what_without_backtrace()));
+    }
+  });
+}
+
+}  // namespace
+
+int export_job(const ExportJobOptions& o) {
+  if (o.out.empty()) throw InputError("export: give --out FILE.pt");
+  const std::string task = run_task(o.run);
+  const RunDir run = open_run_dir(o.run, o.checkpoint);
+  // The archive never lands on the checkpoint it is made from, nor anywhere inside the run.
+  check_output_path("--out", o.out, {{"the exported checkpoint", run.checkpoint(o.checkpoint)}}, o.run, {});
+  const std::string config_json = read_file(run.config());  // the run's resolved config, as written by train
+  torch::jit::Module module;
+  torch::jit::ExtraFilesMap extra;
+  if (task == "classification") {
+    LoadedClassifier clf = load_classifier(o.run, o.checkpoint);
+    module = model::export_classifier(*clf.model);
+    extra = export_extra_files(module, "classifier", config_json, clf.tokenizer, clf.labels, o.checkpoint);
+  } else {
+    LoadedSummarizer s = load_summarizer(o.run, o.checkpoint);
+    const SpecialIds ids = special_ids(s.tokenizer);
+    module = model::export_seq2seq(*s.model, ids.pad, ids.bos, ids.eos);
+    extra = export_extra_files(module, "summarizer", config_json, s.tokenizer, {}, o.checkpoint);
+  }
+  save_archive(module, extra, o.out);
+  spdlog::info("exported {} ({} checkpoint) to {}", o.run, o.checkpoint, o.out);
+  return 0;
+}
+
+}  // namespace heed::app

@@ -1,0 +1,301 @@
+#include "app/training/trainer.h"
+
+#include <ATen/autocast_mode.h>
+
+#include <cmath>
+#include <filesystem>
+#include <string_view>
+
+#include <fmt/format.h>
+
+#include "data_pipeline/base/errors.h"
+#include "data_pipeline/base/io.h"
+#include "data_pipeline/base/json.h"
+#include "data_pipeline/base/runtime.h"
+
+namespace heed::app {
+
+double learning_rate(const TrainingOptions& o, int64_t step, int64_t total_steps) {
+  const double s = static_cast<double>(std::max<int64_t>(step, 1));
+  const double warmup = static_cast<double>(o.warmup_steps);
+  if (o.warmup_steps > 0 && s <= warmup) return o.lr * s / warmup;
+  if (o.schedule == "constant") return o.lr;
+  if (o.schedule == "inverse_sqrt") return o.lr * std::sqrt(std::max(warmup, 1.0) / s);
+  const double span = std::max(1.0, static_cast<double>(total_steps) - warmup);
+  const double progress = std::clamp((s - warmup) / span, 0.0, 1.0);
+  if (o.schedule == "cosine") return o.lr * 0.5 * (1.0 + std::cos(M_PI * progress));
+  return o.lr * (1.0 - progress);  // linear
+}
+
+std::string to_string(StopReason reason) {
+  switch (reason) {
+    case StopReason::kCompleted: return "completed";
+    case StopReason::kEarlyStopped: return "early stopping";
+    case StopReason::kMaxSteps: return "training.max_steps reached";
+    case StopReason::kMaxMinutes: return "training.max_minutes reached";
+    case StopReason::kInterrupted: return "interrupted";
+  }
+  return "?";
+}
+
+std::unique_ptr<torch::optim::AdamW> make_optimizer(const std::vector<torch::Tensor>& parameters,
+                                                    const TrainingOptions& options) {
+  // No weight decay on biases, norms' gains and other vectors.
+  std::vector<torch::Tensor> decay, no_decay;
+  for (const auto& p : parameters) (p.dim() >= 2 ? decay : no_decay).push_back(p);
+  auto opts = torch::optim::AdamWOptions(options.lr)
+                  .betas({options.beta1, options.beta2})
+                  .eps(options.adam_eps)
+                  .weight_decay(options.weight_decay);
+  std::vector<torch::optim::OptimizerParamGroup> groups;
+  groups.emplace_back(decay, std::make_unique<torch::optim::AdamWOptions>(opts));
+  auto no_decay_opts = opts;
+  no_decay_opts.weight_decay(0.0);
+  groups.emplace_back(no_decay, std::make_unique<torch::optim::AdamWOptions>(no_decay_opts));
+  return std::make_unique<torch::optim::AdamW>(groups, opts);
+}
+
+namespace {
+
+// CPU autocast to bfloat16 for one scope: matrix products run in bf16, everything else keeps its dtype.
+class Bf16Autocast {
+ public:
+  explicit Bf16Autocast(bool on) : on_(on) {
+    if (!on_) return;
+    was_enabled_ = at::autocast::is_cpu_enabled();
+    was_dtype_ = at::autocast::get_autocast_cpu_dtype();
+    at::autocast::set_cpu_enabled(true);
+    at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
+    at::autocast::increment_nesting();
+  }
+  ~Bf16Autocast() {
+    if (!on_) return;
+    if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
+    at::autocast::set_cpu_enabled(was_enabled_);
+    at::autocast::set_autocast_cpu_dtype(was_dtype_);
+  }
+  Bf16Autocast(const Bf16Autocast&) = delete;
+  Bf16Autocast& operator=(const Bf16Autocast&) = delete;
+
+ private:
+  bool on_, was_enabled_ = false;
+  at::ScalarType was_dtype_ = at::kBFloat16;
+};
+
+}  // namespace
+
+bool uses_bf16(const TrainingOptions& options) {
+  return options.precision == "bf16" || (options.precision == "auto" && cpu_has_bf16());
+}
+
+StepResult optimizer_step(TrainingTask& task, torch::optim::Optimizer& optimizer,
+                          const std::vector<torch::Tensor>& parameters, const std::vector<size_t>& batch,
+                          const TrainingOptions& options) {
+  optimizer.zero_grad();
+  StepOutput out;
+  {
+    Bf16Autocast autocast(uses_bf16(options));
+    out = task.forward_loss(batch);
+  }
+  const double loss = out.loss.item<double>();
+  if (!std::isfinite(loss)) return {loss, out.tokens};
+  out.loss.backward();
+  if (options.clip_norm > 0) torch::nn::utils::clip_grad_norm_(parameters, options.clip_norm);
+  optimizer.step();
+  return {loss, out.tokens};
+}
+
+Trainer::Trainer(TrainingTask& task, const TrainingOptions& options, TrainerFiles files, Progress& progress,
+                 StopRequest stop_request)
+    : task_(task), options_(options), files_(std::move(files)), progress_(progress),
+      stop_request_(std::move(stop_request)) {
+  for (auto& p : task_.model().parameters()) {
+    if (p.requires_grad()) parameters_.push_back(p);
+  }
+  optimizer_ = make_optimizer(parameters_, options_);
+}
+
+void Trainer::append_metrics(const nlohmann::json& record) { append_to_file(files_.metrics, record.dump() + "\n"); }
+
+size_t truncate_metrics(const std::string& path, int64_t step) {
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) return 0;
+  const std::string text = read_file(path);
+  std::string kept;
+  size_t dropped = 0;
+  for (size_t begin = 0; begin < text.size();) {
+    const size_t end = text.find('\n', begin);
+    if (end == std::string::npos) {  // a record cut short by a kill mid-append
+      ++dropped;
+      break;
+    }
+    const std::string_view line(text.data() + begin, end - begin);
+    nlohmann::json record;  // a line that does not parse (or nests too deep) is dropped like a cut-short one
+    try {
+      record = parse_json_bounded(line, path);
+    } catch (const JsonError&) {
+    }
+    const auto s = record.is_object() ? record.find("step") : record.end();
+    if (s != record.end() && s->is_number_integer() && s->get<int64_t>() <= step) {
+      kept.append(line).push_back('\n');
+    } else {
+      ++dropped;
+    }
+    begin = end + 1;
+  }
+  if (dropped > 0) write_file_atomic(path, kept);
+  return dropped;
+}
+
+std::map<std::string, double> Trainer::validate_and_checkpoint(TrainState& state) {
+  const double start = now_seconds();
+  task_.model().eval();
+  std::map<std::string, double> metrics;
+  {
+    torch::NoGradGuard no_grad;
+    metrics = task_.validate();
+  }
+  task_.model().train();
+  const double value = metrics.at(options_.best_metric);
+  const bool lower_is_better = options_.best_metric == "loss";
+  const bool improved = !state.has_best || (lower_is_better ? value < state.best_score : value > state.best_score);
+  if (improved) {
+    state.has_best = true;
+    state.best_score = value;
+    state.best_step = state.step;
+    state.evals_since_best = 0;
+  } else {
+    ++state.evals_since_best;
+  }
+  nlohmann::json record = {{"type", "validation"}, {"step", state.step}, {"epoch", state.epoch + 1},
+                           {"seconds", now_seconds() - start}, {"best", improved}};
+  std::string summary;
+  for (const auto& [k, v] : metrics) {
+    record[k] = v;
+    summary += fmt::format(" {} {:.4f}", k, v);
+  }
+  append_metrics(record);
+  progress_.log(fmt::format("validation at step {}:{}{} ({:.1f}s)", state.step, summary,
+                            improved ? " (best so far)" : fmt::format(" (best {:.4f} at step {})", state.best_score, state.best_step),
+                            now_seconds() - start));
+  if (improved) save_checkpoint(files_.best_checkpoint, task_.model(), nullptr, state);
+  save_checkpoint(files_.last_checkpoint, task_.model(), optimizer_.get(), state);
+  return metrics;
+}
+
+std::optional<StopReason> Trainer::limit_reached(const TrainState& state, double elapsed) const {
+  if (options_.max_steps > 0 && state.step >= options_.max_steps) return StopReason::kMaxSteps;
+  if (stop_request_ && stop_request_(state)) return StopReason::kInterrupted;
+  if (options_.max_minutes > 0 && elapsed >= options_.max_minutes * 60.0) return StopReason::kMaxMinutes;
+  return std::nullopt;
+}
+
+TrainResult Trainer::run(bool resume) {
+  TrainResult result;
+  TrainState& state = result.state;
+  if (resume) {
+    state = load_checkpoint(files_.last_checkpoint, task_.model(), optimizer_.get());
+    progress_.log(fmt::format("resuming from {} at step {} (epoch {}, batch {})", files_.last_checkpoint, state.step,
+                              state.epoch + 1, state.batch_in_epoch));
+    if (const size_t dropped = truncate_metrics(files_.metrics, state.step); dropped > 0) {
+      progress_.log(fmt::format("{}: dropped {} record(s) logged after that checkpoint (they are done again)",
+                                files_.metrics, dropped));
+    }
+    if (state.finished) {
+      progress_.log("that run had already finished; nothing to do");
+      return result;
+    }
+  }
+
+  // Total steps set the decay schedule; epoch plans are deterministic, so this is stable across resumes.
+  const int64_t steps_per_epoch = static_cast<int64_t>(task_.plan_epoch(0).size());
+  int64_t total_steps = steps_per_epoch * options_.epochs;
+  if (options_.max_steps > 0) total_steps = std::min(total_steps, options_.max_steps);
+  int64_t n_parameters = 0;
+  for (const auto& p : parameters_) n_parameters += p.numel();
+  progress_.log(fmt::format("training: {} epoch(s) x {} batches = {} steps, {} parameters, {} matrix products{}",
+                            options_.epochs, steps_per_epoch, total_steps, n_parameters,
+                            uses_bf16(options_) ? "bf16" : "fp32",
+                            options_.precision == "auto" ? " (training.precision auto)" : ""));
+
+  const double segment_start = now_seconds();
+  const double seconds_before = state.train_seconds;
+  const int64_t steps_before = state.step;
+  auto elapsed = [&] { return seconds_before + (now_seconds() - segment_start); };
+  double window_start = segment_start, window_tokens = 0.0, window_loss = 0.0;
+  int64_t window_steps = 0;
+  // last.pt is only ever written right after a validation or at a stop, so a resumed run never
+  // needs to repeat the validation of the step it resumes at.
+  bool validated = resume;
+  std::optional<StopReason> stop;
+  auto validate = [&] {
+    state.train_seconds = elapsed();
+    result.last_validation = validate_and_checkpoint(state);
+    validated = true;
+    if (options_.patience > 0 && state.evals_since_best >= options_.patience) stop = StopReason::kEarlyStopped;
+  };
+
+  task_.model().train();
+  while (!stop && state.epoch < options_.epochs) {
+    const auto plan = task_.plan_epoch(static_cast<uint64_t>(state.epoch));
+    while (!stop && state.batch_in_epoch < static_cast<int64_t>(plan.size())) {
+      if ((stop = limit_reached(state, elapsed()))) break;
+      const double lr = learning_rate(options_, state.step + 1, total_steps);
+      for (auto& group : optimizer_->param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
+
+      const StepResult out = optimizer_step(task_, *optimizer_, parameters_,
+                                            plan[static_cast<size_t>(state.batch_in_epoch)], options_);
+      const double loss = out.loss;
+      if (!std::isfinite(loss)) {
+        throw Error(fmt::format(
+            "training diverged: the loss is {} at step {} (epoch {}, batch {}). The last good checkpoint is kept "
+            "({}). Lower training.lr, raise training.warmup_steps, or keep training.clip_norm on.",
+            loss, state.step + 1, state.epoch + 1, state.batch_in_epoch + 1, files_.last_checkpoint));
+      }
+      ++state.step;
+      ++state.batch_in_epoch;
+      validated = false;
+
+      window_tokens += static_cast<double>(out.tokens);
+      window_loss += loss;
+      ++window_steps;
+      const double now = now_seconds();
+      const double rate = window_tokens / std::max(1e-9, now - window_start);
+      const double eta = (now - segment_start) / static_cast<double>(state.step - steps_before) *
+                         static_cast<double>(total_steps - state.step);
+      const std::string epoch_label = fmt::format("epoch {}/{}", state.epoch + 1, options_.epochs);
+      progress_.update(epoch_label, state.step, total_steps,
+                       fmt::format("loss {:.4f} lr {:.2e} {:.0f} tok/s ETA {}", window_loss / window_steps, lr, rate,
+                                   format_duration(eta)));
+      if (state.step % options_.log_every == 0) {
+        const double mean_loss = window_loss / static_cast<double>(window_steps);
+        append_metrics({{"type", "train"}, {"step", state.step}, {"epoch", state.epoch + 1}, {"loss", mean_loss},
+                        {"lr", lr}, {"tokens_per_second", rate}, {"elapsed_seconds", elapsed()}});
+        if (!progress_.interactive()) {
+          progress_.log(fmt::format("{} step {}/{} loss {:.4f} lr {:.2e} {:.0f} tok/s ETA {}", epoch_label, state.step,
+                                    total_steps, mean_loss, lr, rate, format_duration(eta)));
+        }
+        window_start = now;
+        window_tokens = window_loss = 0.0;
+        window_steps = 0;
+      }
+      if (options_.eval_every > 0 && state.step % options_.eval_every == 0) validate();
+    }
+    if (stop) break;
+    // The epoch is complete: checkpoints written from here on resume at the next one.
+    ++state.epoch;
+    state.batch_in_epoch = 0;
+    if (!validated) validate();
+  }
+  progress_.clear();
+  if (!stop || *stop == StopReason::kEarlyStopped || *stop == StopReason::kMaxSteps) {
+    if (!validated) validate();
+    state.finished = true;
+  }
+  result.reason = stop.value_or(StopReason::kCompleted);
+  state.train_seconds = elapsed();
+  save_checkpoint(files_.last_checkpoint, task_.model(), optimizer_.get(), state);
+  return result;
+}
+
+}  // namespace heed::app

@@ -1,0 +1,106 @@
+// The training loop, independent of the task: AdamW with warm-up and decay, gradient clipping,
+// periodic validation, best/last checkpoints, metrics.jsonl, resume, early stopping, time and
+// step limits, Ctrl-C, and a clear stop on a non-finite loss. A task (classification, later
+// summarization) supplies batches, the loss and validation metrics.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <torch/torch.h>
+
+#include "app/config/config.h"
+#include "app/training/checkpoint.h"
+#include "data_pipeline/base/progress.h"
+
+namespace heed::app {
+
+struct StepOutput {
+  torch::Tensor loss;    // scalar, mean over the batch's targets
+  int64_t tokens = 0;    // non-pad input tokens in the batch (for throughput)
+};
+
+class TrainingTask {
+ public:
+  virtual ~TrainingTask() = default;
+  virtual torch::nn::Module& model() = 0;
+  // Batches of training-example indices for `epoch`; must be deterministic in `epoch`.
+  virtual std::vector<std::vector<size_t>> plan_epoch(uint64_t epoch) = 0;
+  // Forward pass and loss for one batch (the model is in training mode).
+  virtual StepOutput forward_loss(const std::vector<size_t>& batch) = 0;
+  // Validation metrics (the model is in eval mode, gradients off). Must contain "loss".
+  virtual std::map<std::string, double> validate() = 0;
+};
+
+// The optimizer heed trains with: AdamW over `parameters`, without weight decay on vectors
+// (biases, norm gains).
+std::unique_ptr<torch::optim::AdamW> make_optimizer(const std::vector<torch::Tensor>& parameters,
+                                                    const TrainingOptions& options);
+
+// Whether training.precision asks for bf16 matrix products on this machine ("auto": when the CPU
+// has native bf16, data_pipeline/base/runtime.h).
+bool uses_bf16(const TrainingOptions& options);
+
+// One training step: zero_grad, the task's forward_loss on `batch` (under bf16 autocast when
+// options.precision says so), backward, gradient clipping (options.clip_norm > 0), optimizer step.
+// A non-finite loss is returned before backward, nothing updated.
+struct StepResult {
+  double loss = 0.0;
+  int64_t tokens = 0;
+};
+StepResult optimizer_step(TrainingTask& task, torch::optim::Optimizer& optimizer,
+                          const std::vector<torch::Tensor>& parameters, const std::vector<size_t>& batch,
+                          const TrainingOptions& options);
+
+// Learning rate at `step` (1-based) of `total_steps`.
+double learning_rate(const TrainingOptions& o, int64_t step, int64_t total_steps);
+
+struct TrainerFiles {
+  std::string last_checkpoint;
+  std::string best_checkpoint;
+  std::string metrics;  // metrics.jsonl, appended
+};
+
+// On --resume: keeps the records of metrics.jsonl (TrainerFiles::metrics) whose step is at most
+// `step`, the checkpoint's, since the steps after it are trained and logged again; a line cut
+// short by a kill is dropped too. Rewrites the file atomically, only when something is dropped, and
+// returns the number of lines dropped (0 also when the file does not exist).
+size_t truncate_metrics(const std::string& path, int64_t step);
+
+enum class StopReason { kCompleted, kEarlyStopped, kMaxSteps, kMaxMinutes, kInterrupted };
+std::string to_string(StopReason reason);
+
+struct TrainResult {
+  TrainState state;
+  StopReason reason = StopReason::kCompleted;
+  std::map<std::string, double> last_validation;
+};
+
+// Asked between steps whether to stop now (as on Ctrl-C): saves last.pt and returns kInterrupted.
+using StopRequest = std::function<bool(const TrainState&)>;
+
+class Trainer {
+ public:
+  Trainer(TrainingTask& task, const TrainingOptions& options, TrainerFiles files, Progress& progress,
+          StopRequest stop_request);
+  // Trains until done. With `resume`, continues from files.last_checkpoint.
+  TrainResult run(bool resume);
+
+ private:
+  std::map<std::string, double> validate_and_checkpoint(TrainState& state);
+  std::optional<StopReason> limit_reached(const TrainState& state, double elapsed) const;
+  void append_metrics(const nlohmann::json& record);
+
+  TrainingTask& task_;
+  TrainingOptions options_;
+  TrainerFiles files_;
+  Progress& progress_;
+  StopRequest stop_request_;
+  std::unique_ptr<torch::optim::AdamW> optimizer_;
+  std::vector<torch::Tensor> parameters_;
+};
+
+}  // namespace heed::app

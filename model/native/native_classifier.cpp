@@ -1,0 +1,169 @@
+#include "model/native/native_classifier.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include <cblas.h>
+#include <fmt/format.h>
+
+#include "data_pipeline/base/errors.h"
+
+namespace heed::model {
+
+NativeClassifier::NativeClassifier(const ModelOptions& options, int64_t vocab_size, int64_t num_classes,
+                                   FlatWeights weights)
+    : options_(options), vocab_size_(vocab_size), num_classes_(num_classes), d_(options.d_model),
+      weights_(std::move(weights)) {
+  options.validate();
+  token_embedding_ = weights_.at("embeddings.tokens.weight", {vocab_size, d_}).data;
+  if (options.positions == "learned") {
+    positions_ = weights_.at("embeddings.positions.weight", {options.max_positions, d_}).data;
+  } else {
+    positions_ = weights_.at("embeddings.sinusoid", {options.max_positions, d_}).data;
+    embedding_scale_ = static_cast<float>(std::sqrt(static_cast<double>(d_)));
+  }
+  for (int64_t i = 0; i < options.encoder_layers; ++i) {
+    const std::string p = fmt::format("encoder.layers.{}.", i);
+    Layer layer;
+    layer.in_proj = {weights_.at(p + "self_attention.in_proj_weight", {3 * d_, d_}).data,
+                     weights_.at(p + "self_attention.in_proj_bias", {3 * d_}).data, 3 * d_, d_};
+    layer.out_proj = linear(p + "self_attention.out_proj", d_, d_);
+    layer.fc1 = linear(p + "feed_forward.fc1", options.ff_dim, d_);
+    layer.fc2 = linear(p + "feed_forward.fc2", d_, options.ff_dim);
+    layer.norm1 = norm(p + "norm1");
+    layer.norm2 = norm(p + "norm2");
+    layers_.push_back(layer);
+  }
+  has_final_norm_ = options.norm == "pre";
+  if (has_final_norm_) final_norm_ = norm("encoder.final_norm");
+  if (options.pooling == "attention") attention_pool_ = linear("attention_pool", 1, d_);
+  head_ = linear("head", num_classes, d_);
+}
+
+NativeClassifier::Linear NativeClassifier::linear(const std::string& name, int64_t out, int64_t in) const {
+  return {weights_.at(name + ".weight", {out, in}).data, weights_.at(name + ".bias", {out}).data, out, in};
+}
+
+NativeClassifier::Norm NativeClassifier::norm(const std::string& name) const {
+  return {weights_.at(name + ".weight", {d_}).data, weights_.at(name + ".bias", {d_}).data};
+}
+
+void NativeClassifier::apply(const Linear& l, const float* x, int64_t rows, float* y) {
+  for (int64_t r = 0; r < rows; ++r) std::copy(l.bias, l.bias + l.out, y + r * l.out);
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(rows), static_cast<int>(l.out),
+              static_cast<int>(l.in), 1.0f, x, static_cast<int>(l.in), l.weight, static_cast<int>(l.in), 1.0f, y,
+              static_cast<int>(l.out));
+}
+
+void NativeClassifier::layer_norm(const Norm& n, float* x, int64_t rows) const {
+  constexpr double kEps = 1e-5;  // torch::nn::LayerNorm's default
+  for (int64_t r = 0; r < rows; ++r) {
+    float* v = x + r * d_;
+    double mean = 0.0, var = 0.0;
+    for (int64_t i = 0; i < d_; ++i) mean += v[i];
+    mean /= static_cast<double>(d_);
+    for (int64_t i = 0; i < d_; ++i) var += (v[i] - mean) * (v[i] - mean);
+    var /= static_cast<double>(d_);
+    const double inv = 1.0 / std::sqrt(var + kEps);
+    for (int64_t i = 0; i < d_; ++i) v[i] = static_cast<float>((v[i] - mean) * inv) * n.weight[i] + n.bias[i];
+  }
+}
+
+// softmax(Q K^T / sqrt(d_k)) V per head, heads side by side, then the output projection.
+void NativeClassifier::attention(const Layer& layer, const float* x, int64_t len, float* out) const {
+  const int64_t heads = options_.heads, dh = d_ / heads, d3 = 3 * d_;
+  std::vector<float> qkv(static_cast<size_t>(len * d3)), scores(static_cast<size_t>(len * len)),
+      mixed(static_cast<size_t>(len * d_));
+  apply(layer.in_proj, x, len, qkv.data());  // [len, 3d]: q | k | v, head h at columns h*dh
+  const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(dh)));
+  const int n = static_cast<int>(len), k = static_cast<int>(dh);
+  for (int64_t h = 0; h < heads; ++h) {
+    const float* q = qkv.data() + h * dh;
+    const float* kk = qkv.data() + d_ + h * dh;
+    const float* v = qkv.data() + 2 * d_ + h * dh;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, n, k, scale, q, static_cast<int>(d3), kk,
+                static_cast<int>(d3), 0.0f, scores.data(), n);
+    for (int64_t i = 0; i < len; ++i) {
+      float* row = scores.data() + i * len;
+      const float top = *std::max_element(row, row + len);
+      float sum = 0.0f;
+      for (int64_t j = 0; j < len; ++j) sum += (row[j] = std::exp(row[j] - top));
+      const float inv = 1.0f / sum;
+      for (int64_t j = 0; j < len; ++j) row[j] *= inv;
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, k, n, 1.0f, scores.data(), n, v, static_cast<int>(d3),
+                0.0f, mixed.data() + h * dh, static_cast<int>(d_));
+  }
+  apply(layer.out_proj, mixed.data(), len, out);
+}
+
+void NativeClassifier::feed_forward(const Layer& layer, const float* x, int64_t len, float* out) const {
+  std::vector<float> hidden(static_cast<size_t>(len * options_.ff_dim));
+  apply(layer.fc1, x, len, hidden.data());
+  if (options_.activation == "gelu") {
+    for (auto& h : hidden) h = 0.5f * h * (1.0f + std::erf(h * 0.70710678118654752f));
+  } else {
+    for (auto& h : hidden) h = std::max(h, 0.0f);
+  }
+  apply(layer.fc2, hidden.data(), len, out);
+}
+
+std::vector<float> NativeClassifier::logits(const std::vector<int32_t>& ids) const {
+  const auto len = static_cast<int64_t>(ids.size());
+  if (len < 1 || len > options_.max_positions) {
+    throw InputError(fmt::format("classifier input of {} tokens; the model takes 1 to {}", len, options_.max_positions));
+  }
+  std::vector<float> x(static_cast<size_t>(len * d_)), h(x.size()), branch(x.size());
+  for (int64_t t = 0; t < len; ++t) {
+    const int32_t id = ids[static_cast<size_t>(t)];
+    if (id < 0 || id >= vocab_size_) throw Error(fmt::format("token id {} outside the vocabulary ({})", id, vocab_size_));
+    const float* e = token_embedding_ + static_cast<int64_t>(id) * d_;
+    const float* p = positions_ + t * d_;
+    for (int64_t i = 0; i < d_; ++i) x[t * d_ + i] = e[i] * embedding_scale_ + p[i];
+  }
+  const bool pre = options_.norm == "pre";
+  for (const auto& layer : layers_) {
+    if (pre) {  // y = x + attn(norm1(x)); x = y + ff(norm2(y))
+      h = x;
+      layer_norm(layer.norm1, h.data(), len);
+      attention(layer, h.data(), len, branch.data());
+      for (size_t i = 0; i < x.size(); ++i) x[i] += branch[i];
+      h = x;
+      layer_norm(layer.norm2, h.data(), len);
+      feed_forward(layer, h.data(), len, branch.data());
+      for (size_t i = 0; i < x.size(); ++i) x[i] += branch[i];
+    } else {  // y = norm1(x + attn(x)); x = norm2(y + ff(y))
+      attention(layer, x.data(), len, branch.data());
+      for (size_t i = 0; i < x.size(); ++i) x[i] += branch[i];
+      layer_norm(layer.norm1, x.data(), len);
+      feed_forward(layer, x.data(), len, branch.data());
+      for (size_t i = 0; i < x.size(); ++i) x[i] += branch[i];
+      layer_norm(layer.norm2, x.data(), len);
+    }
+  }
+  if (has_final_norm_) layer_norm(final_norm_, x.data(), len);
+
+  std::vector<float> pooled(static_cast<size_t>(d_), 0.0f);
+  if (options_.pooling == "first") {
+    std::copy(x.begin(), x.begin() + d_, pooled.begin());
+  } else if (options_.pooling == "attention") {
+    std::vector<float> score(static_cast<size_t>(len));
+    apply(attention_pool_, x.data(), len, score.data());
+    const float top = *std::max_element(score.begin(), score.end());
+    float sum = 0.0f;
+    for (auto& s : score) sum += (s = std::exp(s - top));
+    for (int64_t t = 0; t < len; ++t) {
+      for (int64_t i = 0; i < d_; ++i) pooled[i] += x[t * d_ + i] * (score[t] / sum);
+    }
+  } else {  // mean over the (unpadded) tokens
+    for (int64_t t = 0; t < len; ++t) {
+      for (int64_t i = 0; i < d_; ++i) pooled[i] += x[t * d_ + i];
+    }
+    for (auto& p : pooled) p /= static_cast<float>(len);
+  }
+  std::vector<float> out(static_cast<size_t>(num_classes_));
+  apply(head_, pooled.data(), 1, out.data());
+  return out;
+}
+
+}  // namespace heed::model

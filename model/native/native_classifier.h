@@ -1,0 +1,63 @@
+// The trained classifier's forward pass without libtorch: the same embeddings -> encoder ->
+// pooling -> linear as model/classifier.h, computed with plain loops and BLAS (cblas_sgemm) from
+// flat weights (model/native/flat_weights.h). It exists for start-up time: `heed classify` on a few texts
+// would otherwise spend most of its wall time loading libtorch's ~300 shared libraries.
+// One sequence at a time and unpadded, which gives the padded batch's outputs (padding is masked).
+// Inference only: no dropout. Checked against the torch module in tests/native_classifier_test.cpp.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "model/native/flat_weights.h"
+#include "model/options/options.h"
+
+namespace heed::model {
+
+class NativeClassifier {
+ public:
+  // Takes the weights of a ClassifierImpl(options, vocab_size, num_classes), named as its
+  // named_parameters() and named_buffers(). InputError naming the file for a missing or
+  // mis-shaped tensor.
+  NativeClassifier(const ModelOptions& options, int64_t vocab_size, int64_t num_classes, FlatWeights weights);
+
+  // ids of one sequence (1 <= length <= max_positions) -> logits [num_classes].
+  // Safe to call from several threads at once.
+  std::vector<float> logits(const std::vector<int32_t>& ids) const;
+
+  int64_t num_classes() const { return num_classes_; }
+
+ private:
+  struct Linear {
+    const float* weight = nullptr;  // [out, in]
+    const float* bias = nullptr;    // [out]
+    int64_t out = 0, in = 0;
+  };
+  struct Norm {
+    const float* weight = nullptr;
+    const float* bias = nullptr;
+  };
+  struct Layer {
+    Linear in_proj, out_proj, fc1, fc2;
+    Norm norm1, norm2;
+  };
+  Linear linear(const std::string& name, int64_t out, int64_t in) const;
+  Norm norm(const std::string& name) const;
+  // y [rows, out] = x [rows, in] W^T + b
+  static void apply(const Linear& l, const float* x, int64_t rows, float* y);
+  void layer_norm(const Norm& n, float* x, int64_t rows) const;  // in place
+  void attention(const Layer& layer, const float* x, int64_t len, float* out) const;
+  void feed_forward(const Layer& layer, const float* x, int64_t len, float* out) const;
+
+  ModelOptions options_;
+  int64_t vocab_size_, num_classes_, d_;
+  FlatWeights weights_;
+  const float* token_embedding_ = nullptr;  // [vocab, d]
+  const float* positions_ = nullptr;        // [max_positions, d]: sinusoid table or learned
+  float embedding_scale_ = 1.0f;
+  std::vector<Layer> layers_;
+  Norm final_norm_;
+  bool has_final_norm_ = false;
+  Linear attention_pool_, head_;
+};
+
+}  // namespace heed::model

@@ -1,0 +1,52 @@
+#include "model/options/options.h"
+
+#include <cmath>
+
+#include <fmt/format.h>
+
+#include "data_pipeline/base/errors.h"
+#include "model/options/decoding_options.h"
+
+namespace heed::model {
+
+void ModelOptions::validate(const std::string& p) const {
+  require_field(d_model >= 8 && d_model <= 8192, p, "d_model", fmt::format("must be in [8, 8192], got {}", d_model));
+  require_field(heads >= 1 && heads <= d_model, p, "heads", fmt::format("must be in [1, d_model], got {}", heads));
+  require_field(d_model % heads == 0, p, "heads", fmt::format("must divide d_model ({}), got {}", d_model, heads));
+  require_field(encoder_layers >= 0 && encoder_layers <= 64, p, "encoder_layers",
+                fmt::format("must be in [0, 64], got {}", encoder_layers));
+  require_field(decoder_layers >= 0 && decoder_layers <= 64, p, "decoder_layers",
+                fmt::format("must be in [0, 64], got {}", decoder_layers));
+  require_field(ff_dim >= 1 && ff_dim <= 65536, p, "ff_dim", fmt::format("must be in [1, 65536], got {}", ff_dim));
+  require_field(dropout >= 0.0 && dropout < 1.0, p, "dropout", fmt::format("must be in [0, 1), got {}", dropout));
+  require_field(attention_dropout >= 0.0 && attention_dropout < 1.0, p, "attention_dropout",
+                fmt::format("must be in [0, 1), got {}", attention_dropout));
+  require_choice(activation, {"gelu", "relu"}, p, "activation");
+  require_choice(norm, {"pre", "post"}, p, "norm");
+  require_choice(positions, {"sinusoidal", "learned"}, p, "positions");
+  require_field(max_positions >= 2 && max_positions <= (1 << 20), p, "max_positions",
+                fmt::format("must be in [2, 1048576], got {}", max_positions));
+  require_choice(pooling, {"mean", "first", "attention"}, p, "pooling");
+}
+
+void DecodingOptions::validate(const std::string& p) const {
+  require_choice(method, {"beam", "greedy", "sample"}, p, "method");
+  require_field(beam_size >= 1 && beam_size <= 64, p, "beam_size",
+                fmt::format("must be in [1, 64], got {}", beam_size));
+  require_field(max_length >= 1, p, "max_length", fmt::format("must be >= 1, got {}", max_length));
+  require_field(min_length >= 0 && min_length <= max_length, p, "min_length",
+                fmt::format("must be in [0, max_length ({})], got {}", max_length, min_length));
+  require_field(std::isfinite(length_penalty), p, "length_penalty",
+                fmt::format("must be a finite number, got {}", length_penalty));
+  require_field(no_repeat_ngram_size >= 0, p, "no_repeat_ngram_size",
+                fmt::format("must be >= 0 (0 = off), got {}", no_repeat_ngram_size));
+  require_field(n_best >= 1, p, "n_best", fmt::format("must be >= 1, got {}", n_best));
+  require_field(method != "beam" || n_best <= beam_size, p, "n_best",
+                fmt::format("must be in [1, beam_size ({})] for beam search, got {}", beam_size, n_best));
+  require_field(temperature > 0.0 && std::isfinite(temperature), p, "temperature",
+                fmt::format("must be > 0, got {}", temperature));
+  require_field(top_k >= 0, p, "top_k", fmt::format("must be >= 0 (0 = all), got {}", top_k));
+  require_field(top_p > 0.0 && top_p <= 1.0, p, "top_p", fmt::format("must be in (0, 1], got {}", top_p));
+}
+
+}  // namespace heed::model

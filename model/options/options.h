@@ -1,0 +1,45 @@
+// Model options: plain structs with defaults, one comment per field. Filled from the "model"
+// section of a config (app/config/config.cpp walks `visit`), checked by validate(), which names the field.
+#pragma once
+#include <cstdint>
+#include <string>
+
+namespace heed::model {
+
+struct ModelOptions {
+  int64_t d_model = 256;            // width of every token representation
+  int64_t heads = 4;                // attention heads; must divide d_model
+  int64_t encoder_layers = 2;       // encoder depth
+  int64_t decoder_layers = 2;       // decoder depth (summarization)
+  int64_t ff_dim = 1024;            // hidden width of the position-wise feed-forward block
+  double dropout = 0.1;             // dropout on embeddings, residual branches and the pooled vector
+  double attention_dropout = 0.0;   // dropout on attention weights
+  std::string activation = "gelu";  // feed-forward activation: "gelu" | "relu"
+  std::string norm = "pre";         // layer norm placement: "pre" (stable) | "post" (original)
+  std::string positions = "sinusoidal";  // "sinusoidal" (fixed) | "learned"
+  int64_t max_positions = 1024;     // longest sequence the position table covers
+  std::string pooling = "mean";     // classifier pooling: "mean" | "first" | "attention"
+  bool copy_attention = true;       // summarization: pointer-generator copying of source tokens
+
+  template <typename Visitor>
+  void visit(Visitor&& v) {
+    v("d_model", d_model);
+    v("heads", heads);
+    v("encoder_layers", encoder_layers);
+    v("decoder_layers", decoder_layers);
+    v("ff_dim", ff_dim);
+    v("dropout", dropout);
+    v("attention_dropout", attention_dropout);
+    v("activation", activation);
+    v("norm", norm);
+    v("positions", positions);
+    v("max_positions", max_positions);
+    v("pooling", pooling);
+    v("copy_attention", copy_attention);
+  }
+
+  // Throws InputError("model.<field>: ...") for the first invalid field. `prefix` names the section.
+  void validate(const std::string& prefix = "model") const;
+};
+
+}  // namespace heed::model
