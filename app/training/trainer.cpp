@@ -190,23 +190,21 @@ std::optional<StopReason> Trainer::limit_reached(const TrainState& state, double
   return std::nullopt;
 }
 
-TrainResult Trainer::run(bool resume) {
-  TrainResult result;
-  TrainState& state = result.state;
-  if (resume) {
-    state = load_checkpoint(files_.last_checkpoint, task_.model(), optimizer_.get());
-    progress_.log(fmt::format("resuming from {} at step {} (epoch {}, batch {})", files_.last_checkpoint, state.step,
-                              state.epoch + 1, state.batch_in_epoch));
-    if (const size_t dropped = truncate_metrics(files_.metrics, state.step); dropped > 0) {
-      progress_.log(fmt::format("{}: dropped {} record(s) logged after that checkpoint (they are done again)",
-                                files_.metrics, dropped));
-    }
-    if (state.finished) {
-      progress_.log("that run had already finished; nothing to do");
-      return result;
-    }
-  }
+double Trainer::SegmentClock::elapsed() const { return seconds_before + (now_seconds() - start); }
 
+bool Trainer::resume_from_checkpoint(TrainState& state) {
+  state = load_checkpoint(files_.last_checkpoint, task_.model(), optimizer_.get());
+  progress_.log(fmt::format("resuming from {} at step {} (epoch {}, batch {})", files_.last_checkpoint, state.step,
+                            state.epoch + 1, state.batch_in_epoch));
+  if (const size_t dropped = truncate_metrics(files_.metrics, state.step); dropped > 0) {
+    progress_.log(fmt::format("{}: dropped {} record(s) logged after that checkpoint (they are done again)",
+                              files_.metrics, dropped));
+  }
+  if (state.finished) progress_.log("that run had already finished; nothing to do");
+  return !state.finished;
+}
+
+int64_t Trainer::plan_total_steps() {
   // Total steps set the decay schedule; epoch plans are deterministic, so this is stable across resumes.
   const int64_t steps_per_epoch = static_cast<int64_t>(task_.plan_epoch(0).size());
   int64_t total_steps = steps_per_epoch * options_.epochs;
@@ -217,19 +215,63 @@ TrainResult Trainer::run(bool resume) {
                             options_.epochs, steps_per_epoch, total_steps, n_parameters,
                             uses_bf16(options_) ? "bf16" : "fp32",
                             options_.precision == "auto" ? " (training.precision auto)" : ""));
+  return total_steps;
+}
 
-  const double segment_start = now_seconds();
-  const double seconds_before = state.train_seconds;
-  const int64_t steps_before = state.step;
-  auto elapsed = [&] { return seconds_before + (now_seconds() - segment_start); };
-  double window_start = segment_start, window_tokens = 0.0, window_loss = 0.0;
-  int64_t window_steps = 0;
+double Trainer::train_step(TrainState& state, const std::vector<size_t>& batch, int64_t total_steps,
+                           StepResult& out) {
+  const double lr = learning_rate(options_, state.step + 1, total_steps);
+  for (auto& group : optimizer_->param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
+  out = optimizer_step(task_, *optimizer_, parameters_, batch, options_);
+  if (!std::isfinite(out.loss)) {
+    throw Error(fmt::format(
+        "training diverged: the loss is {} at step {} (epoch {}, batch {}). The last good checkpoint is kept "
+        "({}). Lower training.lr, raise training.warmup_steps, or keep training.clip_norm on.",
+        out.loss, state.step + 1, state.epoch + 1, state.batch_in_epoch + 1, files_.last_checkpoint));
+  }
+  ++state.step;
+  ++state.batch_in_epoch;
+  return lr;
+}
+
+void Trainer::report_step(const TrainState& state, const StepResult& out, double lr, int64_t total_steps,
+                          LogWindow& window, const SegmentClock& clock) {
+  window.tokens += static_cast<double>(out.tokens);
+  window.loss += out.loss;
+  ++window.steps;
+  const double now = now_seconds();
+  const double rate = window.tokens / std::max(1e-9, now - window.start);
+  const double eta = (now - clock.start) / static_cast<double>(state.step - clock.steps_before) *
+                     static_cast<double>(total_steps - state.step);
+  const std::string epoch_label = fmt::format("epoch {}/{}", state.epoch + 1, options_.epochs);
+  progress_.update(epoch_label, state.step, total_steps,
+                   fmt::format("loss {:.4f} lr {:.2e} {:.0f} tok/s ETA {}", window.loss / window.steps, lr, rate,
+                               format_duration(eta)));
+  if (state.step % options_.log_every != 0) return;
+  const double mean_loss = window.loss / static_cast<double>(window.steps);
+  append_metrics({{"type", "train"}, {"step", state.step}, {"epoch", state.epoch + 1}, {"loss", mean_loss},
+                  {"lr", lr}, {"tokens_per_second", rate}, {"elapsed_seconds", clock.elapsed()}});
+  if (!progress_.interactive()) {
+    progress_.log(fmt::format("{} step {}/{} loss {:.4f} lr {:.2e} {:.0f} tok/s ETA {}", epoch_label, state.step,
+                              total_steps, mean_loss, lr, rate, format_duration(eta)));
+  }
+  window = LogWindow{now};
+}
+
+TrainResult Trainer::run(bool resume) {
+  TrainResult result;
+  TrainState& state = result.state;
+  if (resume && !resume_from_checkpoint(state)) return result;
+  const int64_t total_steps = plan_total_steps();
+
+  const SegmentClock clock{now_seconds(), state.train_seconds, state.step};
+  LogWindow window{clock.start};
   // last.pt is only ever written right after a validation or at a stop, so a resumed run never
   // needs to repeat the validation of the step it resumes at.
   bool validated = resume;
   std::optional<StopReason> stop;
   auto validate = [&] {
-    state.train_seconds = elapsed();
+    state.train_seconds = clock.elapsed();
     result.last_validation = validate_and_checkpoint(state);
     validated = true;
     if (options_.patience > 0 && state.evals_since_best >= options_.patience) stop = StopReason::kEarlyStopped;
@@ -239,46 +281,11 @@ TrainResult Trainer::run(bool resume) {
   while (!stop && state.epoch < options_.epochs) {
     const auto plan = task_.plan_epoch(static_cast<uint64_t>(state.epoch));
     while (!stop && state.batch_in_epoch < static_cast<int64_t>(plan.size())) {
-      if ((stop = limit_reached(state, elapsed()))) break;
-      const double lr = learning_rate(options_, state.step + 1, total_steps);
-      for (auto& group : optimizer_->param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
-
-      const StepResult out = optimizer_step(task_, *optimizer_, parameters_,
-                                            plan[static_cast<size_t>(state.batch_in_epoch)], options_);
-      const double loss = out.loss;
-      if (!std::isfinite(loss)) {
-        throw Error(fmt::format(
-            "training diverged: the loss is {} at step {} (epoch {}, batch {}). The last good checkpoint is kept "
-            "({}). Lower training.lr, raise training.warmup_steps, or keep training.clip_norm on.",
-            loss, state.step + 1, state.epoch + 1, state.batch_in_epoch + 1, files_.last_checkpoint));
-      }
-      ++state.step;
-      ++state.batch_in_epoch;
+      if ((stop = limit_reached(state, clock.elapsed()))) break;
+      StepResult out;
+      const double lr = train_step(state, plan[static_cast<size_t>(state.batch_in_epoch)], total_steps, out);
       validated = false;
-
-      window_tokens += static_cast<double>(out.tokens);
-      window_loss += loss;
-      ++window_steps;
-      const double now = now_seconds();
-      const double rate = window_tokens / std::max(1e-9, now - window_start);
-      const double eta = (now - segment_start) / static_cast<double>(state.step - steps_before) *
-                         static_cast<double>(total_steps - state.step);
-      const std::string epoch_label = fmt::format("epoch {}/{}", state.epoch + 1, options_.epochs);
-      progress_.update(epoch_label, state.step, total_steps,
-                       fmt::format("loss {:.4f} lr {:.2e} {:.0f} tok/s ETA {}", window_loss / window_steps, lr, rate,
-                                   format_duration(eta)));
-      if (state.step % options_.log_every == 0) {
-        const double mean_loss = window_loss / static_cast<double>(window_steps);
-        append_metrics({{"type", "train"}, {"step", state.step}, {"epoch", state.epoch + 1}, {"loss", mean_loss},
-                        {"lr", lr}, {"tokens_per_second", rate}, {"elapsed_seconds", elapsed()}});
-        if (!progress_.interactive()) {
-          progress_.log(fmt::format("{} step {}/{} loss {:.4f} lr {:.2e} {:.0f} tok/s ETA {}", epoch_label, state.step,
-                                    total_steps, mean_loss, lr, rate, format_duration(eta)));
-        }
-        window_start = now;
-        window_tokens = window_loss = 0.0;
-        window_steps = 0;
-      }
+      report_step(state, out, lr, total_steps, window, clock);
       if (options_.eval_every > 0 && state.step % options_.eval_every == 0) validate();
     }
     if (stop) break;
@@ -293,7 +300,7 @@ TrainResult Trainer::run(bool resume) {
     state.finished = true;
   }
   result.reason = stop.value_or(StopReason::kCompleted);
-  state.train_seconds = elapsed();
+  state.train_seconds = clock.elapsed();
   save_checkpoint(files_.last_checkpoint, task_.model(), optimizer_.get(), state);
   return result;
 }

@@ -1,7 +1,7 @@
 // The training loop, independent of the task: AdamW with warm-up and decay, gradient clipping,
 // periodic validation, best/last checkpoints, metrics.jsonl, resume, early stopping, time and
-// step limits, Ctrl-C, and a clear stop on a non-finite loss. A task (classification, later
-// summarization) supplies batches, the loss and validation metrics.
+// step limits, Ctrl-C, and a clear stop on a non-finite loss. A task (app/training/classification.*,
+// app/training/summarization.*) supplies batches, the loss and validation metrics.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -90,6 +90,31 @@ class Trainer {
   TrainResult run(bool resume);
 
  private:
+  // Time of this run segment (since start or resume), plus what the checkpoint had already trained.
+  struct SegmentClock {
+    double start = 0.0;          // now_seconds() when the segment began
+    double seconds_before = 0.0;  // training seconds before it
+    int64_t steps_before = 0;
+    double elapsed() const;
+  };
+  // Steps since the last train record of metrics.jsonl: their mean loss and throughput.
+  struct LogWindow {
+    double start = 0.0;
+    double tokens = 0.0, loss = 0.0;
+    int64_t steps = 0;
+  };
+
+  // Loads last.pt into `state`, the model and the optimizer; drops metrics logged after it.
+  // Returns false when that run had already finished.
+  bool resume_from_checkpoint(TrainState& state);
+  // Steps in the whole run (the decay schedule's length); logs the plan.
+  int64_t plan_total_steps();
+  // Sets the learning rate, runs one optimizer step on `batch` (throws Error on a non-finite loss),
+  // advances the position. Returns the learning rate used.
+  double train_step(TrainState& state, const std::vector<size_t>& batch, int64_t total_steps, StepResult& out);
+  // Progress line for the step; every log_every steps a train record and (non-interactive) a log line.
+  void report_step(const TrainState& state, const StepResult& out, double lr, int64_t total_steps,
+                   LogWindow& window, const SegmentClock& clock);
   std::map<std::string, double> validate_and_checkpoint(TrainState& state);
   std::optional<StopReason> limit_reached(const TrainState& state, double elapsed) const;
   void append_metrics(const nlohmann::json& record);
