@@ -73,6 +73,9 @@ namespace {
 constexpr int64_t kVocab = 50;
 constexpr int64_t kClasses = 3;
 constexpr int64_t kPad = 0, kBos = 2, kEos = 3;
+// Tokens [kTiedFrom, kVocab) never occur in the inputs, so copy attention never adds to them: the
+// "tied tokens" variant of the search test gives them all the same logit (see there).
+constexpr int64_t kTiedFrom = 40;
 
 // Tolerances: the largest difference seen over the whole grid (Release build, Xeon with AVX-512,
 // Debian's OpenBLAS), times about 3 for other CPUs' kernels (see the top for where they come from).
@@ -107,7 +110,7 @@ Batch make_batch(const std::string& name, const std::vector<int64_t>& lengths, u
   const int64_t rows = static_cast<int64_t>(lengths.size());
   const int64_t width = *std::max_element(lengths.begin(), lengths.end());
   auto generator = at::detail::createCPUGenerator(seed);
-  auto ids = torch::randint(4, kVocab, {rows, width}, generator, torch::kInt64);  // no special ids in texts
+  auto ids = torch::randint(4, kTiedFrom, {rows, width}, generator, torch::kInt64);  // no special ids in texts
   for (int64_t r = 0; r < rows; ++r) ids[r].slice(0, lengths[static_cast<size_t>(r)]).fill_(kPad);
   return {name, ids, torch::tensor(lengths, torch::kInt64)};
 }
@@ -444,31 +447,51 @@ TEST(ExportTwin, SummarizerEncodeAndDecodeStep) {
 TEST(ExportTwin, SummarizerSearchAndGenerate) {
   UnoptimisedGraphs unoptimised;
   Worst score_diff;
-  int64_t ended_by_eos = 0, cut_at_max_length = 0;
+  int64_t ended_by_eos = 0, cut_at_max_length = 0, with_tied_tokens = 0;
   for (const auto& arch : summarizer_grid()) {
     auto& [model, twin] = summarizer(arch);
     const auto bias = model->output_bias.detach().clone();
-    for (const double eos_boost : {0.0, 2.5}) {
-      {  // EOS competitive: hypotheses end at different lengths. The same change on both sides.
+    const auto table = model->embeddings->tokens->weight.detach().clone();
+    // Three variants, each the same change to the module and to the twin: as built; EOS made
+    // likely (hypotheses end at different lengths); tokens [kTiedFrom, kVocab) with zero embedding
+    // rows and one shared, large bias, so their logits are exactly equal on both sides (the bias
+    // alone, whatever order a kernel sums zeros in): beams then rank exact ties, and the
+    // tie-break (lower beam, then lower token first) decides.
+    for (const std::string variant : {"plain", "eos likely", "tied tokens"}) {
+      {
         torch::NoGradGuard no_grad;
-        auto boosted = bias.clone();
-        boosted[kEos].add_(eos_boost);
-        model->output_bias.copy_(boosted);
-        twin.attr("output_bias").toTensor().copy_(boosted);
+        auto new_bias = bias.clone(), new_table = table.clone();
+        if (variant == "eos likely") new_bias[kEos].add_(2.5);
+        if (variant == "tied tokens") {
+          new_table.slice(0, kTiedFrom).zero_();
+          new_bias.slice(0, kTiedFrom).fill_(2.0);
+        }
+        model->output_bias.copy_(new_bias);
+        twin.attr("output_bias").toTensor().copy_(new_bias);
+        model->embeddings->tokens->weight.copy_(new_table);
+        twin.attr("embeddings__tokens__weight").toTensor().copy_(new_table);
       }
       for (const auto& c : kSearchCases) {
-        const auto where = fmt::format("{}, eos boost {}, {}", arch.str(), eos_boost, describe(c));
+        const auto where = fmt::format("{}, {}, {}", arch.str(), variant, describe(c));
         const auto& batch = batches()[c.batch];
         const auto d = decoding_options(c);
         // The twin through heed's own entry point for archives (model/export.cpp search()).
         const auto got = best_of(heed::app::search_exported(twin, batch.ids, batch.lengths, d));
+        // The reference: what `heed summarize --run` runs (model::decode). Except with exact ties:
+        // the twin runs beam size 1 with early stopping as greedy search (the same thing when no
+        // two candidates score exactly alike), but model::beam_search with one beam takes the two
+        // candidates torch's topk returns, which among more than two exact ties need not include
+        // the lowest token id greedy search's argmax picks. With tied tokens, those cases are
+        // compared with model::greedy_search, the function the twin mirrors there.
+        auto reference = d;
+        if (variant == "tied tokens" && d.beam_size == 1 && d.early_stopping) reference.method = "greedy";
         std::vector<Best> expected, over_twin;
         {
           torch::InferenceMode inference;
           Seq2SeqStepper stepper(model, model->encode(batch.ids, batch.lengths));
-          expected = best_of(decode(stepper, batch.ids.size(0), kBos, kEos, d));
+          expected = best_of(decode(stepper, batch.ids.size(0), kBos, kEos, reference));
           TwinStepper twin_steps(twin, batch.ids, batch.lengths);
-          over_twin = best_of(decode(twin_steps, batch.ids.size(0), kBos, kEos, d));
+          over_twin = best_of(decode(twin_steps, batch.ids.size(0), kBos, kEos, reference));
         }
         ASSERT_EQ(got.size(), expected.size()) << where;
         ASSERT_EQ(over_twin.size(), expected.size()) << where;
@@ -488,6 +511,8 @@ TEST(ExportTwin, SummarizerSearchAndGenerate) {
           if (expected[b].found) {
             if (static_cast<int64_t>(expected[b].tokens.size()) < c.max_length) ++ended_by_eos;
             else ++cut_at_max_length;
+            const auto& t = expected[b].tokens;
+            if (std::count_if(t.begin(), t.end(), [](int64_t id) { return id >= kTiedFrom; }) > 0) ++with_tied_tokens;
           }
         }
         if (!c.early_stopping) continue;  // generate always stops early
@@ -511,14 +536,18 @@ TEST(ExportTwin, SummarizerSearchAndGenerate) {
     torch::NoGradGuard no_grad;
     model->output_bias.copy_(bias);
     twin.attr("output_bias").toTensor().copy_(bias);
+    model->embeddings->tokens->weight.copy_(table);
+    twin.attr("embeddings__tokens__weight").toTensor().copy_(table);
   }
-  // The grid must reach both ways a hypothesis ends, or it does not test the finishing code.
+  // The grid must reach both ways a hypothesis ends, and choices between tied tokens, or it does
+  // not test the code that handles them.
   EXPECT_GT(ended_by_eos, 50);
   EXPECT_GT(cut_at_max_length, 50);
+  EXPECT_GT(with_tied_tokens, 50);
   std::printf("[ExportTwin] largest relative score difference %.2g (tolerance %.0e); hypotheses ended by EOS %lld, "
-              "cut at max_length %lld\n",
+              "cut at max_length %lld, with tied tokens %lld\n",
               score_diff.value, kScoreTol, static_cast<long long>(ended_by_eos),
-              static_cast<long long>(cut_at_max_length));
+              static_cast<long long>(cut_at_max_length), static_cast<long long>(with_tied_tokens));
 }
 
 // Every continuation forbidden (8-token vocabulary, no_repeat_ngram_size 1, EOS forbidden by
