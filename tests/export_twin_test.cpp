@@ -30,8 +30,11 @@
 // run on every summarizer (a covering design over the decoding options: every value of method/beam
 // size {greedy, beam 1, 2, 4}, max_length {3, 14}, min_length {0, 2, 5, = max_length},
 // length_penalty {0, 1, 1.6}, no_repeat_ngram_size {0, 1, 2, 3}, early_stopping {true, false} and
-// batch appears in some case, each beam size with short and long max_length), once with the
-// untouched output bias and once with EOS made likely so hypotheses end at different lengths.
+// batch appears in some case, each beam size with short and long max_length), in three variants:
+// as built, with EOS made likely (hypotheses end at different lengths), and with ten tokens whose
+// logits are exactly equal (beams rank exact ties). Plus inputs whose every continuation is
+// forbidden (no hypothesis). The grid runs the twin's graphs unoptimised (see UnoptimisedGraphs);
+// DefaultExecutorGivesIdenticalOutputs checks the default executor gives the same bits.
 //
 // Tolerances. The twin runs the same aten ops in the same order as the modules (eval mode), but
 // heed's decoding kernels are not TorchScript: model/linear.cpp's project() multiplies 2-8 rows with
