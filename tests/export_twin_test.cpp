@@ -53,6 +53,7 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <map>
 #include <memory>
@@ -624,9 +625,7 @@ TEST(ExportTwin, DefaultExecutorGivesIdenticalOutputs) {
                           .toTuple();
       out.push_back(searched->elements()[0].toTensor());
       out.push_back(torch::tensor(searched->elements()[2].toDoubleVector(), torch::kDouble));
-      out.push_back(twin.run_method("generate", batch.ids, batch.lengths, int64_t{1}, d.max_length, d.min_length,
-                                    d.length_penalty, d.no_repeat_ngram_size)
-                        .toTensor());
+      // (generate is search(...)[0]: the same graph, and optimising it again costs ~2 s.)
       return out;
     };
     std::vector<torch::Tensor> expected;
