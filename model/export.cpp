@@ -1,3 +1,5 @@
+// The TorchScript twin of model/*.cpp (see export.h). Change a module and its twin together:
+// docs/EXPORT.md, "The TorchScript twin", then build/heed_tests --gtest_filter='ExportTwin.*'.
 #include "model/export.h"
 
 #include <algorithm>

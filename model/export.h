@@ -3,7 +3,10 @@
 // each export registers the module's parameters and buffers under flat names ("." -> "__") and
 // defines TorchScript methods that mirror attention.cpp, layers.cpp, classifier.cpp, seq2seq.cpp and
 // decoding.cpp op for op. The TorchScript source lives in export.cpp, next to nothing else: a change
-// to one of those modules and to its exported twin is one review.
+// to one of those modules and to its exported twin is one review. Why this twin exists, which
+// method mirrors which C++ function, and how to change a module and its twin together:
+// docs/EXPORT.md, "The TorchScript twin"; tests/export_twin_test.cpp (ExportTwin.*) compares them
+// over the option grid.
 //
 // Exported methods (ids/lengths are int64; masks are bool, true = padded):
 //   classifier
