@@ -62,7 +62,7 @@
 
 #include <fmt/format.h>
 
-#include "app/exported.h"
+#include "app/training/exported.h"
 #include "model/classifier.h"
 #include "model/decoding.h"
 #include "model/export.h"
