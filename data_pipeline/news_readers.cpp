@@ -478,22 +478,16 @@ std::vector<SummaryExample> read_rows(const std::string& path, TableFormat forma
   std::vector<SummaryExample> out;
   out.reserve(rows.size());
   for (const auto& row : rows) {
-    const auto source = row.fields.find(source_field);
-    const auto target = row.fields.find(target_field);
-    if (source == row.fields.end()) {
-      bad(fmt::format("{}: no source field \"{}\" (or it is null, a list or an object)", row.origin, source_field));
-      continue;
-    }
-    if (target == row.fields.end()) {
-      bad(fmt::format("{}: no target field \"{}\" (or it is null, a list or an object)", row.origin, target_field));
-      continue;
-    }
+    const std::string* source = required_field(row, source_field, "source", bad);
+    if (source == nullptr) continue;
+    const std::string* target = required_field(row, target_field, "target", bad);
+    if (target == nullptr) continue;
     SummaryExample ex;
     ex.origin = row.origin;
     const auto id = row.fields.find("id");
     if (id != row.fields.end()) ex.id = id->second;
-    ex.source = clean(source->second, nullptr);
-    ex.target = sentence_lines(clean(target->second, nullptr));
+    ex.source = clean(*source, nullptr);
+    ex.target = sentence_lines(clean(*target, nullptr));
     const std::string source_name = fmt::format("source in field \"{}\"", source_field);
     const std::string target_name = fmt::format("target in field \"{}\"", target_field);
     add_example(out, bad, std::move(ex), 0, source_name.c_str(), target_name.c_str());

@@ -248,25 +248,19 @@ std::vector<TextExample> rows_to_examples(const std::vector<Row>& rows, const st
   std::vector<TextExample> out;
   out.reserve(rows.size());
   for (const auto& row : rows) {
-    const auto text = row.fields.find(text_field);
-    const auto label = row.fields.find(label_field);
-    if (text == row.fields.end()) {
-      bad(fmt::format("{}: no text field \"{}\" (or it is null, a list or an object)", row.origin, text_field));
-      continue;
-    }
-    if (label == row.fields.end()) {
-      bad(fmt::format("{}: no label field \"{}\" (or it is null, a list or an object)", row.origin, label_field));
-      continue;
-    }
-    if (blank(text->second)) {
+    const std::string* text = required_field(row, text_field, "text", bad);
+    if (text == nullptr) continue;
+    const std::string* label = required_field(row, label_field, "label", bad);
+    if (label == nullptr) continue;
+    if (blank(*text)) {
       bad(fmt::format("{}: empty text in field \"{}\"", row.origin, text_field));
       continue;
     }
-    if (blank(label->second)) {
+    if (blank(*label)) {
       bad(fmt::format("{}: empty label in field \"{}\"", row.origin, label_field));
       continue;
     }
-    out.push_back(TextExample{text->second, label->second, row.origin, -1});
+    out.push_back(TextExample{*text, *label, row.origin, -1});
   }
   bad.report().records = out.size();
   return out;
@@ -355,6 +349,13 @@ std::vector<TextExample> read_classification(const std::string& path, const std:
 void BadRecords::operator()(const std::string& message) {
   if (on_error_ == OnError::kFail) throw InputError(message);
   report_->add_skip(message);
+}
+
+const std::string* required_field(const Row& row, const std::string& name, const char* role, BadRecords& bad) {
+  const auto it = row.fields.find(name);
+  if (it != row.fields.end()) return &it->second;
+  bad(fmt::format("{}: no {} field \"{}\" (or it is null, a list or an object)", row.origin, role, name));
+  return nullptr;
 }
 
 }  // namespace heed::data

@@ -50,6 +50,11 @@ struct Row {
   std::string origin;  // "<file>:<line>"
 };
 
+// The value of `row`'s field `name`, or nullptr after reporting the record to `bad` as
+// "<origin>: no <role> field \"<name>\" (or it is null, a list or an object)". `role` names what the
+// field holds ("text", "label", "source", "target").
+const std::string* required_field(const Row& row, const std::string& name, const char* role, BadRecords& bad);
+
 // Table formats. kAuto picks by extension: .jsonl/.json -> jsonl, .csv -> csv, .tsv/.tab -> tsv.
 enum class TableFormat { kAuto, kJsonl, kCsv, kTsv };
 TableFormat parse_table_format(const std::string& s);  // "auto" | "jsonl" | "csv" | "tsv"

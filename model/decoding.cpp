@@ -235,6 +235,148 @@ struct SingleRows {
   }
 };
 
+// Beam search (see the top), one step at a time. Input active[a] owns rows [a*K, (a+1)*K).
+class BeamSearch {
+ public:
+  // Expands each input to K rows; only beam 0 of each is live at the first step, so beams start
+  // distinct.
+  BeamSearch(StepModel& model, int64_t batch, int64_t bos_id, int64_t eos_id, const DecodingOptions& options)
+      : model_(model), eos_id_(eos_id), options_(options), K_(options.beam_size),
+        finished_(static_cast<size_t>(batch), FinishedHypotheses(static_cast<size_t>(options.beam_size))) {
+    const auto Ks = static_cast<size_t>(K_);
+    rows_.active.resize(static_cast<size_t>(batch));
+    std::iota(rows_.active.begin(), rows_.active.end(), int64_t{0});
+    const auto rows = static_cast<size_t>(batch) * Ks;
+    rows_.history.resize(rows);
+    rows_.last.assign(rows, bos_id);
+    rows_.scores.assign(rows, kNegInf);
+    for (size_t a = 0; a < static_cast<size_t>(batch); ++a) rows_.scores[a * Ks] = 0.0;
+    if (K_ > 1) model_.reorder(torch::arange(batch, torch::kInt64).repeat_interleave(K_));
+  }
+
+  // Step t (1-based) for every input not done yet. Returns false when none is left to search.
+  bool step(int64_t t) {
+    auto log_probs = checked_step(model_, rows_.last, eos_id_, device_);  // [A*K, V]
+    log_probs = apply_processors(log_probs, t - 1, rows_.history, eos_id_, options_);
+    const int64_t V = log_probs.size(1);
+    const auto ranked = rank_candidates(log_probs);
+    Rows next;
+    std::vector<int64_t> parents;  // next row -> the row it continues
+    for (size_t a = 0; a < rows_.active.size(); ++a) {
+      const auto input = rows_.active[a];
+      auto& kept = finished_[static_cast<size_t>(input)];
+      const auto chosen = choose(ranked[a], static_cast<int64_t>(a), V, t, kept);
+      if (done(kept, ranked[a], chosen, t)) continue;  // its rows are dropped at the reorder below
+      extend(chosen, static_cast<int64_t>(a), V, t, kept, next, parents);
+      if (t < options_.max_length) next.active.push_back(input);
+    }
+    if (next.active.empty()) return false;
+    model_.reorder(int64_tensor(parents, device_));
+    rows_ = std::move(next);
+    return true;
+  }
+
+  // Per input, its n_best finished hypotheses, best first.
+  std::vector<std::vector<Hypothesis>> results() && {
+    std::vector<std::vector<Hypothesis>> out(finished_.size());
+    for (size_t b = 0; b < out.size(); ++b) out[b] = std::move(finished_[b]).best(options_.n_best);
+    return out;
+  }
+
+ private:
+  struct Rows {
+    std::vector<int64_t> active;                // inputs still searched, K rows each
+    std::vector<std::vector<int64_t>> history;  // row -> generated tokens
+    std::vector<int64_t> last;                  // row -> token fed at the next step
+    std::vector<double> scores;                 // row -> running sum of log-probabilities
+  };
+  struct Candidate {
+    double score;
+    int64_t flat;  // beam * V + token
+  };
+
+  // Each active input's top 2K (at most K*V) candidates, running score + log-prob, best first
+  // (equal scores: lower beam, then lower token id, first; NaN counts as -inf).
+  std::vector<std::vector<Candidate>> rank_candidates(const torch::Tensor& log_probs) const {
+    const auto A = static_cast<int64_t>(rows_.active.size());
+    const int64_t V = log_probs.size(1);
+    auto totals = (log_probs + score_column(rows_.scores, log_probs)).view({A, K_ * V});  // [A, K*V]
+    auto top = totals.topk(std::min<int64_t>(2 * K_, K_ * V), 1);                        // [A, 2K] each
+    const auto top_values = std::get<0>(top).to(torch::kCPU, torch::kDouble).contiguous();
+    const auto top_indices = std::get<1>(top).to(torch::kCPU).contiguous();
+    const auto tv = top_values.accessor<double, 2>();
+    const auto ti = top_indices.accessor<int64_t, 2>();
+    std::vector<std::vector<Candidate>> ranked(static_cast<size_t>(A));
+    for (int64_t a = 0; a < A; ++a) {
+      auto& candidates = ranked[static_cast<size_t>(a)];
+      for (int64_t c = 0; c < top_values.size(1); ++c)
+        candidates.push_back({std::isnan(tv[a][c]) ? kNegInf : tv[a][c], ti[a][c]});
+      std::sort(candidates.begin(), candidates.end(), [](const Candidate& x, const Candidate& y) {
+        return x.score > y.score || (x.score == y.score && x.flat < y.flat);
+      });
+    }
+    return ranked;
+  }
+
+  // Walks active input a's candidates best first: an EOS among the first K ranks finishes a
+  // hypothesis in `kept`, the rest fill the K live beams (returned, best first).
+  std::vector<Candidate> choose(const std::vector<Candidate>& ranked, int64_t a, int64_t V, int64_t t,
+                                FinishedHypotheses& kept) const {
+    const auto Ks = static_cast<size_t>(K_);
+    std::vector<Candidate> chosen;
+    for (size_t rank = 0; rank < ranked.size() && chosen.size() < Ks; ++rank) {
+      const auto& c = ranked[rank];
+      const int64_t token = c.flat % V;
+      if (token == eos_id_) {
+        if (rank < Ks && c.score > kNegInf) {
+          const auto row = static_cast<size_t>(a * K_ + c.flat / V);
+          kept.add(make_hypothesis(rows_.history[row], c.score, t, options_.length_penalty));
+        }
+      } else {
+        chosen.push_back(c);
+      }
+    }
+    return chosen;
+  }
+
+  // Done: K kept and nothing better to come (see the top), or no live beam left with a finite
+  // score (every continuation forbidden: nothing more can be finished).
+  bool done(const FinishedHypotheses& kept, const std::vector<Candidate>& ranked, const std::vector<Candidate>& chosen,
+            int64_t t) const {
+    return (kept.size() >= static_cast<size_t>(K_) &&
+            (options_.early_stopping ||
+             kept.worst() >= normalised(ranked.front().score, t, options_.length_penalty))) ||
+           chosen.empty() || chosen.front().score == kNegInf;
+  }
+
+  // Active input a's chosen candidates become its rows in `next` (and their `parents`); at
+  // max_length, out of length, they become hypotheses in `kept` instead.
+  void extend(const std::vector<Candidate>& chosen, int64_t a, int64_t V, int64_t t, FinishedHypotheses& kept,
+              Rows& next, std::vector<int64_t>& parents) const {
+    for (const auto& c : chosen) {
+      const auto parent = a * K_ + c.flat / V;
+      auto tokens = rows_.history[static_cast<size_t>(parent)];
+      tokens.push_back(c.flat % V);
+      if (t == options_.max_length) {
+        kept.add(make_hypothesis(std::move(tokens), c.score, t, options_.length_penalty));
+        continue;
+      }
+      parents.push_back(parent);
+      next.history.push_back(std::move(tokens));
+      next.last.push_back(c.flat % V);
+      next.scores.push_back(c.score);
+    }
+  }
+
+  StepModel& model_;
+  int64_t eos_id_;
+  const DecodingOptions& options_;
+  int64_t K_;
+  torch::Device device_{torch::kCPU};
+  std::vector<FinishedHypotheses> finished_;  // per input
+  Rows rows_;
+};
+
 }  // namespace
 
 std::vector<std::vector<Hypothesis>> greedy_search(StepModel& model, int64_t batch, int64_t bos_id, int64_t eos_id,
@@ -272,99 +414,12 @@ std::vector<std::vector<Hypothesis>> beam_search(StepModel& model, int64_t batch
       options.n_best <= options.beam_size, "decoding", "n_best",
       fmt::format("must be in [1, beam_size ({})] for beam search, got {}", options.beam_size, options.n_best));
   torch::InferenceMode guard;
-  std::vector<std::vector<Hypothesis>> out(static_cast<size_t>(std::max<int64_t>(batch, 0)));
-  if (batch <= 0) return out;
-  const int64_t K = options.beam_size;
-  const auto Ks = static_cast<size_t>(K);
-  torch::Device device(torch::kCPU);
-
-  std::vector<FinishedHypotheses> finished(static_cast<size_t>(batch), FinishedHypotheses(Ks));
-  // Live rows: input a of `active` owns rows [a*K, (a+1)*K).
-  std::vector<int64_t> active(static_cast<size_t>(batch));
-  std::iota(active.begin(), active.end(), int64_t{0});
-  const auto rows0 = static_cast<size_t>(batch) * Ks;
-  std::vector<std::vector<int64_t>> history(rows0);
-  std::vector<int64_t> last(rows0, bos_id);
-  std::vector<double> scores(rows0, kNegInf);  // only beam 0 is live at the first step
-  for (size_t a = 0; a < static_cast<size_t>(batch); ++a) scores[a * Ks] = 0.0;
-  if (K > 1) model.reorder(torch::arange(batch, torch::kInt64).repeat_interleave(K));
-
-  struct Candidate {
-    double score;
-    int64_t flat;  // beam * V + token
-  };
-  std::vector<Candidate> candidates;
-
-  for (int64_t t = 1; t <= options.max_length && !active.empty(); ++t) {
-    auto log_probs = checked_step(model, last, eos_id, device);  // [A*K, V]
-    log_probs = apply_processors(log_probs, t - 1, history, eos_id, options);
-    const int64_t A = static_cast<int64_t>(active.size()), V = log_probs.size(1);
-    auto totals = (log_probs + score_column(scores, log_probs)).view({A, K * V});  // [A, K*V]
-    auto top = totals.topk(std::min<int64_t>(2 * K, K * V), 1);                     // [A, 2K] each
-    const auto top_values = std::get<0>(top).to(torch::kCPU, torch::kDouble).contiguous();
-    const auto top_indices = std::get<1>(top).to(torch::kCPU).contiguous();
-    const auto tv = top_values.accessor<double, 2>();
-    const auto ti = top_indices.accessor<int64_t, 2>();
-
-    std::vector<int64_t> next_active, parents, next_last;
-    std::vector<std::vector<int64_t>> next_history;
-    std::vector<double> next_scores;
-    for (int64_t a = 0; a < A; ++a) {
-      const auto input = static_cast<size_t>(active[static_cast<size_t>(a)]);
-      candidates.clear();
-      for (int64_t c = 0; c < top_values.size(1); ++c)
-        candidates.push_back({std::isnan(tv[a][c]) ? kNegInf : tv[a][c], ti[a][c]});
-      std::sort(candidates.begin(), candidates.end(), [](const Candidate& x, const Candidate& y) {
-        return x.score > y.score || (x.score == y.score && x.flat < y.flat);
-      });
-      // Walk the candidates best first: EOS among the first K ranks finishes a hypothesis, the
-      // rest fill the K live beams.
-      std::vector<Candidate> chosen;
-      for (size_t rank = 0; rank < candidates.size() && chosen.size() < Ks; ++rank) {
-        const auto& c = candidates[rank];
-        const int64_t token = c.flat % V;
-        if (token == eos_id) {
-          if (rank < Ks && c.score > kNegInf) {
-            const auto row = static_cast<size_t>(a * K + c.flat / V);
-            finished[input].add(make_hypothesis(history[row], c.score, t, options.length_penalty));
-          }
-        } else {
-          chosen.push_back(c);
-        }
-      }
-      auto& kept = finished[input];
-      // Done: K kept and nothing better to come (see the top), or no live beam left with a finite
-      // score (every continuation forbidden: nothing more can be finished).
-      const bool done = (kept.size() >= Ks &&
-                         (options.early_stopping ||
-                          kept.worst() >= normalised(candidates.front().score, t, options.length_penalty))) ||
-                        chosen.empty() || chosen.front().score == kNegInf;
-      if (done) continue;  // its rows are dropped at the reorder below
-      for (const auto& c : chosen) {
-        const auto parent = a * K + c.flat / V;
-        auto tokens = history[static_cast<size_t>(parent)];
-        tokens.push_back(c.flat % V);
-        if (t == options.max_length) {  // out of length: live beams are hypotheses too
-          kept.add(make_hypothesis(std::move(tokens), c.score, t, options.length_penalty));
-          continue;
-        }
-        parents.push_back(parent);
-        next_history.push_back(std::move(tokens));
-        next_last.push_back(c.flat % V);
-        next_scores.push_back(c.score);
-      }
-      if (t < options.max_length) next_active.push_back(static_cast<int64_t>(input));
-    }
-    if (next_active.empty()) break;
-    model.reorder(int64_tensor(parents, device));
-    active = std::move(next_active);
-    history = std::move(next_history);
-    last = std::move(next_last);
-    scores = std::move(next_scores);
+  if (batch <= 0) return {};
+  BeamSearch search(model, batch, bos_id, eos_id, options);
+  for (int64_t t = 1; t <= options.max_length; ++t) {
+    if (!search.step(t)) break;
   }
-
-  for (size_t b = 0; b < out.size(); ++b) out[b] = std::move(finished[b]).best(options.n_best);
-  return out;
+  return std::move(search).results();
 }
 
 std::vector<std::vector<Hypothesis>> sample(StepModel& model, int64_t batch, int64_t bos_id, int64_t eos_id,

@@ -23,7 +23,6 @@ namespace fs = std::filesystem;
 using heed::app::aggregate;
 using heed::app::CorpusRouge;
 using heed::app::porter_stem;
-using heed::app::PorterMode;
 using heed::app::RougeScore;
 using heed::app::RougeScorer;
 using heed::app::RougeScores;
@@ -223,12 +222,16 @@ TEST(RougeStemmer, MatchesNltkDefaultMode) {
   for (const auto& c : kStemCases) EXPECT_EQ(porter_stem(c.word), c.nltk) << c.word;
 }
 
-TEST(RougeStemmer, OriginalModeMatchesNltkAndSnowballPorter) {
+// libstemmer's Snowball "porter" is an independent implementation of the original algorithm: it
+// confirms the table's `original` column, and heed's stemmer must agree with it on exactly the
+// words where nltk's mode and the original algorithm agree (the steps they share).
+TEST(RougeStemmer, DepartsFromSnowballPorterOnlyWhereNltkDoes) {
   sb_stemmer* snowball = sb_stemmer_new("porter", "UTF_8");
   ASSERT_NE(snowball, nullptr);
   for (const auto& c : kStemCases) {
-    EXPECT_EQ(porter_stem(c.word, PorterMode::kOriginal), c.original) << c.word;
-    EXPECT_EQ(porter_stem(c.word, PorterMode::kOriginal), snowball_porter(snowball, c.word)) << c.word;
+    const std::string original = snowball_porter(snowball, c.word);
+    EXPECT_EQ(original, c.original) << c.word;
+    EXPECT_EQ(porter_stem(c.word) == original, std::string(c.nltk) == c.original) << c.word;
   }
   sb_stemmer_delete(snowball);
 }
@@ -236,8 +239,6 @@ TEST(RougeStemmer, OriginalModeMatchesNltkAndSnowballPorter) {
 TEST(RougeStemmer, NeverFailsOnOddWords) {
   EXPECT_EQ(porter_stem(""), "");
   EXPECT_EQ(porter_stem("a"), "a");
-  EXPECT_EQ(porter_stem("", PorterMode::kOriginal), "");
-  EXPECT_EQ(porter_stem("y", PorterMode::kOriginal), "y");
   const std::string ys(100000, 'y');  // Porter's consonant test is recursive in y; ours is not
   EXPECT_FALSE(porter_stem(ys).empty());
   EXPECT_EQ(porter_stem("2004s"), "2004");

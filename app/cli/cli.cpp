@@ -1,7 +1,9 @@
 #include "app/cli/cli.h"
 
+#include <array>
 #include <cstdint>
 #include <iostream>
+#include <iterator>
 #include <limits>
 
 #include <CLI/CLI.hpp>
@@ -60,135 +62,181 @@ bool unknown_command(const CLI::App& app, const std::string& program, int argc, 
   return true;
 }
 
+// Decoding flags of summarize and evaluate: each given one becomes a decoding.<key>=<value>
+// override of the run's config (validated there), in this order.
+struct DecodingFlag {
+  const char* flag;  // the command-line option
+  const char* key;   // the field of the config's "decoding" section
+  const char* help;
+};
+constexpr DecodingFlag kDecodingFlags[] = {
+    {"--method", "method", "beam, greedy or sample"},
+    {"--beam", "beam_size", "beams per article"},
+    {"--max-length", "max_length", "most tokens generated"},
+    {"--min-length", "min_length", "fewest tokens before end of summary"},
+    {"--length-penalty", "length_penalty", "beam score = log p / length^penalty"},
+    {"--no-repeat-ngram", "no_repeat_ngram_size", "never repeat an n-gram of this size (0 = off)"},
+    {"--n-best", "n_best", "hypotheses per article (--jsonl)"},
+    {"--temperature", "temperature", "sampling temperature"},
+    {"--top-k", "top_k", "sampling: keep the k most likely tokens"},
+    {"--top-p", "top_p", "sampling: nucleus mass"},
+    {"--seed", "seed", "sampling seed"},
+};
+
+// What the command line gave for each row of kDecodingFlags ("" when absent).
+using DecodingFlagValues = std::array<std::string, std::size(kDecodingFlags)>;
+
+void add_decoding_options(CLI::App* sub, DecodingFlagValues& values) {
+  for (size_t i = 0; i < values.size(); ++i) {
+    const DecodingFlag& f = kDecodingFlags[i];
+    sub->add_option(f.flag, values[i], fmt::format("{} (default: the run's decoding.{})", f.help, f.key));
+  }
+}
+
+// "key=value" for every decoding flag given.
+std::vector<std::string> decoding_overrides(const DecodingFlagValues& values) {
+  std::vector<std::string> out;
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (!values[i].empty()) out.push_back(std::string(kDecodingFlags[i].key) + "=" + values[i]);
+  }
+  return out;
+}
+
+CLI::App* add_train_options(CLI::App& app, TrainJobOptions& o) {
+  auto* t = app.add_subcommand("train", "train a model from a JSON config");
+  t->add_option("--config,-c", o.config, "config file (configs/*.json)");
+  t->add_option("--set", o.overrides, "override a config value: section.key=value (repeatable)");
+  t->add_option("--output,-o", o.output, "run directory (default: runs/<config name>)");
+  t->add_option("--data-dir", o.data_dir, "folder that {data_dir} in the config stands for "
+                                          "(default: $HEED_DATA_DIR, else ./data or ../shared/data)");
+  t->add_option("--threads", o.threads, "intra-op threads (default: training.threads; 0 = all cores)")
+      ->check(kThreads);
+  t->add_flag("--resume", o.resume, "continue the run in the output directory from its last checkpoint");
+  t->add_flag("--overwrite", o.overwrite, "replace an existing run in the output directory");
+  return t;
+}
+
+CLI::App* add_classify_options(CLI::App& app, ClassifyJobOptions& o) {
+  auto* c = app.add_subcommand("classify", "classify texts with a trained run; one JSON line per text");
+  auto* run = c->add_option("--run,-r", o.run, "run directory");
+  c->add_option("--model,-m", o.model, "exported archive (heed export) instead of --run")->excludes(run);
+  c->add_option("texts", o.texts, "texts to classify");
+  c->add_option("--input,-i", o.input, "file with one text per line, or - for stdin");
+  c->add_option("--checkpoint", o.checkpoint, "best or last")->capture_default_str();
+  c->add_option("--threads", o.threads, "threads (0 = all cores)")->check(kThreads)->capture_default_str();
+  c->add_option("--batch-size", o.batch_size, "texts per forward pass")
+      ->check(CLI::Range(int64_t{1}, kMaxClassifyBatch))
+      ->capture_default_str();
+  c->add_option("--engine", o.engine,
+                "auto: the torch-free engine when the run has flat weights, else libtorch; native; torch")
+      ->check(CLI::IsMember({"auto", "native", "torch"}))
+      ->capture_default_str();
+  return c;
+}
+
+CLI::App* add_summarize_options(CLI::App& app, SummarizeJobOptions& o, DecodingFlagValues& decoding) {
+  auto* s = app.add_subcommand("summarize", "summarize articles with a trained run; one summary per article");
+  auto* run = s->add_option("--run,-r", o.run, "run directory");
+  s->add_option("--model,-m", o.model, "exported archive (heed export) instead of --run")->excludes(run);
+  s->add_option("texts", o.texts, "articles to summarize");
+  s->add_option("--input,-i", o.input, "file with one article per line, or - for stdin");
+  s->add_flag("--jsonl", o.jsonl, "print one JSON object per article (summary, sentences, score)");
+  s->add_option("--checkpoint", o.checkpoint, "best or last")->capture_default_str();
+  s->add_option("--threads", o.threads, "threads (0 = all cores)")->check(kThreads)->capture_default_str();
+  s->add_option("--batch-size", o.batch_size, "articles decoded together")
+      ->check(CLI::Range(int64_t{1}, kMaxDecodeBatch))
+      ->capture_default_str();
+  s->add_flag("--no-kv-cache{false}", o.use_cache,
+              "re-run the decoder over the whole prefix at every step (slow; for measurements)");
+  add_decoding_options(s, decoding);
+  return s;
+}
+
+CLI::App* add_evaluate_options(CLI::App& app, EvaluateJobOptions& o, DecodingFlagValues& decoding) {
+  auto* e = app.add_subcommand("evaluate", "score a trained run on labelled data");
+  e->add_option("--run,-r", o.run, "run directory")->required();
+  e->add_option("--data,-d", o.data,
+                "labelled data (aclImdb/test folder, .jsonl, .csv, .tsv) or article/summary pairs (BBC folder, "
+                ".story folder, .jsonl, aligned files)")->required();
+  e->add_option("--format", o.format, "a data.format value (default: the run's data.format)");
+  e->add_option("--text-field", o.text_field, "jsonl/csv text field (default: the run's)");
+  e->add_option("--label-field", o.label_field, "jsonl/csv label field (default: the run's)");
+  e->add_option("--report", o.report, "JSON report path (default: <run>/eval/<data name>.json)");
+  e->add_option("--checkpoint", o.checkpoint, "best or last")->capture_default_str();
+  e->add_option("--threads", o.threads, "threads (0 = all cores)")->check(kThreads)->capture_default_str();
+  e->add_option("--split", o.split,
+                "all, or validation: only the run's own held-out split of this data (its fraction and seed)")
+      ->capture_default_str();
+  e->add_flag("--no-kv-cache{false}", o.use_cache,
+              "summarizers: re-run the decoder over the whole prefix at every step (slow; for measurements)");
+  e->add_option("--baseline", o.baseline, "summarizers: also score lead-N, the first N article sentences");
+  e->add_option("--batch-size", o.batch_size, "summarizers: articles decoded together")
+      ->check(CLI::Range(int64_t{1}, kMaxDecodeBatch))
+      ->capture_default_str();
+  e->add_option("--limit", o.limit, "summarizers: score only the first N pairs (0 = all)")
+      ->check(at_least(0))
+      ->capture_default_str();
+  add_decoding_options(e, decoding);
+  return e;
+}
+
+CLI::App* add_export_options(CLI::App& app, ExportJobOptions& o) {
+  auto* x = app.add_subcommand("export", "write a trained run as one self-contained TorchScript archive");
+  x->add_option("--run,-r", o.run, "run directory")->required();
+  x->add_option("--out,-o", o.out, "archive to write (.pt)")->required();
+  x->add_option("--checkpoint", o.checkpoint, "best or last")->capture_default_str();
+  return x;
+}
+
+CLI::App* add_tokenizer_train_options(CLI::App& tokenizer, TokenizerTrainJobOptions& o) {
+  auto* tt = tokenizer.add_subcommand("train", "train a SentencePiece model");
+  tt->add_option("--input,-i", o.inputs, "input files")->required();
+  tt->add_option("--out,-o", o.out, "output .model file")->required();
+  tt->add_option("--format", o.format, "text (one text per line), imdb, jsonl, csv, tsv, auto")->capture_default_str();
+  tt->add_option("--text-field", o.text_field, "jsonl/csv text field")->capture_default_str();
+  tt->add_option("--type", o.type, "unigram or bpe")->capture_default_str();
+  tt->add_option("--vocab-size", o.vocab_size, "pieces, specials included")
+      ->check(CLI::Range(kMinVocabSize, kMaxVocabSize))
+      ->capture_default_str();
+  tt->add_option("--character-coverage", o.character_coverage, "share of characters covered, in (0, 1]")
+      ->check(kShare)
+      ->capture_default_str();
+  tt->add_option("--input-sentence-size", o.input_sentence_size, "texts sampled (0 = all)")
+      ->check(CLI::Range(int64_t{0}, int64_t{std::numeric_limits<int32_t>::max()}))
+      ->capture_default_str();
+  tt->add_option("--threads", o.threads, "threads (0 = all cores)")->check(kThreads)->capture_default_str();
+  return tt;
+}
+
+CLI::App* add_tokenizer_encode_options(CLI::App& tokenizer, TokenizerEncodeJobOptions& o) {
+  auto* te = tokenizer.add_subcommand("encode", "print token ids (or pieces) per text");
+  te->add_option("--model,-m", o.model, ".model file")->required();
+  te->add_option("texts", o.texts, "texts");
+  te->add_option("--input,-i", o.input, "file with one text per line, or - for stdin");
+  te->add_flag("--pieces", o.pieces, "print pieces instead of ids");
+  return te;
+}
+
 }  // namespace
 
 std::optional<int> parse_command_line(int argc, char** argv, Command& cmd) {
   CLI::App app{"heed: train and run Transformer text classifiers and summarizers from the command line"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "heed 0.1.0");
-
-  auto* t = app.add_subcommand("train", "train a model from a JSON config");
-  t->add_option("--config,-c", cmd.train.config, "config file (configs/*.json)");
-  t->add_option("--set", cmd.train.overrides, "override a config value: section.key=value (repeatable)");
-  t->add_option("--output,-o", cmd.train.output, "run directory (default: runs/<config name>)");
-  t->add_option("--data-dir", cmd.train.data_dir, "folder that {data_dir} in the config stands for "
-                                              "(default: $HEED_DATA_DIR, else ./data or ../shared/data)");
-  t->add_option("--threads", cmd.train.threads, "intra-op threads (default: training.threads; 0 = all cores)")
-      ->check(kThreads);
-  t->add_flag("--resume", cmd.train.resume, "continue the run in the output directory from its last checkpoint");
-  t->add_flag("--overwrite", cmd.train.overwrite, "replace an existing run in the output directory");
-
-  auto* c = app.add_subcommand("classify", "classify texts with a trained run; one JSON line per text");
-  auto* c_run = c->add_option("--run,-r", cmd.classify.run, "run directory");
-  c->add_option("--model,-m", cmd.classify.model, "exported archive (heed export) instead of --run")->excludes(c_run);
-  c->add_option("texts", cmd.classify.texts, "texts to classify");
-  c->add_option("--input,-i", cmd.classify.input, "file with one text per line, or - for stdin");
-  c->add_option("--checkpoint", cmd.classify.checkpoint, "best or last")->capture_default_str();
-  c->add_option("--threads", cmd.classify.threads, "threads (0 = all cores)")->check(kThreads)->capture_default_str();
-  c->add_option("--batch-size", cmd.classify.batch_size, "texts per forward pass")
-      ->check(CLI::Range(int64_t{1}, kMaxClassifyBatch))
-      ->capture_default_str();
-  c->add_option("--engine", cmd.classify.engine,
-                "auto: the torch-free engine when the run has flat weights, else libtorch; native; torch")
-      ->check(CLI::IsMember({"auto", "native", "torch"}))
-      ->capture_default_str();
-
-    // Decoding flags: each becomes a decoding.<key>=<value> override of the run's config (validated there).
-  std::vector<std::pair<const char*, std::string>> decoding_flags = {
-      {"method", ""}, {"beam_size", ""}, {"max_length", ""}, {"min_length", ""}, {"length_penalty", ""},
-      {"no_repeat_ngram_size", ""}, {"n_best", ""}, {"temperature", ""}, {"top_k", ""}, {"top_p", ""}, {"seed", ""}};
-  auto add_decoding_flags = [&decoding_flags](CLI::App* cmd) {
-    const std::vector<std::pair<const char*, const char*>> names = {
-        {"--method", "beam, greedy or sample"}, {"--beam", "beams per article"},
-        {"--max-length", "most tokens generated"}, {"--min-length", "fewest tokens before end of summary"},
-        {"--length-penalty", "beam score = log p / length^penalty"},
-        {"--no-repeat-ngram", "never repeat an n-gram of this size (0 = off)"},
-        {"--n-best", "hypotheses per article (--jsonl)"}, {"--temperature", "sampling temperature"},
-        {"--top-k", "sampling: keep the k most likely tokens"}, {"--top-p", "sampling: nucleus mass"},
-        {"--seed", "sampling seed"}};
-    for (size_t i = 0; i < names.size(); ++i) {
-      cmd->add_option(names[i].first, decoding_flags[i].second,
-                      std::string(names[i].second) + " (default: the run's decoding." + decoding_flags[i].first + ")");
-    }
-  };
-  auto decoding_overrides = [&decoding_flags]() {
-    std::vector<std::string> out;
-    for (const auto& [key, value] : decoding_flags) {
-      if (!value.empty()) out.push_back(std::string(key) + "=" + value);
-    }
-    return out;
-  };
-  auto* s = app.add_subcommand("summarize", "summarize articles with a trained run; one summary per article");
-  auto* s_run = s->add_option("--run,-r", cmd.summarize.run, "run directory");
-  s->add_option("--model,-m", cmd.summarize.model, "exported archive (heed export) instead of --run")->excludes(s_run);
-  s->add_option("texts", cmd.summarize.texts, "articles to summarize");
-  s->add_option("--input,-i", cmd.summarize.input, "file with one article per line, or - for stdin");
-  s->add_flag("--jsonl", cmd.summarize.jsonl, "print one JSON object per article (summary, sentences, score)");
-  s->add_option("--checkpoint", cmd.summarize.checkpoint, "best or last")->capture_default_str();
-  s->add_option("--threads", cmd.summarize.threads, "threads (0 = all cores)")->check(kThreads)->capture_default_str();
-  s->add_option("--batch-size", cmd.summarize.batch_size, "articles decoded together")
-      ->check(CLI::Range(int64_t{1}, kMaxDecodeBatch))
-      ->capture_default_str();
-  s->add_flag("--no-kv-cache{false}", cmd.summarize.use_cache,
-              "re-run the decoder over the whole prefix at every step (slow; for measurements)");
-  add_decoding_flags(s);
-
-  auto* e = app.add_subcommand("evaluate", "score a trained run on labelled data");
-  e->add_option("--run,-r", cmd.evaluate.run, "run directory")->required();
-  e->add_option("--data,-d", cmd.evaluate.data,
-                "labelled data (aclImdb/test folder, .jsonl, .csv, .tsv) or article/summary pairs (BBC folder, "
-                ".story folder, .jsonl, aligned files)")->required();
-  e->add_option("--format", cmd.evaluate.format, "a data.format value (default: the run's data.format)");
-  e->add_option("--text-field", cmd.evaluate.text_field, "jsonl/csv text field (default: the run's)");
-  e->add_option("--label-field", cmd.evaluate.label_field, "jsonl/csv label field (default: the run's)");
-  e->add_option("--report", cmd.evaluate.report, "JSON report path (default: <run>/eval/<data name>.json)");
-  e->add_option("--checkpoint", cmd.evaluate.checkpoint, "best or last")->capture_default_str();
-  e->add_option("--threads", cmd.evaluate.threads, "threads (0 = all cores)")->check(kThreads)->capture_default_str();
-  e->add_option("--split", cmd.evaluate.split,
-                 "all, or validation: only the run's own held-out split of this data (its fraction and seed)")
-      ->capture_default_str();
-  e->add_flag("--no-kv-cache{false}", cmd.evaluate.use_cache,
-              "summarizers: re-run the decoder over the whole prefix at every step (slow; for measurements)");
-  e->add_option("--baseline", cmd.evaluate.baseline, "summarizers: also score lead-N, the first N article sentences");
-  e->add_option("--batch-size", cmd.evaluate.batch_size, "summarizers: articles decoded together")
-      ->check(CLI::Range(int64_t{1}, kMaxDecodeBatch))
-      ->capture_default_str();
-  e->add_option("--limit", cmd.evaluate.limit, "summarizers: score only the first N pairs (0 = all)")
-      ->check(at_least(0))
-      ->capture_default_str();
-  add_decoding_flags(e);
-
-  auto* x = app.add_subcommand("export", "write a trained run as one self-contained TorchScript archive");
-  x->add_option("--run,-r", cmd.export_options.run, "run directory")->required();
-  x->add_option("--out,-o", cmd.export_options.out, "archive to write (.pt)")->required();
-  x->add_option("--checkpoint", cmd.export_options.checkpoint, "best or last")->capture_default_str();
-
-  auto* tok = app.add_subcommand("tokenizer", "train or apply a SentencePiece tokenizer");
-  tok->require_subcommand(1);
-  auto* tt = tok->add_subcommand("train", "train a SentencePiece model");
-  tt->add_option("--input,-i", cmd.tokenizer_train.inputs, "input files")->required();
-  tt->add_option("--out,-o", cmd.tokenizer_train.out, "output .model file")->required();
-  tt->add_option("--format", cmd.tokenizer_train.format, "text (one text per line), imdb, jsonl, csv, tsv, auto")->capture_default_str();
-  tt->add_option("--text-field", cmd.tokenizer_train.text_field, "jsonl/csv text field")->capture_default_str();
-  tt->add_option("--type", cmd.tokenizer_train.type, "unigram or bpe")->capture_default_str();
-  tt->add_option("--vocab-size", cmd.tokenizer_train.vocab_size, "pieces, specials included")
-      ->check(CLI::Range(kMinVocabSize, kMaxVocabSize))
-      ->capture_default_str();
-  tt->add_option("--character-coverage", cmd.tokenizer_train.character_coverage, "share of characters covered, in (0, 1]")
-      ->check(kShare)
-      ->capture_default_str();
-  tt->add_option("--input-sentence-size", cmd.tokenizer_train.input_sentence_size, "texts sampled (0 = all)")
-      ->check(CLI::Range(int64_t{0}, int64_t{std::numeric_limits<int32_t>::max()}))
-      ->capture_default_str();
-  tt->add_option("--threads", cmd.tokenizer_train.threads, "threads (0 = all cores)")->check(kThreads)->capture_default_str();
-  auto* te = tok->add_subcommand("encode", "print token ids (or pieces) per text");
-  te->add_option("--model,-m", cmd.tokenizer_encode.model, ".model file")->required();
-  te->add_option("texts", cmd.tokenizer_encode.texts, "texts");
-  te->add_option("--input,-i", cmd.tokenizer_encode.input, "file with one text per line, or - for stdin");
-  te->add_flag("--pieces", cmd.tokenizer_encode.pieces, "print pieces instead of ids");
+  DecodingFlagValues summarize_decoding, evaluate_decoding;
+  auto* train = add_train_options(app, cmd.train);
+  auto* classify = add_classify_options(app, cmd.classify);
+  auto* summarize = add_summarize_options(app, cmd.summarize, summarize_decoding);
+  auto* evaluate = add_evaluate_options(app, cmd.evaluate, evaluate_decoding);
+  auto* export_run = add_export_options(app, cmd.export_options);
+  auto* tokenizer = app.add_subcommand("tokenizer", "train or apply a SentencePiece tokenizer");
+  tokenizer->require_subcommand(1);
+  auto* tokenizer_train = add_tokenizer_train_options(*tokenizer, cmd.tokenizer_train);
+  auto* tokenizer_encode = add_tokenizer_encode_options(*tokenizer, cmd.tokenizer_encode);
 
   if (unknown_command(app, "heed", argc, argv, 1)) return 2;
-  if (argc > 1 && std::string(argv[1]) == "tokenizer" && unknown_command(*tok, "heed tokenizer", argc, argv, 2)) return 2;
+  if (argc > 1 && std::string(argv[1]) == "tokenizer" && unknown_command(*tokenizer, "heed tokenizer", argc, argv, 2))
+    return 2;
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& err) {
@@ -202,19 +250,19 @@ std::optional<int> parse_command_line(int argc, char** argv, Command& cmd) {
     return 2;
   }
   using Kind = Command::Kind;
-  if (*t) cmd.kind = Kind::kTrain;
-  if (*c) cmd.kind = Kind::kClassify;
-  if (*s) {
+  if (*train) cmd.kind = Kind::kTrain;
+  if (*classify) cmd.kind = Kind::kClassify;
+  if (*summarize) {
     cmd.kind = Kind::kSummarize;
-    cmd.summarize.decoding_overrides = decoding_overrides();
+    cmd.summarize.decoding_overrides = decoding_overrides(summarize_decoding);
   }
-  if (*x) cmd.kind = Kind::kExport;
-  if (*e) {
+  if (*export_run) cmd.kind = Kind::kExport;
+  if (*evaluate) {
     cmd.kind = Kind::kEvaluate;
-    cmd.evaluate.decoding_overrides = decoding_overrides();
+    cmd.evaluate.decoding_overrides = decoding_overrides(evaluate_decoding);
   }
-  if (*tt) cmd.kind = Kind::kTokenizerTrain;
-  if (*te) cmd.kind = Kind::kTokenizerEncode;
+  if (*tokenizer_train) cmd.kind = Kind::kTokenizerTrain;
+  if (*tokenizer_encode) cmd.kind = Kind::kTokenizerEncode;
   if (cmd.kind == Kind::kNone) return 2;
   return std::nullopt;
 }

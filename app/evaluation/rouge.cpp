@@ -12,8 +12,9 @@
 namespace heed::app {
 
 // ---------------------------------------------------------------------------------------------
-// Porter stemmer, written from Porter (1980) and the deviations nltk documents for its modes
-// (nltk/stem/porter.py, nltk 3.8). Each step keeps nltk's rule semantics: the first rule whose
+// Porter stemmer in nltk's default NLTK_EXTENSIONS mode, written from Porter (1980) and the
+// deviations nltk documents (nltk/stem/porter.py, nltk 3.8); comments saying "nltk" mark where it
+// departs from the original algorithm. Each step keeps nltk's rule semantics: the first rule whose
 // suffix ends the word decides, and when its condition fails the word is left as it is.
 // ---------------------------------------------------------------------------------------------
 namespace {
@@ -65,15 +66,15 @@ bool ends_double_consonant(std::string_view s) {
   return n >= 2 && s[n - 1] == s[n - 2] && is_consonant(s, n - 1);
 }
 
-// *o: ends consonant-vowel-consonant, the last not w, x or y. nltk's mode also accepts a
-// two-letter vowel-consonant word ("us" of "using" -> "use").
-bool ends_cvc(std::string_view s, bool nltk) {
+// *o: ends consonant-vowel-consonant, the last not w, x or y. nltk also accepts a two-letter
+// vowel-consonant word ("us" of "using" -> "use"), which the original algorithm does not.
+bool ends_cvc(std::string_view s) {
   const size_t n = s.size();
   if (n >= 3 && is_consonant(s, n - 3) && !is_consonant(s, n - 2) && is_consonant(s, n - 1) && s[n - 1] != 'w' &&
       s[n - 1] != 'x' && s[n - 1] != 'y') {
     return true;
   }
-  return nltk && n == 2 && !is_consonant(s, 0) && is_consonant(s, 1);
+  return n == 2 && !is_consonant(s, 0) && is_consonant(s, 1);
 }
 
 enum class Cond { kMeasureAbove0, kMeasureAbove1, kIon, kLogi };
@@ -109,150 +110,136 @@ bool apply_first(std::string& w, std::initializer_list<Rule> rules) {
   return false;
 }
 
-class Porter {
- public:
-  explicit Porter(PorterMode mode) : nltk_(mode == PorterMode::kNltk) {}
+void step1a(std::string& w) {
+  if (w.size() == 4 && ends_with(w, "ies")) {  // nltk: "dies" -> "die", but "flies" -> "fli"
+    replace_tail(w, 3, "ie");
+    return;
+  }
+  if (ends_with(w, "sses")) {
+    replace_tail(w, 4, "ss");
+  } else if (ends_with(w, "ies")) {
+    replace_tail(w, 3, "i");
+  } else if (!ends_with(w, "ss") && ends_with(w, "s")) {
+    w.pop_back();
+  }
+}
 
-  std::string stem(std::string_view word) const {
-    if (nltk_) {
-      // nltk's table of irregular forms.
-      static const std::unordered_map<std::string_view, std::string_view> kIrregular = {
-          {"sky", "sky"},         {"skies", "sky"},      {"dying", "die"},     {"lying", "lie"},
-          {"tying", "tie"},       {"news", "news"},      {"innings", "inning"}, {"inning", "inning"},
-          {"outings", "outing"},  {"outing", "outing"},  {"cannings", "canning"}, {"canning", "canning"},
-          {"howe", "howe"},       {"proceed", "proceed"}, {"exceed", "exceed"}, {"succeed", "succeed"}};
-      const auto it = kIrregular.find(word);
-      if (it != kIrregular.end()) return std::string(it->second);
-      if (word.size() <= 2) return std::string(word);
-    }
-    std::string w(word);
-    step1a(w);
-    step1b(w);
-    step1c(w);
+void step1b(std::string& w) {
+  if (ends_with(w, "ied")) {  // nltk: "died" -> "die", "spied" -> "spi"
+    replace_tail(w, 3, w.size() == 4 ? "ie" : "i");
+    return;
+  }
+  if (ends_with(w, "eed")) {
+    if (measure(drop(w, 3)) > 0) w.pop_back();
+    return;
+  }
+  size_t cut = 0;
+  if (ends_with(w, "ed") && contains_vowel(drop(w, 2))) {
+    cut = 2;
+  } else if (ends_with(w, "ing") && contains_vowel(drop(w, 3))) {
+    cut = 3;
+  }
+  if (cut == 0) return;
+  w.resize(w.size() - cut);
+  if (ends_with(w, "at") || ends_with(w, "bl") || ends_with(w, "iz")) {
+    w.push_back('e');
+  } else if (ends_double_consonant(w)) {
+    const char last = w.back();
+    if (last != 'l' && last != 's' && last != 'z') w.pop_back();
+  } else if (measure(w) == 1 && ends_cvc(w)) {
+    w.push_back('e');
+  }
+}
+
+void step1c(std::string& w) {
+  if (!ends_with(w, "y")) return;
+  const std::string_view stem = drop(w, 1);
+  // nltk: y -> i after a consonant that is not the whole stem ("happy" -> "happi", "enjoy" stays;
+  // the original algorithm asks only for a vowel in the stem: "enjoy" -> "enjoi").
+  if (stem.size() > 1 && is_consonant(stem, stem.size() - 1)) w.back() = 'i';
+}
+
+void step2(std::string& w) {
+  constexpr Cond m0 = Cond::kMeasureAbove0;
+  if (ends_with(w, "alli") && measure(drop(w, 4)) > 0) {  // nltk
+    replace_tail(w, 4, "al");
     step2(w);
-    step3(w);
-    step4(w);
-    step5(w);
-    return w;
+    return;
   }
+  const bool matched = apply_first(w, {{"ational", "ate", m0},
+                                       {"tional", "tion", m0},
+                                       {"enci", "ence", m0},
+                                       {"anci", "ance", m0},
+                                       {"izer", "ize", m0},
+                                       {"bli", "ble", m0},  // nltk; the original has "abli" -> "able"
+                                       {"alli", "al", m0},
+                                       {"entli", "ent", m0},
+                                       {"eli", "e", m0},
+                                       {"ousli", "ous", m0},
+                                       {"ization", "ize", m0},
+                                       {"ation", "ate", m0},
+                                       {"ator", "ate", m0},
+                                       {"alism", "al", m0},
+                                       {"iveness", "ive", m0},
+                                       {"fulness", "ful", m0},
+                                       {"ousness", "ous", m0},
+                                       {"aliti", "al", m0},
+                                       {"iviti", "ive", m0},
+                                       {"biliti", "ble", m0}});
+  if (!matched) apply_first(w, {{"fulli", "ful", m0}, {"logi", "log", Cond::kLogi}});  // nltk
+}
 
- private:
-  void step1a(std::string& w) const {
-    if (nltk_ && w.size() == 4 && ends_with(w, "ies")) {  // "dies" -> "die", but "flies" -> "fli"
-      replace_tail(w, 3, "ie");
-      return;
-    }
-    if (ends_with(w, "sses")) {
-      replace_tail(w, 4, "ss");
-    } else if (ends_with(w, "ies")) {
-      replace_tail(w, 3, "i");
-    } else if (!ends_with(w, "ss") && ends_with(w, "s")) {
-      w.pop_back();
-    }
-  }
+void step3(std::string& w) {
+  constexpr Cond m0 = Cond::kMeasureAbove0;
+  apply_first(w, {{"icate", "ic", m0},
+                  {"ative", "", m0},
+                  {"alize", "al", m0},
+                  {"iciti", "ic", m0},
+                  {"ical", "ic", m0},
+                  {"ful", "", m0},
+                  {"ness", "", m0}});
+}
 
-  void step1b(std::string& w) const {
-    if (nltk_ && ends_with(w, "ied")) {  // "died" -> "die", "spied" -> "spi"
-      replace_tail(w, 3, w.size() == 4 ? "ie" : "i");
-      return;
-    }
-    if (ends_with(w, "eed")) {
-      if (measure(drop(w, 3)) > 0) w.pop_back();
-      return;
-    }
-    size_t cut = 0;
-    if (ends_with(w, "ed") && contains_vowel(drop(w, 2))) {
-      cut = 2;
-    } else if (ends_with(w, "ing") && contains_vowel(drop(w, 3))) {
-      cut = 3;
-    }
-    if (cut == 0) return;
-    w.resize(w.size() - cut);
-    if (ends_with(w, "at") || ends_with(w, "bl") || ends_with(w, "iz")) {
-      w.push_back('e');
-    } else if (ends_double_consonant(w)) {
-      const char last = w.back();
-      if (last != 'l' && last != 's' && last != 'z') w.pop_back();
-    } else if (measure(w) == 1 && ends_cvc(w, nltk_)) {
-      w.push_back('e');
-    }
-  }
+void step4(std::string& w) {
+  constexpr Cond m1 = Cond::kMeasureAbove1;
+  apply_first(w, {{"al", "", m1},    {"ance", "", m1}, {"ence", "", m1},  {"er", "", m1},
+                  {"ic", "", m1},    {"able", "", m1}, {"ible", "", m1},  {"ant", "", m1},
+                  {"ement", "", m1}, {"ment", "", m1}, {"ent", "", m1},   {"ion", "", Cond::kIon},
+                  {"ou", "", m1},    {"ism", "", m1},  {"ate", "", m1},   {"iti", "", m1},
+                  {"ous", "", m1},   {"ive", "", m1},  {"ize", "", m1}});
+}
 
-  void step1c(std::string& w) const {
-    if (!ends_with(w, "y")) return;
+void step5(std::string& w) {
+  if (ends_with(w, "e")) {  // 5a
     const std::string_view stem = drop(w, 1);
-    // nltk: y -> i after a consonant that is not the whole stem ("happy" -> "happi", "enjoy" stays);
-    // the original: when the stem contains a vowel ("enjoy" -> "enjoi").
-    const bool ok = nltk_ ? stem.size() > 1 && is_consonant(stem, stem.size() - 1) : contains_vowel(stem);
-    if (ok) w.back() = 'i';
+    const int m = measure(stem);
+    if (m > 1 || (m == 1 && !ends_cvc(stem))) w.pop_back();
   }
-
-  void step2(std::string& w) const {
-    constexpr Cond m0 = Cond::kMeasureAbove0;
-    if (nltk_ && ends_with(w, "alli") && measure(drop(w, 4)) > 0) {
-      replace_tail(w, 4, "al");
-      step2(w);
-      return;
-    }
-    const bool matched =
-        apply_first(w, {{"ational", "ate", m0},
-                        {"tional", "tion", m0},
-                        {"enci", "ence", m0},
-                        {"anci", "ance", m0},
-                        {"izer", "ize", m0},
-                        nltk_ ? Rule{"bli", "ble", m0} : Rule{"abli", "able", m0},
-                        {"alli", "al", m0},
-                        {"entli", "ent", m0},
-                        {"eli", "e", m0},
-                        {"ousli", "ous", m0},
-                        {"ization", "ize", m0},
-                        {"ation", "ate", m0},
-                        {"ator", "ate", m0},
-                        {"alism", "al", m0},
-                        {"iveness", "ive", m0},
-                        {"fulness", "ful", m0},
-                        {"ousness", "ous", m0},
-                        {"aliti", "al", m0},
-                        {"iviti", "ive", m0},
-                        {"biliti", "ble", m0}});
-    if (!matched && nltk_) apply_first(w, {{"fulli", "ful", m0}, {"logi", "log", Cond::kLogi}});
-  }
-
-  static void step3(std::string& w) {
-    constexpr Cond m0 = Cond::kMeasureAbove0;
-    apply_first(w, {{"icate", "ic", m0},
-                    {"ative", "", m0},
-                    {"alize", "al", m0},
-                    {"iciti", "ic", m0},
-                    {"ical", "ic", m0},
-                    {"ful", "", m0},
-                    {"ness", "", m0}});
-  }
-
-  static void step4(std::string& w) {
-    constexpr Cond m1 = Cond::kMeasureAbove1;
-    apply_first(w, {{"al", "", m1},    {"ance", "", m1}, {"ence", "", m1},  {"er", "", m1},
-                    {"ic", "", m1},    {"able", "", m1}, {"ible", "", m1},  {"ant", "", m1},
-                    {"ement", "", m1}, {"ment", "", m1}, {"ent", "", m1},   {"ion", "", Cond::kIon},
-                    {"ou", "", m1},    {"ism", "", m1},  {"ate", "", m1},   {"iti", "", m1},
-                    {"ous", "", m1},   {"ive", "", m1},  {"ize", "", m1}});
-  }
-
-  void step5(std::string& w) const {
-    if (ends_with(w, "e")) {  // 5a
-      const std::string_view stem = drop(w, 1);
-      const int m = measure(stem);
-      if (m > 1 || (m == 1 && !ends_cvc(stem, nltk_))) w.pop_back();
-    }
-    if (ends_with(w, "ll") && measure(drop(w, 1)) > 1) w.pop_back();  // 5b
-  }
-
-  bool nltk_;
-};
+  if (ends_with(w, "ll") && measure(drop(w, 1)) > 1) w.pop_back();  // 5b
+}
 
 }  // namespace
 
-std::string porter_stem(std::string_view word, PorterMode mode) { return Porter(mode).stem(word); }
+std::string porter_stem(std::string_view word) {
+  // nltk's table of irregular forms.
+  static const std::unordered_map<std::string_view, std::string_view> kIrregular = {
+      {"sky", "sky"},         {"skies", "sky"},      {"dying", "die"},     {"lying", "lie"},
+      {"tying", "tie"},       {"news", "news"},      {"innings", "inning"}, {"inning", "inning"},
+      {"outings", "outing"},  {"outing", "outing"},  {"cannings", "canning"}, {"canning", "canning"},
+      {"howe", "howe"},       {"proceed", "proceed"}, {"exceed", "exceed"}, {"succeed", "succeed"}};
+  const auto it = kIrregular.find(word);
+  if (it != kIrregular.end()) return std::string(it->second);
+  if (word.size() <= 2) return std::string(word);
+  std::string w(word);
+  step1a(w);
+  step1b(w);
+  step1c(w);
+  step2(w);
+  step3(w);
+  step4(w);
+  step5(w);
+  return w;
+}
 
 // ---------------------------------------------------------------------------------------------
 // Tokenizer and per-pair scores.
@@ -439,10 +426,9 @@ RougeScorer::~RougeScorer() = default;
 
 std::vector<std::string> RougeScorer::tokenize(std::string_view text) const {
   std::vector<std::string> tokens;
-  const Porter porter(PorterMode::kNltk);
   split_tokens(text, [&](const std::string& token) {
     // rouge-score stems only tokens longer than 3 characters.
-    tokens.push_back(use_stemmer_ && token.size() > 3 ? porter.stem(token) : token);
+    tokens.push_back(use_stemmer_ && token.size() > 3 ? porter_stem(token) : token);
   });
   return tokens;
 }

@@ -14,8 +14,8 @@
 //     "used" -> use / us, "technology" -> technolog / technologi, "news" -> news / new). On
 //     1,797 BBC News Summary pairs the original algorithm changed 366 of 21,564 per-pair values
 //     (by up to 3.2 points) and corpus means by up to 0.011 points. So heed carries its own
-//     implementation of both modes (porter_stem below) and does not stem with libstemmer;
-//     the original mode is tested against libstemmer (tests/rouge_test.cpp).
+//     implementation of nltk's mode (porter_stem below) and does not stem with libstemmer;
+//     tests/rouge_test.cpp lists words on which the two part, with libstemmer as the witness.
 //   - ROUGE-N: clipped n-gram multiset overlap; P = overlap / candidate n-grams, R = overlap /
 //     reference n-grams, F1 = 2PR / (P + R), 0 when P + R = 0 (and so 0 for empty texts).
 //   - ROUGE-L: longest common subsequence of the whole token lists.
@@ -47,16 +47,11 @@ struct RougeScores {
   RougeScore rouge1, rouge2, rougeL, rougeLsum;
 };
 
-// Which variant of the Porter stemmer porter_stem() runs.
-enum class PorterMode {
-  kNltk,      // nltk.stem.porter.PorterStemmer() default (NLTK_EXTENSIONS): what rouge-score uses
-  kOriginal,  // PorterStemmer(ORIGINAL_ALGORITHM) == Snowball "porter" (libstemmer)
-};
-
-// Stems one lowercase ASCII word exactly as nltk's PorterStemmer.stem (nltk 3.8) in `mode`,
-// including, for kNltk, its irregular-forms table and leaving words of <= 2 characters alone.
-// Bytes other than a-z count as consonants, as in nltk. Never throws for any input.
-std::string porter_stem(std::string_view word, PorterMode mode = PorterMode::kNltk);
+// Stems one lowercase ASCII word exactly as nltk's PorterStemmer().stem (nltk 3.8, default
+// NLTK_EXTENSIONS mode: what rouge-score uses), including its irregular-forms table and leaving
+// words of <= 2 characters alone. Bytes other than a-z count as consonants, as in nltk. Never
+// throws for any input.
+std::string porter_stem(std::string_view word);
 
 // Scores (reference, candidate) pairs. Holds no mutable state (the stemmer is heed's own, not
 // a libstemmer handle), so one scorer may be shared by any number of threads.

@@ -60,6 +60,89 @@ int parse_lead(const std::string& baseline) {
   throw InputError(fmt::format("--baseline: expected lead-N (N = 1..999), got \"{}\"", baseline));
 }
 
+// The pairs to score: --data read with the run's data options (--format replaces its format), kept
+// to --split, cut to --limit. Skipped records are warned about and counted in `read_report`.
+std::vector<data::SummaryExample> load_pairs(const EvaluateJobOptions& o, const Config& config,
+                                             data::ReadReport& read_report) {
+  DataOptions d = config.data;
+  if (!o.format.empty()) d.format = o.format;
+  auto pairs = data::read_summarization(o.data, summary_read_options(d, true), &read_report);
+  for (const auto& m : read_report.messages) spdlog::warn("skipped {}", m);
+  {
+    std::vector<data::SummaryExample> selected;
+    for (size_t i : select_split(pairs.size(), o.split, config.data)) selected.push_back(std::move(pairs[i]));
+    pairs = std::move(selected);
+  }
+  if (o.limit > 0 && pairs.size() > static_cast<size_t>(o.limit)) pairs.resize(static_cast<size_t>(o.limit));
+  if (pairs.empty()) throw InputError(fmt::format("--data {}: no usable pairs", o.data));
+  return pairs;
+}
+
+// The model's best summary of each article ("" when it has none), and what producing them took.
+struct Generated {
+  std::vector<std::string> summaries;
+  size_t tokens = 0;     // generated tokens, summed over the best hypotheses
+  double seconds = 0.0;  // encoding and decoding
+};
+
+Generated generate_summaries(LoadedSummarizer& s, const std::vector<std::string>& sources,
+                             const EvaluateJobOptions& o, int threads) {
+  const auto& dec = s.config.decoding;
+  spdlog::info("summarizing {} articles ({}, beam {}, max {} tokens)...", sources.size(), dec.method, dec.beam_size,
+               dec.max_length);
+  Generated out;
+  const double generate_start = now_seconds();
+  const auto ids = s.encode(sources, threads);
+  const auto hypotheses = generate(s.model, ids, special_ids(s.tokenizer), dec, o.batch_size, o.use_cache);
+  out.seconds = now_seconds() - generate_start;
+  for (const auto& h : hypotheses) {
+    out.summaries.push_back(h.empty() ? std::string() : summary_text(s.tokenizer, h[0].tokens));
+    out.tokens += h.empty() ? 0 : h[0].tokens.size();
+  }
+  return out;
+}
+
+// Prints the pair count and a ROUGE table for the model's summaries and, with lead > 0, for the
+// baseline (the first `lead` sentences of each article); returns {"model": ..., <baseline>: ...}.
+nlohmann::json score_summaries(const std::vector<std::string>& references, const std::vector<std::string>& summaries,
+                               const std::vector<std::string>& sources, const std::string& baseline, int lead) {
+  std::cout << fmt::format("pairs      {}\nreferences {:.1f} words on average\n", references.size(),
+                           mean_words(references));
+  nlohmann::json scores;
+  scores["model"] = score_and_print("model", references, summaries);
+  if (lead > 0) {
+    std::vector<std::string> leads;
+    for (const auto& src : sources) leads.push_back(data::lead_sentences(src, lead));
+    scores[baseline] = score_and_print(baseline, references, leads);
+  }
+  std::cout.flush();
+  return scores;
+}
+
+// --report, else <run>/eval/<data name>.json.
+std::string report_path(const EvaluateJobOptions& o) {
+  if (!o.report.empty()) return o.report;
+  std::string name = fs::path(o.data).filename().string();
+  if (name.empty()) name = fs::path(o.data).parent_path().filename().string();
+  return (fs::path(o.run) / "eval" / (name + ".json")).string();
+}
+
+// Writes one JSON line per pair (id, origin, summary, reference) beside the report, at
+// <report stem>.summaries.jsonl; returns that path.
+std::string write_summaries(const std::string& report, const std::vector<data::SummaryExample>& pairs,
+                            const std::vector<std::string>& summaries) {
+  const std::string path =
+      (fs::path(report).parent_path() / (fs::path(report).stem().string() + ".summaries.jsonl")).string();
+  std::string lines;
+  for (size_t i = 0; i < pairs.size(); ++i) {
+    nlohmann::json line = {{"id", pairs[i].id}, {"origin", pairs[i].origin}, {"summary", summaries[i]},
+                           {"reference", pairs[i].target}};
+    lines += line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+  }
+  write_file_atomic(path, lines);
+  return path;
+}
+
 }  // namespace
 
 int evaluate_summarizer_job(const EvaluateJobOptions& o) {
@@ -69,63 +152,19 @@ int evaluate_summarizer_job(const EvaluateJobOptions& o) {
   const int threads = configure_runtime(o.threads);
   const double start = now_seconds();
   LoadedSummarizer s = load_summarizer(o.run, o.checkpoint, o.decoding_overrides);
-
-  DataOptions d = s.config.data;
-  if (!o.format.empty()) d.format = o.format;
   data::ReadReport read_report;
-  auto pairs = data::read_summarization(o.data, summary_read_options(d, true), &read_report);
-  for (const auto& m : read_report.messages) spdlog::warn("skipped {}", m);
-  {
-    std::vector<data::SummaryExample> selected;
-    for (size_t i : select_split(pairs.size(), o.split, s.config.data)) selected.push_back(std::move(pairs[i]));
-    pairs = std::move(selected);
-  }
-  if (o.limit > 0 && pairs.size() > static_cast<size_t>(o.limit)) pairs.resize(static_cast<size_t>(o.limit));
-  if (pairs.empty()) throw InputError(fmt::format("--data {}: no usable pairs", o.data));
+  const auto pairs = load_pairs(o, s.config, read_report);
   std::vector<std::string> sources, references;
   for (const auto& p : pairs) {
     sources.push_back(p.source);
     references.push_back(p.target);
   }
 
-  const auto& dec = s.config.decoding;
-  spdlog::info("summarizing {} articles ({}, beam {}, max {} tokens)...", sources.size(), dec.method, dec.beam_size,
-               dec.max_length);
-  const double generate_start = now_seconds();
-  const auto ids = s.encode(sources, threads);
-  const auto hypotheses = generate(s.model, ids, special_ids(s.tokenizer), dec, o.batch_size, o.use_cache);
-  const double generate_seconds = now_seconds() - generate_start;
-  std::vector<std::string> candidates;
-  size_t generated_tokens = 0;
-  for (const auto& h : hypotheses) {
-    candidates.push_back(h.empty() ? std::string() : summary_text(s.tokenizer, h[0].tokens));
-    generated_tokens += h.empty() ? 0 : h[0].tokens.size();
-  }
+  const Generated generated = generate_summaries(s, sources, o, threads);
 
-  std::cout << fmt::format("pairs      {}\nreferences {:.1f} words on average\n", pairs.size(), mean_words(references));
-  nlohmann::json report;
-  report["model"] = score_and_print("model", references, candidates);
-  if (lead > 0) {
-    std::vector<std::string> baseline;
-    for (const auto& src : sources) baseline.push_back(data::lead_sentences(src, lead));
-    report[o.baseline] = score_and_print(o.baseline, references, baseline);
-  }
-  std::cout.flush();
-
-  std::string path = o.report;
-  if (path.empty()) {
-    std::string name = fs::path(o.data).filename().string();
-    if (name.empty()) name = fs::path(o.data).parent_path().filename().string();
-    path = (fs::path(o.run) / "eval" / (name + ".json")).string();
-  }
-  const std::string summaries_path = (fs::path(path).parent_path() / (fs::path(path).stem().string() + ".summaries.jsonl")).string();
-  std::string lines;
-  for (size_t i = 0; i < pairs.size(); ++i) {
-    nlohmann::json line = {{"id", pairs[i].id}, {"origin", pairs[i].origin}, {"summary", candidates[i]},
-                           {"reference", references[i]}};
-    lines += line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
-  }
-  write_file_atomic(summaries_path, lines);
+  nlohmann::json report = score_summaries(references, generated.summaries, sources, o.baseline, lead);
+  const std::string path = report_path(o);
+  const std::string summaries_path = write_summaries(path, pairs, generated.summaries);
   report["data"] = o.data;
   report["split"] = o.split;
   report["kv_cache"] = o.use_cache;
@@ -136,14 +175,14 @@ int evaluate_summarizer_job(const EvaluateJobOptions& o) {
   report["reference_mean_words"] = mean_words(references);
   report["decoding"] = nlohmann::json::object();
   {
-    model::DecodingOptions copy = dec;
+    model::DecodingOptions copy = s.config.decoding;
     copy.visit([&](const char* key, const auto& value) { report["decoding"][key] = value; });
   }
   report["summaries"] = summaries_path;
-  report["seconds"] = {{"total", now_seconds() - start}, {"generate", generate_seconds}};
-  report["generated_tokens_per_second"] = static_cast<double>(generated_tokens) / std::max(1e-9, generate_seconds);
+  report["seconds"] = {{"total", now_seconds() - start}, {"generate", generated.seconds}};
+  report["generated_tokens_per_second"] = static_cast<double>(generated.tokens) / std::max(1e-9, generated.seconds);
   write_file_atomic(path, report.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
-  spdlog::info("{} summaries in {:.1f}s ({:.0f} tokens/s); report {}, summaries {}", pairs.size(), generate_seconds,
+  spdlog::info("{} summaries in {:.1f}s ({:.0f} tokens/s); report {}, summaries {}", pairs.size(), generated.seconds,
                report["generated_tokens_per_second"].get<double>(), path, summaries_path);
   return 0;
 }

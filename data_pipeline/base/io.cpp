@@ -90,8 +90,6 @@ class TempFile {
   TempFile(const TempFile&) = delete;
   TempFile& operator=(const TempFile&) = delete;
 
-  const std::string& path() const { return path_; }
-
   // Writes all of `data`; after a failure, remembers errno and drops this and later writes.
   void write(const void* data, size_t size) noexcept {
     const char* p = static_cast<const char*>(data);
@@ -107,20 +105,10 @@ class TempFile {
     }
   }
 
-  // Closes the descriptor without syncing, for writers that write the file by its path.
-  void close_for_writer() {
-    ::close(fd_);
-    fd_ = -1;
-  }
-
   // fsync, close, rename over the target, fsync the folder; throws (and the destructor removes the
   // temporary file) on the first failure, including an earlier write's.
   void commit() {
     if (error_ != 0) throw write_error(target_, error_);
-    if (fd_ < 0) {
-      fd_ = ::open(path_.c_str(), O_WRONLY | O_CLOEXEC);
-      if (fd_ < 0) throw write_error(target_, errno, "cannot reopen " + path_ + ": ");
-    }
     if (::fsync(fd_) != 0) throw write_error(target_, errno);
     const int rc = ::close(fd_);
     fd_ = -1;
@@ -166,21 +154,6 @@ void write_atomic_stream(const std::string& path, const std::function<void(const
 
 void write_file_atomic(const std::string& path, const std::string& content) {
   write_atomic_stream(path, [&](const ByteSink& sink) { sink(content.data(), content.size()); });
-}
-
-void write_atomic_with(const std::string& path, const std::function<void(const std::string& tmp)>& writer) {
-  TempFile file(path);
-  file.close_for_writer();
-  try {
-    writer(file.path());
-  } catch (const Error&) {
-    throw;
-  } catch (const std::exception& e) {
-    std::string what = e.what();
-    if (auto nl = what.find('\n'); nl != std::string::npos) what.resize(nl);
-    throw Error("cannot write " + path + ": " + what);
-  }
-  file.commit();
 }
 
 void append_to_file(const std::string& path, const std::string& text) {

@@ -61,11 +61,6 @@ class SinkStream : public std::ostream {
 // Writes `content` to `path` atomically.
 void write_file_atomic(const std::string& path, const std::string& content);
 
-// Atomic write through a callback that writes the temporary file itself, by path (for writers that
-// want a path, such as TorchScript archives). A heed::Error from `writer` is passed on as it is;
-// any other exception becomes "cannot write <path>: <what>".
-void write_atomic_with(const std::string& path, const std::function<void(const std::string& tmp)>& writer);
-
 // Appends `text` to `path` (created when missing). On failure the file is cut back to its previous
 // length (no half record) and Error "cannot write <path>: <OS reason>" is thrown.
 void append_to_file(const std::string& path, const std::string& text);

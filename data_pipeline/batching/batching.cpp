@@ -107,7 +107,6 @@ Seq2SeqBatch make_seq2seq_batch(const std::vector<TokenIds>& sources, const std:
   auto source = make_batch(sources, {}, index, pad_id);
   batch.source_ids = source.ids;
   batch.source_lengths = source.lengths;
-  batch.source_tokens = source.tokens;
   batch.index = index;
   const auto rows = static_cast<int64_t>(index.size());
   int64_t longest = 1;

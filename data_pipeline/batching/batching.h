@@ -46,7 +46,6 @@ struct Seq2SeqBatch {
   torch::Tensor target_in;       // [B, T] int64
   torch::Tensor target_out;      // [B, T] int64
   std::vector<size_t> index;
-  int64_t source_tokens = 0;     // non-pad source tokens
   int64_t target_tokens = 0;     // non-pad target_out tokens (EOS included)
 };
 
