@@ -50,8 +50,10 @@
 //
 // Greedy search takes, per row, the argmax of (running log_prob + log-probs) - the very numbers
 // beam search ranks, so float rounding cannot make the two disagree - and is token for token and
-// score for score beam search with beam_size 1, which the tests check. It returns one hypothesis
-// per input (n_best and beam_size are ignored).
+// score for score beam search with beam_size 1, which the tests check, unless more than two
+// candidates tie exactly: greedy then takes the lowest token id, beam search one of the two that
+// torch::topk returns (tests/export_twin_test.cpp, docs/EXPORT.md). It returns one hypothesis per
+// input (n_best and beam_size are ignored).
 //
 // Sampling draws each token from softmax(filtered log-probs / temperature), where the top-k filter
 // keeps the top_k highest tokens (exactly top_k: torch's topk breaks ties), then the top-p filter
