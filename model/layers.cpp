@@ -68,14 +68,14 @@ EncoderLayerImpl::EncoderLayerImpl(const ModelOptions& options) : pre_norm_(opti
 }
 
 torch::Tensor EncoderLayerImpl::forward(const torch::Tensor& x, const torch::Tensor& key_padding) {
-  AttentionMask mask;
-  mask.key_padding = key_padding;
+  AttentionOptions attend;  // self-attention over the non-padded positions
+  attend.mask.key_padding = key_padding;
   if (pre_norm_) {
     auto h = norm1(x);
-    auto y = x + dropout_(self_attention(h, h, mask).output);
+    auto y = x + dropout_(self_attention(h, h, attend).output);
     return y + dropout_(feed_forward(norm2(y)));
   }
-  auto y = norm1(x + dropout_(self_attention(x, x, mask).output));
+  auto y = norm1(x + dropout_(self_attention(x, x, attend).output));
   return norm2(y + dropout_(feed_forward(y)));
 }
 
@@ -108,21 +108,24 @@ DecoderLayerImpl::DecoderLayerImpl(const ModelOptions& options) : pre_norm_(opti
 torch::Tensor DecoderLayerImpl::forward(const torch::Tensor& x, const torch::Tensor& memory,
                                         const torch::Tensor& memory_padding, DecoderLayerCache* cache,
                                         const torch::Tensor& memory_rows) {
+  AttentionOptions causal;  // self-attention over the target positions so far
+  causal.kind = AttentionKind::kSelf;
   // Targets are right-padded, so a causal mask alone keeps real positions from seeing padding.
-  AttentionMask self_mask;
-  self_mask.causal = true;
-  AttentionMask cross_mask;
-  cross_mask.key_padding = memory_padding;
-  KVCache* self_cache = cache != nullptr ? &cache->self : nullptr;
-  KVCache* cross_cache = cache != nullptr ? &cache->cross : nullptr;
+  causal.mask.causal = true;
+  causal.cache = cache != nullptr ? &cache->self : nullptr;
+  AttentionOptions to_memory;  // cross-attention over the non-padded encoder output
+  to_memory.kind = AttentionKind::kCross;
+  to_memory.mask.key_padding = memory_padding;
+  to_memory.cache = cache != nullptr ? &cache->cross : nullptr;
+  to_memory.kv_rows = memory_rows;
   if (pre_norm_) {
     auto h = norm1(x);
-    auto y = x + dropout_(self_attention(h, h, self_mask, false, self_cache, true).output);
-    y = y + dropout_(cross_attention(norm2(y), memory, cross_mask, false, cross_cache, false, memory_rows).output);
+    auto y = x + dropout_(self_attention(h, h, causal).output);
+    y = y + dropout_(cross_attention(norm2(y), memory, to_memory).output);
     return y + dropout_(feed_forward(norm3(y)));
   }
-  auto y = norm1(x + dropout_(self_attention(x, x, self_mask, false, self_cache, true).output));
-  y = norm2(y + dropout_(cross_attention(y, memory, cross_mask, false, cross_cache, false, memory_rows).output));
+  auto y = norm1(x + dropout_(self_attention(x, x, causal).output));
+  y = norm2(y + dropout_(cross_attention(y, memory, to_memory).output));
   return norm3(y + dropout_(feed_forward(y)));
 }
 
