@@ -1,4 +1,5 @@
-// Transformer text classifier: embeddings -> encoder -> pooling over non-pad positions -> linear.
+// Transformer text classifier: embeddings -> encoder -> pooling (model.pooling: the mean or an
+// attention-weighted sum over the non-pad positions, or the first position) -> linear.
 #pragma once
 #include <torch/torch.h>
 

@@ -1,5 +1,6 @@
-// Building blocks composed into encoders (and, later, decoders): embeddings with positions, the
-// position-wise feed-forward block, the encoder layer and the encoder stack.
+// The Transformer's building blocks: embeddings with positions, the position-wise feed-forward
+// block, and the encoder and decoder layers and stacks composed from them and attention. The
+// classifier (model/classifier.h) uses the encoder; the summarizer (model/seq2seq.h) both.
 #pragma once
 #include <torch/torch.h>
 
