@@ -74,19 +74,20 @@ void run_training(benchmark::State& state, app::TrainingTask& task, const std::v
   std::vector<torch::Tensor> parameters;
   for (auto& p : task.model().parameters()) parameters.push_back(p);
   auto optimizer = app::make_optimizer(parameters, options);
+  const app::StepOptions step = app::step_options(options);
   task.model().train();
-  for (size_t i = 0; i < 2 && i < batches.size(); ++i) app::optimizer_step(task, *optimizer, parameters, batches[i], options);
+  for (size_t i = 0; i < 2 && i < batches.size(); ++i) app::optimizer_step(task, *optimizer, parameters, batches[i], step);
   double tokens = 0;
   size_t i = 0;
   for (auto _ : state) {
     for (int s = 0; s < g_args.steps; ++s) {
       tokens += static_cast<double>(
-          app::optimizer_step(task, *optimizer, parameters, batches[i++ % batches.size()], options).tokens);
+          app::optimizer_step(task, *optimizer, parameters, batches[i++ % batches.size()], step).tokens);
     }
   }
   state.counters["tokens_per_second"] = benchmark::Counter(tokens, benchmark::Counter::kIsRate);
   state.counters["steps"] = g_args.steps;
-  state.counters["bf16"] = app::uses_bf16(options) ? 1 : 0;  // what the precision setting resolved to
+  state.counters["bf16"] = step.bf16 ? 1 : 0;  // what the precision setting resolved to
 }
 
 void train_classifier(benchmark::State& state) {

@@ -119,10 +119,15 @@ std::vector<TokenIds> encode_corpus(const std::vector<std::string>& texts, const
   return corpus;
 }
 
+TruncationMode parse_truncation_mode(const std::string& value, const std::string& section) {
+  return parse_choice<TruncationMode>(value, {{"head", TruncationMode::kHead}, {"head_tail", TruncationMode::kHeadTail}},
+                                      section, "truncation");
+}
+
 TokenIds truncate(const TokenIds& ids, const Truncation& t) {
   const auto max_len = static_cast<size_t>(t.max_length);
   if (ids.size() <= max_len) return ids;
-  if (t.mode == "head_tail") {
+  if (t.mode == TruncationMode::kHeadTail) {
     const auto head = static_cast<size_t>(std::min(t.head_tokens, t.max_length));
     TokenIds out(ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(head));
     out.insert(out.end(), ids.end() - static_cast<std::ptrdiff_t>(max_len - head), ids.end());
@@ -169,7 +174,7 @@ size_t tail_start(std::string_view text, size_t budget) {
 
 std::string cut_to_budget(const Tokenizer& tokenizer, std::string_view text, const Truncation& t) {
   const size_t budget = text_byte_budget(t);
-  const bool head_tail = t.mode == "head_tail";
+  const bool head_tail = t.mode == TruncationMode::kHeadTail;
   const size_t keep = head_tail ? 2 * budget : budget;
   if (text.size() <= keep) return std::string(text);
   const std::string compacted = tokenizer.compact_unknown_runs(text);
@@ -186,7 +191,7 @@ std::string cut_to_budget(const Tokenizer& tokenizer, std::string_view text, con
 std::vector<TokenIds> encode_truncated_corpus(const std::vector<std::string>& texts, const Tokenizer& tokenizer,
                                               const Truncation& truncation, int threads, const std::string& cache_dir,
                                               EncodeStats* stats) {
-  const size_t keep = (truncation.mode == "head_tail" ? 2 : 1) * text_byte_budget(truncation);
+  const size_t keep = (truncation.mode == TruncationMode::kHeadTail ? 2 : 1) * text_byte_budget(truncation);
   const bool any_long = std::any_of(texts.begin(), texts.end(), [&](const std::string& s) { return s.size() > keep; });
   std::vector<TokenIds> ids;
   if (any_long) {

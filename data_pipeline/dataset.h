@@ -29,12 +29,16 @@ std::vector<TokenIds> encode_corpus(const std::vector<std::string>& texts, const
                                     const std::string& cache_dir, EncodeStats* stats = nullptr);
 
 // Truncation of a sequence to `max_length` ids.
-//   "head": keep the first max_length ids;
-//   "head_tail": keep the first head_tokens and the last max_length - head_tokens ids
+//   kHead ("head"): keep the first max_length ids;
+//   kHeadTail ("head_tail"): keep the first head_tokens and the last max_length - head_tokens ids
 //   (the end of a review often carries its verdict).
+enum class TruncationMode { kHead, kHeadTail };
+// data.truncation as an enum; InputError("config: <section>.truncation: must be one of ...") otherwise.
+TruncationMode parse_truncation_mode(const std::string& value, const std::string& section = "data");
+
 struct Truncation {
   int64_t max_length = 512;
-  std::string mode = "head";
+  TruncationMode mode = TruncationMode::kHead;
   int64_t head_tokens = 128;
 };
 TokenIds truncate(const TokenIds& ids, const Truncation& truncation);

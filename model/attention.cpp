@@ -97,8 +97,13 @@ torch::Tensor MultiHeadAttentionImpl::split_heads(const torch::Tensor& x) const 
 }
 
 AttentionOutput MultiHeadAttentionImpl::forward(const torch::Tensor& query, const torch::Tensor& key_value,
-                                                const AttentionMask& mask, bool need_weights, KVCache* cache,
-                                                bool self_attention, const torch::Tensor& kv_rows) {
+                                                const AttentionOptions& options) {
+  const AttentionMask& mask = options.mask;
+  const torch::Tensor& kv_rows = options.kv_rows;
+  KVCache* const cache = options.cache;
+  const bool self_attention = options.kind == AttentionKind::kSelf;
+  TORCH_CHECK(!self_attention || !key_value.defined() || key_value.is_same(query),
+              "self-attention reads keys and values from the query: pass the query as key_value");
   TORCH_CHECK(!self_attention || !kv_rows.defined(), "kv_rows is for cross-attention");
   const auto batch = query.size(0), tgt_len = query.size(1);
   torch::Tensor q, k, v;
@@ -144,7 +149,7 @@ AttentionOutput MultiHeadAttentionImpl::forward(const torch::Tensor& query, cons
     torch::Tensor out, weights;
     attend_single_query(q, k, v, mask.key_padding, kv_rows, scale, out, weights);
     AttentionOutput result{project(out, out_proj->weight, out_proj->bias), torch::Tensor()};
-    if (need_weights) result.weights = weights;
+    if (options.need_weights) result.weights = weights;
     return result;
   }
   auto key_padding = mask.key_padding;
@@ -179,7 +184,7 @@ AttentionOutput MultiHeadAttentionImpl::forward(const torch::Tensor& query, cons
   auto out = torch::bmm(attended.reshape({bh, tgt_len, src_len}), v.reshape({bh, src_len, head_dim_}));  // [B*H, Tq, Dh]
   out = out.view({batch, heads_, tgt_len, head_dim_}).transpose(1, 2).reshape({batch, tgt_len, d_model_});  // [B, Tq, D]
   AttentionOutput result{project(out, out_proj->weight, out_proj->bias), torch::Tensor()};
-  if (need_weights) result.weights = weights;
+  if (options.need_weights) result.weights = weights;
   return result;
 }
 

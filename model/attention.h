@@ -23,24 +23,39 @@ struct KVCache {
   void reorder(const torch::Tensor& index);
 };
 
+// Where keys and values come from. Self-attention projects queries, keys and values from one
+// sequence (packed in one matrix product); cross-attention projects the queries from one sequence
+// and the keys/values from another (the encoder output), which a cache then keeps.
+enum class AttentionKind { kSelf, kCross };
+
+// What one attention call does beyond query and key_value; the defaults are plain self-attention.
+struct AttentionOptions {
+  AttentionKind kind = AttentionKind::kSelf;
+  AttentionMask mask;          // keys each query may not see (none by default)
+  KVCache* cache = nullptr;    // incremental decoding: keys/values kept between calls (not owned)
+  bool need_weights = false;   // fill AttentionOutput::weights
+  // Cross-attention only: [B] int64, query row b reads row kv_rows[b] of key_value, of the cache and
+  // of mask.key_padding, which then have one row per distinct source (beams of one input share
+  // theirs). Undefined: row b reads row b.
+  torch::Tensor kv_rows;
+};
+
 struct AttentionOutput {
   torch::Tensor output;   // [B, Tq, d_model]
-  torch::Tensor weights;  // [B, heads, Tq, Tk] when requested, else undefined
+  torch::Tensor weights;  // [B, heads, Tq, Tk] when options.need_weights, else undefined
 };
 
 class MultiHeadAttentionImpl : public torch::nn::Module {
  public:
   MultiHeadAttentionImpl(int64_t d_model, int64_t heads, double attention_dropout);
 
-  // Self-attention when `key_value` is the same tensor as `query`, cross-attention otherwise.
-  // query [B, Tq, d_model], key_value [B, Tk, d_model]. With a cache, self-attention appends this
-  // call's keys/values (Tk grows), cross-attention computes them on first use and reuses them
-  // (key_value may then be undefined). Cross-attention only: kv_rows [B] int64 makes query row b
-  // read row kv_rows[b] of key_value, of the cache and of mask.key_padding, which then have one
-  // row per distinct source (beams of one input share theirs).
-  AttentionOutput forward(const torch::Tensor& query, const torch::Tensor& key_value, const AttentionMask& mask = {},
-                          bool need_weights = false, KVCache* cache = nullptr, bool self_attention = true,
-                          const torch::Tensor& kv_rows = {});
+  // query [B, Tq, d_model]. options.kind decides where keys and values come from:
+  // - kSelf: from `query` itself; key_value must be `query` (the same tensor) or undefined. With a
+  //   cache, this call's keys/values are appended to the cached ones (Tk = cached + Tq).
+  // - kCross: from key_value [B, Tk, d_model] (B' rows with options.kv_rows). With a cache they are
+  //   computed on the first call and reused afterwards (key_value may then be undefined).
+  AttentionOutput forward(const torch::Tensor& query, const torch::Tensor& key_value,
+                          const AttentionOptions& options = {});
 
   int64_t heads() const { return heads_; }
   int64_t head_dim() const { return head_dim_; }

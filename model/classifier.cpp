@@ -7,18 +7,19 @@ namespace heed::model {
 ClassifierImpl::ClassifierImpl(const ModelOptions& options, int64_t vocab_size, int64_t num_classes)
     : options_(options), vocab_size_(vocab_size), num_classes_(num_classes) {
   options.validate();
+  pooling_ = parse_pooling(options.pooling);
   TORCH_CHECK(vocab_size > 0, "vocab_size must be positive");
   TORCH_CHECK(num_classes >= 2, "a classifier needs at least two classes, got ", num_classes);
   embeddings = register_module("embeddings", Embeddings(vocab_size, options));
   encoder = register_module("encoder", Encoder(options));
-  if (options.pooling == "attention") attention_pool = register_module("attention_pool", torch::nn::Linear(options.d_model, 1));
+  if (pooling_ == Pooling::kAttention) attention_pool = register_module("attention_pool", torch::nn::Linear(options.d_model, 1));
   dropout_ = register_module("dropout", Dropout(options.dropout));
   head = register_module("head", torch::nn::Linear(options.d_model, num_classes));
 }
 
 torch::Tensor ClassifierImpl::pool(const torch::Tensor& h, const torch::Tensor& padding, const torch::Tensor& lengths) {
-  if (options_.pooling == "first") return h.select(1, 0);  // [B, D]
-  if (options_.pooling == "attention") {
+  if (pooling_ == Pooling::kFirst) return h.select(1, 0);  // [B, D]
+  if (pooling_ == Pooling::kAttention) {
     auto scores = attention_pool(h).squeeze(-1).masked_fill(padding, -1e9);  // [B, T]
     auto weights = torch::softmax(scores, -1).unsqueeze(-1);                 // [B, T, 1]
     return (h * weights).sum(1);                                             // [B, D]

@@ -1,4 +1,5 @@
-// Transformer text classifier: embeddings -> encoder -> pooling over non-pad positions -> linear.
+// Transformer text classifier: embeddings -> encoder -> pooling (model.pooling: the mean or an
+// attention-weighted sum over the non-pad positions, or the first position) -> linear.
 #pragma once
 #include <torch/torch.h>
 
@@ -22,13 +23,14 @@ class ClassifierImpl : public torch::nn::Module {
 
   Embeddings embeddings{nullptr};
   Encoder encoder{nullptr};
-  torch::nn::Linear attention_pool{nullptr};  // pooling = "attention": one score per position
+  torch::nn::Linear attention_pool{nullptr};  // pooling "attention": one score per position
   torch::nn::Linear head{nullptr};
 
  private:
   // h [B, T, D], padding [B, T] bool, lengths [B] -> [B, D]
   torch::Tensor pool(const torch::Tensor& h, const torch::Tensor& padding, const torch::Tensor& lengths);
   ModelOptions options_;
+  Pooling pooling_ = Pooling::kMean;  // options_.pooling, parsed once
   int64_t vocab_size_, num_classes_;
   Dropout dropout_{nullptr};
 };

@@ -497,8 +497,11 @@ std::vector<std::vector<Hypothesis>> sample(StepModel& model, int64_t batch, int
 std::vector<std::vector<Hypothesis>> decode(StepModel& model, int64_t batch, int64_t bos_id, int64_t eos_id,
                                             const DecodingOptions& options) {
   options.validate();
-  if (options.method == "greedy") return greedy_search(model, batch, bos_id, eos_id, options);
-  if (options.method == "sample") return sample(model, batch, bos_id, eos_id, options);
+  switch (parse_decoding_method(options.method)) {
+    case DecodingMethod::kGreedy: return greedy_search(model, batch, bos_id, eos_id, options);
+    case DecodingMethod::kSample: return sample(model, batch, bos_id, eos_id, options);
+    case DecodingMethod::kBeam: break;
+  }
   return beam_search(model, batch, bos_id, eos_id, options);
 }
 

@@ -18,12 +18,14 @@ torch::Tensor sinusoidal_table(int64_t n, int64_t d) {
 }
 
 EmbeddingsImpl::EmbeddingsImpl(int64_t vocab_size, const ModelOptions& options)
-    : scale_(options.positions == "sinusoidal" ? std::sqrt(static_cast<double>(options.d_model)) : 1.0),
-      max_positions_(options.max_positions) {
+    : max_positions_(options.max_positions) {
+  const Positions positions = parse_positions(options.positions);
+  const bool sinusoidal = positions == Positions::kSinusoidal;
+  scale_ = sinusoidal ? std::sqrt(static_cast<double>(options.d_model)) : 1.0;
   tokens = register_module("tokens", torch::nn::Embedding(vocab_size, options.d_model));
   // With sqrt(d) scaling the embeddings start at unit scale, like the sinusoids they are added to.
-  torch::nn::init::normal_(tokens->weight, 0.0, options.positions == "sinusoidal" ? 1.0 / scale_ : 0.02);
-  if (options.positions == "learned") {
+  torch::nn::init::normal_(tokens->weight, 0.0, sinusoidal ? 1.0 / scale_ : 0.02);
+  if (positions == Positions::kLearned) {
     learned_positions = register_module("positions", torch::nn::Embedding(options.max_positions, options.d_model));
     torch::nn::init::normal_(learned_positions->weight, 0.0, 0.02);
   } else {
@@ -46,7 +48,7 @@ torch::Tensor EmbeddingsImpl::forward(const torch::Tensor& ids, int64_t offset) 
   return dropout_(x);
 }
 
-FeedForwardImpl::FeedForwardImpl(const ModelOptions& options) : gelu_(options.activation == "gelu") {
+FeedForwardImpl::FeedForwardImpl(const ModelOptions& options) : activation_(parse_activation(options.activation)) {
   fc1 = register_module("fc1", torch::nn::Linear(options.d_model, options.ff_dim));
   fc2 = register_module("fc2", torch::nn::Linear(options.ff_dim, options.d_model));
   dropout_ = register_module("dropout", Dropout(options.dropout));
@@ -54,11 +56,11 @@ FeedForwardImpl::FeedForwardImpl(const ModelOptions& options) : gelu_(options.ac
 
 torch::Tensor FeedForwardImpl::forward(const torch::Tensor& x) {
   auto h = project(x, fc1->weight, fc1->bias);  // [B, T, ff_dim]
-  h = gelu_ ? torch::gelu(h) : torch::relu(h);
+  h = activation_ == Activation::kGelu ? torch::gelu(h) : torch::relu(h);
   return project(dropout_(h), fc2->weight, fc2->bias);
 }
 
-EncoderLayerImpl::EncoderLayerImpl(const ModelOptions& options) : pre_norm_(options.norm == "pre") {
+EncoderLayerImpl::EncoderLayerImpl(const ModelOptions& options) : norm_(parse_norm(options.norm)) {
   self_attention = register_module(
       "self_attention", MultiHeadAttention(options.d_model, options.heads, options.attention_dropout));
   feed_forward = register_module("feed_forward", FeedForward(options));
@@ -68,21 +70,21 @@ EncoderLayerImpl::EncoderLayerImpl(const ModelOptions& options) : pre_norm_(opti
 }
 
 torch::Tensor EncoderLayerImpl::forward(const torch::Tensor& x, const torch::Tensor& key_padding) {
-  AttentionMask mask;
-  mask.key_padding = key_padding;
-  if (pre_norm_) {
+  AttentionOptions attend;  // self-attention over the non-padded positions
+  attend.mask.key_padding = key_padding;
+  if (norm_ == Norm::kPre) {
     auto h = norm1(x);
-    auto y = x + dropout_(self_attention(h, h, mask).output);
+    auto y = x + dropout_(self_attention(h, h, attend).output);
     return y + dropout_(feed_forward(norm2(y)));
   }
-  auto y = norm1(x + dropout_(self_attention(x, x, mask).output));
+  auto y = norm1(x + dropout_(self_attention(x, x, attend).output));
   return norm2(y + dropout_(feed_forward(y)));
 }
 
 EncoderImpl::EncoderImpl(const ModelOptions& options) {
   layers = register_module("layers", torch::nn::ModuleList());
   for (int64_t i = 0; i < options.encoder_layers; ++i) layers->push_back(EncoderLayer(options));
-  if (options.norm == "pre") {
+  if (parse_norm(options.norm) == Norm::kPre) {
     final_norm = register_module("final_norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({options.d_model})));
   }
 }
@@ -93,7 +95,7 @@ torch::Tensor EncoderImpl::forward(const torch::Tensor& x, const torch::Tensor& 
   return final_norm ? final_norm(h) : h;
 }
 
-DecoderLayerImpl::DecoderLayerImpl(const ModelOptions& options) : pre_norm_(options.norm == "pre") {
+DecoderLayerImpl::DecoderLayerImpl(const ModelOptions& options) : norm_(parse_norm(options.norm)) {
   self_attention = register_module(
       "self_attention", MultiHeadAttention(options.d_model, options.heads, options.attention_dropout));
   cross_attention = register_module(
@@ -108,28 +110,31 @@ DecoderLayerImpl::DecoderLayerImpl(const ModelOptions& options) : pre_norm_(opti
 torch::Tensor DecoderLayerImpl::forward(const torch::Tensor& x, const torch::Tensor& memory,
                                         const torch::Tensor& memory_padding, DecoderLayerCache* cache,
                                         const torch::Tensor& memory_rows) {
+  AttentionOptions causal;  // self-attention over the target positions so far
+  causal.kind = AttentionKind::kSelf;
   // Targets are right-padded, so a causal mask alone keeps real positions from seeing padding.
-  AttentionMask self_mask;
-  self_mask.causal = true;
-  AttentionMask cross_mask;
-  cross_mask.key_padding = memory_padding;
-  KVCache* self_cache = cache != nullptr ? &cache->self : nullptr;
-  KVCache* cross_cache = cache != nullptr ? &cache->cross : nullptr;
-  if (pre_norm_) {
+  causal.mask.causal = true;
+  causal.cache = cache != nullptr ? &cache->self : nullptr;
+  AttentionOptions to_memory;  // cross-attention over the non-padded encoder output
+  to_memory.kind = AttentionKind::kCross;
+  to_memory.mask.key_padding = memory_padding;
+  to_memory.cache = cache != nullptr ? &cache->cross : nullptr;
+  to_memory.kv_rows = memory_rows;
+  if (norm_ == Norm::kPre) {
     auto h = norm1(x);
-    auto y = x + dropout_(self_attention(h, h, self_mask, false, self_cache, true).output);
-    y = y + dropout_(cross_attention(norm2(y), memory, cross_mask, false, cross_cache, false, memory_rows).output);
+    auto y = x + dropout_(self_attention(h, h, causal).output);
+    y = y + dropout_(cross_attention(norm2(y), memory, to_memory).output);
     return y + dropout_(feed_forward(norm3(y)));
   }
-  auto y = norm1(x + dropout_(self_attention(x, x, self_mask, false, self_cache, true).output));
-  y = norm2(y + dropout_(cross_attention(y, memory, cross_mask, false, cross_cache, false, memory_rows).output));
+  auto y = norm1(x + dropout_(self_attention(x, x, causal).output));
+  y = norm2(y + dropout_(cross_attention(y, memory, to_memory).output));
   return norm3(y + dropout_(feed_forward(y)));
 }
 
 DecoderImpl::DecoderImpl(const ModelOptions& options) {
   layers = register_module("layers", torch::nn::ModuleList());
   for (int64_t i = 0; i < options.decoder_layers; ++i) layers->push_back(DecoderLayer(options));
-  if (options.norm == "pre") {
+  if (parse_norm(options.norm) == Norm::kPre) {
     final_norm = register_module("final_norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({options.d_model})));
   }
 }

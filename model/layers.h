@@ -1,5 +1,6 @@
-// Building blocks composed into encoders (and, later, decoders): embeddings with positions, the
-// position-wise feed-forward block, the encoder layer and the encoder stack.
+// The Transformer's building blocks: embeddings with positions, the position-wise feed-forward
+// block, and the encoder and decoder layers and stacks composed from them and attention. The
+// classifier (model/classifier.h) uses the encoder; the summarizer (model/seq2seq.h) both.
 #pragma once
 #include <torch/torch.h>
 
@@ -21,7 +22,7 @@ class EmbeddingsImpl : public torch::nn::Module {
   torch::nn::Embedding learned_positions{nullptr};  // only with positions = "learned"
   torch::Tensor sinusoid;                           // [max_positions, d_model] buffer, "sinusoidal" only
  private:
-  double scale_;
+  double scale_ = 1.0;
   int64_t max_positions_;
   Dropout dropout_{nullptr};
 };
@@ -38,7 +39,7 @@ class FeedForwardImpl : public torch::nn::Module {
 
   torch::nn::Linear fc1{nullptr}, fc2{nullptr};
  private:
-  bool gelu_;
+  Activation activation_;
   Dropout dropout_{nullptr};
 };
 TORCH_MODULE(FeedForward);
@@ -55,7 +56,7 @@ class EncoderLayerImpl : public torch::nn::Module {
   FeedForward feed_forward{nullptr};
   torch::nn::LayerNorm norm1{nullptr}, norm2{nullptr};
  private:
-  bool pre_norm_;
+  Norm norm_;
   Dropout dropout_{nullptr};
 };
 TORCH_MODULE(EncoderLayer);
@@ -94,7 +95,7 @@ class DecoderLayerImpl : public torch::nn::Module {
   FeedForward feed_forward{nullptr};
   torch::nn::LayerNorm norm1{nullptr}, norm2{nullptr}, norm3{nullptr};
  private:
-  bool pre_norm_;
+  Norm norm_;
   Dropout dropout_{nullptr};
 };
 TORCH_MODULE(DecoderLayer);

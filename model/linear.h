@@ -1,6 +1,11 @@
-// x W^T + b, the one linear map the model code calls. At inference on a few rows (greedy or
-// beam-4 decoding of one input) it is one BLAS matrix-vector product per row: BLAS's matrix
-// product would first copy all of W into its packed layout, at every decoding step.
+// x W^T + b, the one linear map the model code calls. Training, encoding, any call on more than 8
+// rows and any call under autocast use torch's linear (a BLAS matrix product). Decoding calls it on
+// a few rows at a time (greedy or beam-4 decoding of one input), where BLAS's matrix product would
+// first copy all of W into its packed layout at every step; there it is
+// - 1 row: one BLAS matrix-vector product;
+// - 2 to 8 rows, float32 on the CPU, no gradients: a vectorized kernel that reads each row of W once
+//   per block of 4 input rows, the outputs split over threads (few_rows_linear in linear.cpp);
+// - 2 to 4 rows elsewhere (a GPU, gradients on): one matrix-vector product per row.
 #pragma once
 #include <torch/torch.h>
 

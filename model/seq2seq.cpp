@@ -68,10 +68,13 @@ torch::Tensor Seq2SeqImpl::decode(const torch::Tensor& target_in, const EncoderO
   if (!copy_attention) return torch::log_softmax(logits, -1);
 
   // Copy distribution: one attention head from each target position over the source tokens.
-  AttentionMask mask;
-  mask.key_padding = enc.key_padding();
-  auto copy = copy_attention(h, enc.copy_keys, mask, /*need_weights=*/true, state != nullptr ? &state->copy : nullptr,
-                             /*self_attention=*/false, rows);
+  AttentionOptions to_source;
+  to_source.kind = AttentionKind::kCross;
+  to_source.mask.key_padding = enc.key_padding();
+  to_source.cache = state != nullptr ? &state->copy : nullptr;
+  to_source.need_weights = true;  // the copy distribution
+  to_source.kv_rows = rows;
+  auto copy = copy_attention(h, enc.copy_keys, to_source);
   // float32 like the logits, also when the products ran in bf16 (training.precision).
   auto attention = copy.weights.squeeze(1).to(torch::kFloat32);                                   // [B, T, S]
   auto p_generate = torch::sigmoid(copy_gate(torch::cat({h, copy.output, x}, -1))).to(torch::kFloat32);  // [B, T, 1]

@@ -54,14 +54,15 @@ TEST(Attention, MaskedKeysGetZeroWeight) {
   torch::manual_seed(1);
   MultiHeadAttention mha(8, 2, 0.0);
   auto x = torch::randn({2, 4, 8});
-  AttentionMask mask;
-  mask.key_padding = padding_mask(torch::tensor({4, 2}, torch::kInt64), 4);
-  auto result = mha(x, x, mask, /*need_weights=*/true);
+  AttentionOptions options;
+  options.mask.key_padding = padding_mask(torch::tensor({4, 2}, torch::kInt64), 4);
+  options.need_weights = true;
+  auto result = mha(x, x, options);
   auto w = result.weights;  // [2, 2, 4, 4]
   EXPECT_EQ(w.sizes(), (std::vector<int64_t>{2, 2, 4, 4}));
   EXPECT_EQ(w.index({1, torch::indexing::Slice(), torch::indexing::Slice(), torch::indexing::Slice(2, 4)}).abs().max().item<float>(), 0.0f);
   EXPECT_TRUE(torch::allclose(w.sum(-1), torch::ones({2, 2, 4}), 1e-5, 1e-6));
-  auto expected = reference_attention(mha, x, mask.key_padding.view({2, 1, 4}));  // [B, Tq, Tk] per head
+  auto expected = reference_attention(mha, x, options.mask.key_padding.view({2, 1, 4}));  // [B, Tq, Tk] per head
   EXPECT_TRUE(torch::allclose(result.output, expected, 1e-5, 1e-6));
 }
 
@@ -69,15 +70,16 @@ TEST(Attention, CausalMaskNeverLooksAhead) {
   torch::manual_seed(2);
   MultiHeadAttention mha(8, 2, 0.0);
   auto x = torch::randn({1, 5, 8});
-  AttentionMask mask;
-  mask.causal = true;
-  auto w = mha(x, x, mask, true).weights;
+  AttentionOptions causal;
+  causal.mask.causal = true;
+  causal.need_weights = true;
+  auto w = mha(x, x, causal).weights;
   auto upper = torch::triu(torch::ones({5, 5}), 1).to(torch::kBool);
   EXPECT_EQ(w.masked_select(upper.view({1, 1, 5, 5})).abs().max().item<float>(), 0.0f);
   // Changing the last position leaves earlier outputs unchanged.
   auto y = x.clone();
   y.index_put_({0, 4}, torch::randn({8}));
-  auto a = mha(x, x, mask).output, b = mha(y, y, mask).output;
+  auto a = mha(x, x, causal).output, b = mha(y, y, causal).output;
   EXPECT_TRUE(torch::allclose(a.narrow(1, 0, 4), b.narrow(1, 0, 4), 1e-6, 1e-6));
 }
 
@@ -85,9 +87,10 @@ TEST(Attention, ArbitraryMaskAndFullyMaskedRowStayFinite) {
   torch::manual_seed(3);
   MultiHeadAttention mha(8, 2, 0.0);
   auto x = torch::randn({1, 3, 8});
-  AttentionMask mask;
-  mask.mask = torch::tensor({{false, true, false}, {true, true, true}, {false, false, false}}).view({1, 1, 3, 3});
-  auto r = mha(x, x, mask, true);
+  AttentionOptions options;
+  options.mask.mask = torch::tensor({{false, true, false}, {true, true, true}, {false, false, false}}).view({1, 1, 3, 3});
+  options.need_weights = true;
+  auto r = mha(x, x, options);
   EXPECT_TRUE(torch::isfinite(r.output).all().item<bool>());
   EXPECT_EQ(r.weights.index({0, torch::indexing::Slice(), 0, 1}).abs().max().item<float>(), 0.0f);
 }
@@ -97,10 +100,10 @@ TEST(Attention, PaddingDoesNotChangeNonPadOutputs) {
   MultiHeadAttention mha(8, 2, 0.0);
   auto x = torch::randn({1, 3, 8});
   auto padded = torch::cat({x, torch::randn({1, 4, 8}) * 100.0}, 1);  // garbage in the padding
-  AttentionMask mask;
-  mask.key_padding = padding_mask(torch::tensor({3}, torch::kInt64), 7);
+  AttentionOptions options;
+  options.mask.key_padding = padding_mask(torch::tensor({3}, torch::kInt64), 7);
   auto short_out = mha(x, x).output;
-  auto long_out = mha(padded, padded, mask).output.narrow(1, 0, 3);
+  auto long_out = mha(padded, padded, options).output.narrow(1, 0, 3);
   EXPECT_TRUE(torch::allclose(short_out, long_out, 1e-5, 1e-5));
 }
 
@@ -118,16 +121,37 @@ TEST(Attention, CachedSelfAttentionEqualsFullCausalPass) {
   MultiHeadAttention mha(8, 2, 0.0);
   mha->eval();
   auto x = torch::randn({2, 4, 8});
-  AttentionMask causal;
-  causal.causal = true;
+  AttentionOptions causal;
+  causal.mask.causal = true;
   auto full = mha(x, x, causal).output;
   KVCache cache;
+  AttentionOptions cached = causal;
+  cached.cache = &cache;
   for (int64_t t = 0; t < 4; ++t) {
     auto step = x.narrow(1, t, 1);
-    auto out = mha(step, step, causal, false, &cache).output;
+    auto out = mha(step, step, cached).output;
     EXPECT_TRUE(torch::allclose(out, full.narrow(1, t, 1), 1e-5, 1e-6)) << "step " << t;
   }
   EXPECT_EQ(cache.key.size(2), 4);
+}
+
+// The kind, not the tensors passed, decides where keys and values come from: cross-attention over
+// the query itself is self-attention (computed with separate rather than packed projections).
+TEST(Attention, KindSelectsTheKeyValueSource) {
+  torch::manual_seed(7);
+  MultiHeadAttention mha(8, 2, 0.0);
+  mha->eval();
+  auto x = torch::randn({2, 3, 8});
+  AttentionOptions cross;
+  cross.kind = AttentionKind::kCross;
+  EXPECT_TRUE(torch::allclose(mha(x, x, cross).output, mha(x, x).output, 1e-5, 1e-6));
+  // Self-attention with keys/values from another sequence is a caller's mistake, not a silent switch.
+  auto other = torch::randn({2, 5, 8});
+  EXPECT_THROW(mha(x, other), c10::Error);
+  EXPECT_EQ(mha(x, torch::Tensor()).output.sizes(), x.sizes());  // self: key_value may be left out
+  AttentionOptions self_with_rows;
+  self_with_rows.kv_rows = torch::tensor({0, 0}, torch::kInt64);
+  EXPECT_THROW(mha(x, x, self_with_rows), c10::Error);
 }
 
 TEST(Masks, PaddingAndCausal) {
@@ -147,15 +171,22 @@ TEST(Attention, SingleQueryStepMatchesTheBatchedPathWithSharedRows) {
   const auto padding = torch::tensor({{0, 0, 0, 0, 0, 1, 1}, {0, 0, 0, 0, 0, 0, 0}}).to(torch::kBool);
   const auto rows = torch::tensor({1, 0, 1}, torch::kInt64);                         // three queries
   const auto query = torch::randn({3, 1, 16});
-  AttentionMask mask;
-  mask.key_padding = padding;
   // Gradients on: the batched path, over sources copied per query row.
-  const auto expected = mha(query, memory.index_select(0, rows), AttentionMask{padding.index_select(0, rows)}, true,
-                            nullptr, false);
+  AttentionOptions copied;
+  copied.kind = AttentionKind::kCross;
+  copied.mask.key_padding = padding.index_select(0, rows);
+  copied.need_weights = true;
+  const auto expected = mha(query, memory.index_select(0, rows), copied);
   torch::NoGradGuard no_grad;
   KVCache cache;
+  AttentionOptions shared;  // one source row per distinct source, read through kv_rows
+  shared.kind = AttentionKind::kCross;
+  shared.mask.key_padding = padding;
+  shared.cache = &cache;
+  shared.need_weights = true;
+  shared.kv_rows = rows;
   for (int step = 0; step < 2; ++step) {  // fills the cache, then reads it
-    const auto got = mha(query, memory, mask, true, &cache, false, rows);
+    const auto got = mha(query, memory, shared);
     EXPECT_EQ(cache.key.size(0), 2);  // one cached row per source, not per query
     EXPECT_TRUE(torch::allclose(got.output, expected.output.detach(), 1e-5, 1e-6)) << "step " << step;
     EXPECT_TRUE(torch::allclose(got.weights, expected.weights.detach(), 1e-5, 1e-6)) << "step " << step;
@@ -164,9 +195,12 @@ TEST(Attention, SingleQueryStepMatchesTheBatchedPathWithSharedRows) {
   }
   // With gradients on, the same call takes the batched path and still agrees.
   KVCache fresh;
+  AttentionOptions fresh_shared = shared;
+  fresh_shared.cache = &fresh;
+  fresh_shared.need_weights = false;
   const auto batched = [&] {
     torch::AutoGradMode grad(true);
-    return mha(query, memory, mask, false, &fresh, false, rows).output.detach();
+    return mha(query, memory, fresh_shared).output.detach();
   }();
   EXPECT_TRUE(torch::allclose(batched, expected.output.detach(), 1e-5, 1e-6));
 }

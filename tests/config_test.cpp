@@ -130,3 +130,60 @@ TEST(Config, ShippedConfigsAreValid) {
     EXPECT_NO_THROW(heed::app::load_config(std::string(HEED_SOURCE_DIR) + "/configs/" + name, {}, "/d")) << name;
   }
 }
+
+// The choice fields that select code paths are parsed once into enums; every spelling maps to its
+// value and anything else is the InputError validation gives, naming the section and field.
+TEST(Config, ChoiceFieldsParseToEnumsAndNameTheFieldOtherwise) {
+  namespace model = heed::model;
+  namespace app = heed::app;
+  EXPECT_EQ(model::parse_activation("gelu"), model::Activation::kGelu);
+  EXPECT_EQ(model::parse_activation("relu"), model::Activation::kRelu);
+  EXPECT_EQ(model::parse_norm("pre"), model::Norm::kPre);
+  EXPECT_EQ(model::parse_norm("post"), model::Norm::kPost);
+  EXPECT_EQ(model::parse_positions("sinusoidal"), model::Positions::kSinusoidal);
+  EXPECT_EQ(model::parse_positions("learned"), model::Positions::kLearned);
+  EXPECT_EQ(model::parse_pooling("mean"), model::Pooling::kMean);
+  EXPECT_EQ(model::parse_pooling("first"), model::Pooling::kFirst);
+  EXPECT_EQ(model::parse_pooling("attention"), model::Pooling::kAttention);
+  EXPECT_EQ(model::parse_decoding_method("beam"), model::DecodingMethod::kBeam);
+  EXPECT_EQ(model::parse_decoding_method("greedy"), model::DecodingMethod::kGreedy);
+  EXPECT_EQ(model::parse_decoding_method("sample"), model::DecodingMethod::kSample);
+  EXPECT_EQ(app::parse_schedule("linear"), app::Schedule::kLinear);
+  EXPECT_EQ(app::parse_schedule("cosine"), app::Schedule::kCosine);
+  EXPECT_EQ(app::parse_schedule("inverse_sqrt"), app::Schedule::kInverseSqrt);
+  EXPECT_EQ(app::parse_schedule("constant"), app::Schedule::kConstant);
+  EXPECT_EQ(app::parse_precision("fp32"), app::Precision::kFp32);
+  EXPECT_EQ(app::parse_precision("bf16"), app::Precision::kBf16);
+  EXPECT_EQ(app::parse_precision("auto"), app::Precision::kAuto);
+
+  auto message = [](auto parse) -> std::string {
+    try {
+      parse();
+    } catch (const heed::InputError& e) {
+      return e.what();
+    }
+    return "no InputError";
+  };
+  EXPECT_EQ(message([] { model::parse_pooling("max"); }),
+            "config: model.pooling: must be one of \"mean\", \"first\", \"attention\", got \"max\"");
+  EXPECT_EQ(message([] { model::parse_activation("Gelu"); }),
+            "config: model.activation: must be one of \"gelu\", \"relu\", got \"Gelu\"");
+  EXPECT_EQ(message([] { model::parse_norm(""); }), "config: model.norm: must be one of \"pre\", \"post\", got \"\"");
+  EXPECT_EQ(message([] { model::parse_positions("rotary", "teacher"); }),
+            "config: teacher.positions: must be one of \"sinusoidal\", \"learned\", got \"rotary\"");
+  EXPECT_EQ(message([] { model::parse_decoding_method("nucleus"); }),
+            "config: decoding.method: must be one of \"beam\", \"greedy\", \"sample\", got \"nucleus\"");
+  EXPECT_EQ(message([] { app::parse_schedule("step"); }),
+            "config: training.schedule: must be one of \"linear\", \"cosine\", \"inverse_sqrt\", \"constant\", got "
+            "\"step\"");
+  EXPECT_EQ(message([] { app::parse_precision("fp16"); }),
+            "config: training.precision: must be one of \"fp32\", \"bf16\", \"auto\", got \"fp16\"");
+
+  // A config file with an unknown value gets that very message from validation.
+  auto doc = minimal();
+  doc["model"] = {{"pooling", "max"}};
+  EXPECT_EQ(error_of(doc), message([] { model::parse_pooling("max"); }));
+  doc = minimal();
+  doc["training"] = {{"precision", "fp16"}};
+  EXPECT_EQ(error_of(doc), message([] { app::parse_precision("fp16"); }));
+}

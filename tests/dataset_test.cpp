@@ -5,6 +5,7 @@
 #include <fstream>
 #include <set>
 
+#include "data_pipeline/base/errors.h"
 #include "data_pipeline/dataset.h"
 #include "tests/test_corpus.h"
 #include "tests/test_utils.h"
@@ -13,10 +14,19 @@ using namespace heed::data;
 
 TEST(Truncate, HeadAndHeadTail) {
   TokenIds ids = {1, 2, 3, 4, 5, 6, 7, 8};
-  EXPECT_EQ(truncate(ids, {4, "head", 0}), (TokenIds{1, 2, 3, 4}));
-  EXPECT_EQ(truncate(ids, {5, "head_tail", 2}), (TokenIds{1, 2, 6, 7, 8}));
-  EXPECT_EQ(truncate(ids, {5, "head_tail", 0}), (TokenIds{4, 5, 6, 7, 8}));
-  EXPECT_EQ(truncate(ids, {20, "head_tail", 2}), ids);
+  const auto head = TruncationMode::kHead, head_tail = TruncationMode::kHeadTail;
+  EXPECT_EQ(truncate(ids, {4, head, 0}), (TokenIds{1, 2, 3, 4}));
+  EXPECT_EQ(truncate(ids, {5, head_tail, 2}), (TokenIds{1, 2, 6, 7, 8}));
+  EXPECT_EQ(truncate(ids, {5, head_tail, 0}), (TokenIds{4, 5, 6, 7, 8}));
+  EXPECT_EQ(truncate(ids, {20, head_tail, 2}), ids);
+  EXPECT_EQ(parse_truncation_mode("head"), head);
+  EXPECT_EQ(parse_truncation_mode("head_tail"), head_tail);
+  try {
+    parse_truncation_mode("tail");
+    ADD_FAILURE() << "no InputError";
+  } catch (const heed::InputError& e) {
+    EXPECT_STREQ(e.what(), "config: data.truncation: must be one of \"head\", \"head_tail\", got \"tail\"");
+  }
 }
 
 TEST(Split, DeterministicDisjointComplete) {

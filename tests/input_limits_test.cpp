@@ -301,7 +301,7 @@ TEST(InputLimits, ByteBudgetKeepsHeadAndTailIds) {
   for (const char* mode : {"head", "head_tail"}) {
     for (int64_t max_length : {16, 64, 256, 2048}) {
       heed::data::Truncation t;
-      t.mode = mode;
+      t.mode = heed::data::parse_truncation_mode(mode);
       t.max_length = max_length;
       t.head_tokens = max_length / 4;
       const auto cut = heed::data::cut_to_budget(tok, text, t);
@@ -311,7 +311,7 @@ TEST(InputLimits, ByteBudgetKeepsHeadAndTailIds) {
   }
   // Cuts fall on character boundaries: a text of 3-byte characters stays valid UTF-8.
   heed::data::Truncation t;
-  t.mode = "head_tail";
+  t.mode = heed::data::TruncationMode::kHeadTail;
   t.max_length = 8;
   t.head_tokens = 2;
   const auto cut = heed::data::cut_to_budget(tok, repeat("\xE6\x97\xA5", 100000), t);  // 日 (unknown) ...

@@ -122,7 +122,7 @@ TEST(Trainer, Bf16PrecisionLearnsAndKeepsFloat32Weights) {
     std::vector<torch::Tensor> parameters;
     for (const auto& p : model->parameters()) parameters.push_back(p);
     auto optimizer = make_optimizer(parameters, options);
-    const auto step = optimizer_step(task, *optimizer, parameters, {0, 1, 2, 3}, options);
+    const auto step = optimizer_step(task, *optimizer, parameters, {0, 1, 2, 3}, step_options(options));
     EXPECT_NEAR(step.loss, reference, 0.05 * std::abs(reference));
     EXPECT_NE(step.loss, reference);  // the products really ran in bf16
     EXPECT_FALSE(at::autocast::is_cpu_enabled());
@@ -267,16 +267,17 @@ TEST(Schedule, WarmupThenDecay) {
   o.lr = 1.0;
   o.warmup_steps = 10;
   o.schedule = "linear";
-  EXPECT_DOUBLE_EQ(learning_rate(o, 5, 110), 0.5);
-  EXPECT_DOUBLE_EQ(learning_rate(o, 10, 110), 1.0);
-  EXPECT_NEAR(learning_rate(o, 60, 110), 0.5, 1e-12);
-  EXPECT_NEAR(learning_rate(o, 110, 110), 0.0, 1e-12);
+  const LearningRateSchedule linear(o, 110);
+  EXPECT_DOUBLE_EQ(linear.at(5), 0.5);
+  EXPECT_DOUBLE_EQ(linear.at(10), 1.0);
+  EXPECT_NEAR(linear.at(60), 0.5, 1e-12);
+  EXPECT_NEAR(linear.at(110), 0.0, 1e-12);
   o.schedule = "cosine";
-  EXPECT_NEAR(learning_rate(o, 60, 110), 0.5, 1e-12);
+  EXPECT_NEAR(LearningRateSchedule(o, 110).at(60), 0.5, 1e-12);
   o.schedule = "inverse_sqrt";
-  EXPECT_NEAR(learning_rate(o, 40, 110), 0.5, 1e-12);
+  EXPECT_NEAR(LearningRateSchedule(o, 110).at(40), 0.5, 1e-12);
   o.schedule = "constant";
-  EXPECT_DOUBLE_EQ(learning_rate(o, 100, 110), 1.0);
+  EXPECT_DOUBLE_EQ(LearningRateSchedule(o, 110).at(100), 1.0);
 }
 
 TEST(Checkpoint, CorruptOrNewerFilesGiveClearErrors) {

@@ -203,9 +203,9 @@ void DataOptions::validate() const {
   require_choice(on_error, {"fail", "skip"}, s, "on_error");
   require_field(max_length >= 1 && max_length <= 1 << 20, s, "max_length",
                 fmt::format("must be in [1, 1048576], got {}", max_length));
-  require_choice(truncation, {"head", "head_tail"}, s, "truncation");
+  const data::TruncationMode mode = data::parse_truncation_mode(truncation, s);
   require_field(head_tokens >= 0, s, "head_tokens", fmt::format("must be >= 0, got {}", head_tokens));
-  require_field(truncation != "head_tail" || head_tokens <= max_length, s, "head_tokens",
+  require_field(mode != data::TruncationMode::kHeadTail || head_tokens <= max_length, s, "head_tokens",
                 fmt::format("must be <= data.max_length ({}) with head_tail truncation, got {}", max_length, head_tokens));
 }
 
@@ -218,6 +218,21 @@ void TokenizerOptions::validate() const {
                 fmt::format("must be in (0, 1], got {}", character_coverage));
   require_field(input_sentence_size >= 0, s, "input_sentence_size",
                 fmt::format("must be >= 0, got {}", input_sentence_size));
+}
+
+Schedule parse_schedule(const std::string& value, const std::string& section) {
+  return parse_choice<Schedule>(value,
+                                {{"linear", Schedule::kLinear},
+                                 {"cosine", Schedule::kCosine},
+                                 {"inverse_sqrt", Schedule::kInverseSqrt},
+                                 {"constant", Schedule::kConstant}},
+                                section, "schedule");
+}
+
+Precision parse_precision(const std::string& value, const std::string& section) {
+  return parse_choice<Precision>(
+      value, {{"fp32", Precision::kFp32}, {"bf16", Precision::kBf16}, {"auto", Precision::kAuto}}, section,
+      "precision");
 }
 
 void TrainingOptions::validate() const {
@@ -236,13 +251,13 @@ void TrainingOptions::validate() const {
   require_field(beta2 >= 0.0 && beta2 < 1.0, s, "beta2", fmt::format("must be in [0, 1), got {}", beta2));
   require_field(adam_eps > 0.0, s, "adam_eps", fmt::format("must be > 0, got {}", adam_eps));
   require_field(warmup_steps >= 0, s, "warmup_steps", fmt::format("must be >= 0, got {}", warmup_steps));
-  require_choice(schedule, {"linear", "cosine", "inverse_sqrt", "constant"}, s, "schedule");
+  parse_schedule(schedule, s);
   require_field(clip_norm >= 0.0, s, "clip_norm", fmt::format("must be >= 0, got {}", clip_norm));
   require_field(label_smoothing >= 0.0 && label_smoothing < 1.0, s, "label_smoothing",
                 fmt::format("must be in [0, 1), got {}", label_smoothing));
   require_field(threads >= 0 && threads <= kMaxThreads, s, "threads",
                 fmt::format("must be in [0, {}], got {}", kMaxThreads, threads));
-  require_choice(precision, {"fp32", "bf16", "auto"}, s, "precision");
+  parse_precision(precision, s);
   require_field(eval_every >= 0, s, "eval_every", fmt::format("must be >= 0, got {}", eval_every));
   require_field(log_every >= 1, s, "log_every", fmt::format("must be >= 1, got {}", log_every));
   require_field(patience >= 0, s, "patience", fmt::format("must be >= 0, got {}", patience));
@@ -364,7 +379,7 @@ std::string resolve_data_dir(const std::string& flag) {
 data::Truncation truncation_of(const DataOptions& data) {
   data::Truncation t;
   t.max_length = data.max_length;
-  t.mode = data.truncation;
+  t.mode = data::parse_truncation_mode(data.truncation);
   t.head_tokens = data.head_tokens;
   return t;
 }

@@ -83,6 +83,11 @@ struct TokenizerOptions {
   void validate() const;
 };
 
+// training.schedule and training.precision select code paths on every optimizer step; the trainer
+// parses them once (app/training/trainer.h), the strings stay what config files hold.
+enum class Schedule { kLinear, kCosine, kInverseSqrt, kConstant };
+enum class Precision { kFp32, kBf16, kAuto };
+
 struct TrainingOptions {
   int64_t epochs = 3;              // passes over the training data
   int64_t max_steps = 0;           // stop after this many optimizer steps (0 = no limit)
@@ -141,6 +146,11 @@ struct TrainingOptions {
   }
   void validate() const;
 };
+
+// TrainingOptions' choice fields as enums. Each throws InputError("config: <section>.<field>: must
+// be one of ..., got ...") for a value it does not know, the message validate() gives.
+Schedule parse_schedule(const std::string& value, const std::string& section = "training");
+Precision parse_precision(const std::string& value, const std::string& section = "training");
 
 struct Config {
   std::string task = "classification";  // "classification" | "summarization"

@@ -178,9 +178,12 @@ std::vector<std::vector<model::Hypothesis>> search_exported(torch::jit::Module& 
                                                             const torch::Tensor& lengths,
                                                             const model::DecodingOptions& d) {
   d.validate();
-  if (d.method == "sample") throw InputError("--method sample is not supported with --model (use --run)");
+  const model::DecodingMethod method = model::parse_decoding_method(d.method);
+  if (method == model::DecodingMethod::kSample) {
+    throw InputError("--method sample is not supported with --model (use --run)");
+  }
   if (d.n_best > 1) throw InputError("--n-best > 1 is not supported with --model (use --run)");
-  const bool greedy = d.method == "greedy";
+  const bool greedy = method == model::DecodingMethod::kGreedy;
   torch::InferenceMode guard;
   auto out = module.run_method("search", ids, lengths, greedy ? int64_t{1} : d.beam_size, d.max_length, d.min_length,
                                d.length_penalty, d.no_repeat_ngram_size, greedy || d.early_stopping)

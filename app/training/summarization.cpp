@@ -161,7 +161,7 @@ std::vector<RougeScores> score_pairs(const std::vector<std::string>& references,
 data::Truncation source_truncation_of(const DataOptions& d) {
   data::Truncation t;
   t.max_length = d.max_length;
-  t.mode = d.truncation;
+  t.mode = data::parse_truncation_mode(d.truncation);
   t.head_tokens = d.head_tokens;
   return t;
 }
@@ -169,7 +169,7 @@ data::Truncation source_truncation_of(const DataOptions& d) {
 data::Truncation target_truncation_of(const DataOptions& d) {
   data::Truncation t;
   t.max_length = d.max_target_length - 1;  // EOS takes the last position
-  t.mode = "head";
+  t.mode = data::TruncationMode::kHead;
   return t;
 }
 

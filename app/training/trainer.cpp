@@ -15,16 +15,20 @@
 
 namespace heed::app {
 
-double learning_rate(const TrainingOptions& o, int64_t step, int64_t total_steps) {
+LearningRateSchedule::LearningRateSchedule(const TrainingOptions& options, int64_t total_steps)
+    : schedule_(parse_schedule(options.schedule)), lr_(options.lr), warmup_steps_(options.warmup_steps),
+      total_steps_(total_steps) {}
+
+double LearningRateSchedule::at(int64_t step) const {
   const double s = static_cast<double>(std::max<int64_t>(step, 1));
-  const double warmup = static_cast<double>(o.warmup_steps);
-  if (o.warmup_steps > 0 && s <= warmup) return o.lr * s / warmup;
-  if (o.schedule == "constant") return o.lr;
-  if (o.schedule == "inverse_sqrt") return o.lr * std::sqrt(std::max(warmup, 1.0) / s);
-  const double span = std::max(1.0, static_cast<double>(total_steps) - warmup);
+  const double warmup = static_cast<double>(warmup_steps_);
+  if (warmup_steps_ > 0 && s <= warmup) return lr_ * s / warmup;
+  if (schedule_ == Schedule::kConstant) return lr_;
+  if (schedule_ == Schedule::kInverseSqrt) return lr_ * std::sqrt(std::max(warmup, 1.0) / s);
+  const double span = std::max(1.0, static_cast<double>(total_steps_) - warmup);
   const double progress = std::clamp((s - warmup) / span, 0.0, 1.0);
-  if (o.schedule == "cosine") return o.lr * 0.5 * (1.0 + std::cos(M_PI * progress));
-  return o.lr * (1.0 - progress);  // linear
+  if (schedule_ == Schedule::kCosine) return lr_ * 0.5 * (1.0 + std::cos(M_PI * progress));
+  return lr_ * (1.0 - progress);  // linear
 }
 
 std::string to_string(StopReason reason) {
@@ -85,22 +89,30 @@ class Bf16Autocast {
 }  // namespace
 
 bool uses_bf16(const TrainingOptions& options) {
-  return options.precision == "bf16" || (options.precision == "auto" && cpu_has_bf16());
+  const Precision precision = parse_precision(options.precision);
+  return precision == Precision::kBf16 || (precision == Precision::kAuto && cpu_has_bf16());
+}
+
+StepOptions step_options(const TrainingOptions& options) {
+  StepOptions step;
+  step.bf16 = uses_bf16(options);
+  step.clip_norm = options.clip_norm;
+  return step;
 }
 
 StepResult optimizer_step(TrainingTask& task, torch::optim::Optimizer& optimizer,
                           const std::vector<torch::Tensor>& parameters, const std::vector<size_t>& batch,
-                          const TrainingOptions& options) {
+                          const StepOptions& step) {
   optimizer.zero_grad();
   StepOutput out;
   {
-    Bf16Autocast autocast(uses_bf16(options));
+    Bf16Autocast autocast(step.bf16);
     out = task.forward_loss(batch);
   }
   const double loss = out.loss.item<double>();
   if (!std::isfinite(loss)) return {loss, out.tokens};
   out.loss.backward();
-  if (options.clip_norm > 0) torch::nn::utils::clip_grad_norm_(parameters, options.clip_norm);
+  if (step.clip_norm > 0) torch::nn::utils::clip_grad_norm_(parameters, step.clip_norm);
   optimizer.step();
   return {loss, out.tokens};
 }
@@ -108,7 +120,7 @@ StepResult optimizer_step(TrainingTask& task, torch::optim::Optimizer& optimizer
 Trainer::Trainer(TrainingTask& task, const TrainingOptions& options, TrainerFiles files, Progress& progress,
                  StopRequest stop_request)
     : task_(task), options_(options), files_(std::move(files)), progress_(progress),
-      stop_request_(std::move(stop_request)) {
+      stop_request_(std::move(stop_request)), step_options_(step_options(options)) {
   for (auto& p : task_.model().parameters()) {
     if (p.requires_grad()) parameters_.push_back(p);
   }
@@ -213,16 +225,16 @@ int64_t Trainer::plan_total_steps() {
   for (const auto& p : parameters_) n_parameters += p.numel();
   progress_.log(fmt::format("training: {} epoch(s) x {} batches = {} steps, {} parameters, {} matrix products{}",
                             options_.epochs, steps_per_epoch, total_steps, n_parameters,
-                            uses_bf16(options_) ? "bf16" : "fp32",
+                            step_options_.bf16 ? "bf16" : "fp32",
                             options_.precision == "auto" ? " (training.precision auto)" : ""));
   return total_steps;
 }
 
-double Trainer::train_step(TrainState& state, const std::vector<size_t>& batch, int64_t total_steps,
-                           StepResult& out) {
-  const double lr = learning_rate(options_, state.step + 1, total_steps);
+double Trainer::train_step(TrainState& state, const std::vector<size_t>& batch,
+                           const LearningRateSchedule& learning_rate, StepResult& out) {
+  const double lr = learning_rate.at(state.step + 1);
   for (auto& group : optimizer_->param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
-  out = optimizer_step(task_, *optimizer_, parameters_, batch, options_);
+  out = optimizer_step(task_, *optimizer_, parameters_, batch, step_options_);
   if (!std::isfinite(out.loss)) {
     throw Error(fmt::format(
         "training diverged: the loss is {} at step {} (epoch {}, batch {}). The last good checkpoint is kept "
@@ -277,13 +289,14 @@ TrainResult Trainer::run(bool resume) {
     if (options_.patience > 0 && state.evals_since_best >= options_.patience) stop = StopReason::kEarlyStopped;
   };
 
+  const LearningRateSchedule learning_rate(options_, total_steps);
   task_.model().train();
   while (!stop && state.epoch < options_.epochs) {
     const auto plan = task_.plan_epoch(static_cast<uint64_t>(state.epoch));
     while (!stop && state.batch_in_epoch < static_cast<int64_t>(plan.size())) {
       if ((stop = limit_reached(state, clock.elapsed()))) break;
       StepResult out;
-      const double lr = train_step(state, plan[static_cast<size_t>(state.batch_in_epoch)], total_steps, out);
+      const double lr = train_step(state, plan[static_cast<size_t>(state.batch_in_epoch)], learning_rate, out);
       validated = false;
       report_step(state, out, lr, total_steps, window, clock);
       if (options_.eval_every > 0 && state.step % options_.eval_every == 0) validate();

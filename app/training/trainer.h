@@ -44,8 +44,15 @@ std::unique_ptr<torch::optim::AdamW> make_optimizer(const std::vector<torch::Ten
 // has native bf16, data_pipeline/base/runtime.h).
 bool uses_bf16(const TrainingOptions& options);
 
+// What optimizer_step() takes from training.*, resolved once before the steps (step_options()).
+struct StepOptions {
+  bool bf16 = false;       // forward pass under bf16 autocast (uses_bf16)
+  double clip_norm = 0.0;  // clip the gradient norm to this (0 = off)
+};
+StepOptions step_options(const TrainingOptions& options);
+
 // One training step: zero_grad, the task's forward_loss on `batch` (under bf16 autocast when
-// options.precision says so), backward, gradient clipping (options.clip_norm > 0), optimizer step.
+// step.bf16), backward, gradient clipping (step.clip_norm > 0), optimizer step.
 // A non-finite loss is returned before backward, nothing updated.
 struct StepResult {
   double loss = 0.0;
@@ -53,10 +60,21 @@ struct StepResult {
 };
 StepResult optimizer_step(TrainingTask& task, torch::optim::Optimizer& optimizer,
                           const std::vector<torch::Tensor>& parameters, const std::vector<size_t>& batch,
-                          const TrainingOptions& options);
+                          const StepOptions& step);
 
-// Learning rate at `step` (1-based) of `total_steps`.
-double learning_rate(const TrainingOptions& o, int64_t step, int64_t total_steps);
+// The learning rate at each step of a run: linear warm-up from 0 to training.lr over
+// training.warmup_steps, then training.schedule down to the run's last step. Parses the options
+// once, when built.
+class LearningRateSchedule {
+ public:
+  LearningRateSchedule(const TrainingOptions& options, int64_t total_steps);
+  double at(int64_t step) const;  // step: 1-based
+
+ private:
+  Schedule schedule_;
+  double lr_;
+  int64_t warmup_steps_, total_steps_;
+};
 
 struct TrainerFiles {
   std::string last_checkpoint;
@@ -111,7 +129,8 @@ class Trainer {
   int64_t plan_total_steps();
   // Sets the learning rate, runs one optimizer step on `batch` (throws Error on a non-finite loss),
   // advances the position. Returns the learning rate used.
-  double train_step(TrainState& state, const std::vector<size_t>& batch, int64_t total_steps, StepResult& out);
+  double train_step(TrainState& state, const std::vector<size_t>& batch, const LearningRateSchedule& learning_rate,
+                    StepResult& out);
   // Progress line for the step; every log_every steps a train record and (non-interactive) a log line.
   void report_step(const TrainState& state, const StepResult& out, double lr, int64_t total_steps,
                    LogWindow& window, const SegmentClock& clock);
@@ -124,6 +143,7 @@ class Trainer {
   TrainerFiles files_;
   Progress& progress_;
   StopRequest stop_request_;
+  StepOptions step_options_;
   std::unique_ptr<torch::optim::AdamW> optimizer_;
   std::vector<torch::Tensor> parameters_;
 };

@@ -4,6 +4,7 @@
 #include <initializer_list>
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 namespace heed {
 
@@ -24,14 +25,38 @@ inline void require_field(bool ok, const std::string& section, const char* field
   if (!ok) throw InputError("config: " + section + "." + field + ": " + what);
 }
 
+// Throws InputError("config: <section>.<field>: must be one of <choices>, got \"<value>\""),
+// `choices` already quoted and comma-separated.
+[[noreturn]] inline void bad_choice(const std::string& value, const std::string& choices, const std::string& section,
+                                    const char* field) {
+  throw InputError("config: " + section + "." + field + ": must be one of " + choices + ", got \"" + value + "\"");
+}
+
+inline void append_choice(std::string& choices, const char* name) {
+  choices += (choices.empty() ? "\"" : ", \"") + std::string(name) + "\"";
+}
+
 inline void require_choice(const std::string& value, std::initializer_list<const char*> choices,
                            const std::string& section, const char* field) {
   std::string list;
   for (const char* c : choices) {
     if (value == c) return;
-    list += (list.empty() ? "\"" : ", \"") + std::string(c) + "\"";
+    append_choice(list, c);
   }
-  throw InputError("config: " + section + "." + field + ": must be one of " + list + ", got \"" + value + "\"");
+  bad_choice(value, list, section, field);
+}
+
+// An option that selects a code path, parsed once at configuration time into the enum its spelling
+// stands for (`choices`: spelling -> value). Anything else throws as require_choice does.
+template <typename Enum>
+Enum parse_choice(const std::string& value, std::initializer_list<std::pair<const char*, Enum>> choices,
+                  const std::string& section, const char* field) {
+  std::string list;
+  for (const auto& [name, parsed] : choices) {
+    if (value == name) return parsed;
+    append_choice(list, name);
+  }
+  bad_choice(value, list, section, field);
 }
 
 }  // namespace heed

@@ -15,8 +15,11 @@ NativeClassifier::NativeClassifier(const ModelOptions& options, int64_t vocab_si
     : options_(options), vocab_size_(vocab_size), num_classes_(num_classes), d_(options.d_model),
       weights_(std::move(weights)) {
   options.validate();
+  activation_ = parse_activation(options.activation);
+  norm_placement_ = parse_norm(options.norm);
+  pooling_ = parse_pooling(options.pooling);
   token_embedding_ = weights_.at("embeddings.tokens.weight", {vocab_size, d_}).data;
-  if (options.positions == "learned") {
+  if (parse_positions(options.positions) == Positions::kLearned) {
     positions_ = weights_.at("embeddings.positions.weight", {options.max_positions, d_}).data;
   } else {
     positions_ = weights_.at("embeddings.sinusoid", {options.max_positions, d_}).data;
@@ -34,9 +37,9 @@ NativeClassifier::NativeClassifier(const ModelOptions& options, int64_t vocab_si
     layer.norm2 = norm(p + "norm2");
     layers_.push_back(layer);
   }
-  has_final_norm_ = options.norm == "pre";
+  has_final_norm_ = norm_placement_ == model::Norm::kPre;
   if (has_final_norm_) final_norm_ = norm("encoder.final_norm");
-  if (options.pooling == "attention") attention_pool_ = linear("attention_pool", 1, d_);
+  if (pooling_ == Pooling::kAttention) attention_pool_ = linear("attention_pool", 1, d_);
   head_ = linear("head", num_classes, d_);
 }
 
@@ -100,7 +103,7 @@ void NativeClassifier::attention(const Layer& layer, const float* x, int64_t len
 void NativeClassifier::feed_forward(const Layer& layer, const float* x, int64_t len, float* out) const {
   std::vector<float> hidden(static_cast<size_t>(len * options_.ff_dim));
   apply(layer.fc1, x, len, hidden.data());
-  if (options_.activation == "gelu") {
+  if (activation_ == Activation::kGelu) {
     for (auto& h : hidden) h = 0.5f * h * (1.0f + std::erf(h * 0.70710678118654752f));
   } else {
     for (auto& h : hidden) h = std::max(h, 0.0f);
@@ -121,7 +124,7 @@ std::vector<float> NativeClassifier::logits(const std::vector<int32_t>& ids) con
     const float* p = positions_ + t * d_;
     for (int64_t i = 0; i < d_; ++i) x[t * d_ + i] = e[i] * embedding_scale_ + p[i];
   }
-  const bool pre = options_.norm == "pre";
+  const bool pre = norm_placement_ == model::Norm::kPre;
   for (const auto& layer : layers_) {
     if (pre) {  // y = x + attn(norm1(x)); x = y + ff(norm2(y))
       h = x;
@@ -144,9 +147,9 @@ std::vector<float> NativeClassifier::logits(const std::vector<int32_t>& ids) con
   if (has_final_norm_) layer_norm(final_norm_, x.data(), len);
 
   std::vector<float> pooled(static_cast<size_t>(d_), 0.0f);
-  if (options_.pooling == "first") {
+  if (pooling_ == Pooling::kFirst) {
     std::copy(x.begin(), x.begin() + d_, pooled.begin());
-  } else if (options_.pooling == "attention") {
+  } else if (pooling_ == Pooling::kAttention) {
     std::vector<float> score(static_cast<size_t>(len));
     apply(attention_pool_, x.data(), len, score.data());
     const float top = *std::max_element(score.begin(), score.end());

@@ -49,6 +49,10 @@ class NativeClassifier {
   void feed_forward(const Layer& layer, const float* x, int64_t len, float* out) const;
 
   ModelOptions options_;
+  // options_' choice fields, parsed once (model::Norm: the placement; Norm above: a norm's weights)
+  Activation activation_ = Activation::kGelu;
+  model::Norm norm_placement_ = model::Norm::kPre;
+  Pooling pooling_ = Pooling::kMean;
   int64_t vocab_size_, num_classes_, d_;
   FlatWeights weights_;
   const float* token_embedding_ = nullptr;  // [vocab, d]

@@ -6,6 +6,9 @@
 
 namespace heed::model {
 
+// DecodingOptions::method, parsed once by whoever dispatches on it (parse_decoding_method).
+enum class DecodingMethod { kBeam, kGreedy, kSample };
+
 struct DecodingOptions {
   std::string method = "beam";       // "beam" | "greedy" | "sample"
   int64_t beam_size = 4;             // beams per input (beam search)
@@ -38,5 +41,9 @@ struct DecodingOptions {
   // Throws InputError("config: <prefix>.<field>: ...") for the first invalid field.
   void validate(const std::string& prefix = "decoding") const;
 };
+
+// DecodingOptions::method as an enum; throws InputError("config: <section>.method: must be one of
+// ..., got ...") for a value it does not know, the message validate() gives.
+DecodingMethod parse_decoding_method(const std::string& value, const std::string& section = "decoding");
 
 }  // namespace heed::model

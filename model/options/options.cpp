@@ -9,6 +9,32 @@
 
 namespace heed::model {
 
+Activation parse_activation(const std::string& value, const std::string& section) {
+  return parse_choice<Activation>(value, {{"gelu", Activation::kGelu}, {"relu", Activation::kRelu}}, section,
+                                  "activation");
+}
+
+Norm parse_norm(const std::string& value, const std::string& section) {
+  return parse_choice<Norm>(value, {{"pre", Norm::kPre}, {"post", Norm::kPost}}, section, "norm");
+}
+
+Positions parse_positions(const std::string& value, const std::string& section) {
+  return parse_choice<Positions>(value, {{"sinusoidal", Positions::kSinusoidal}, {"learned", Positions::kLearned}},
+                                 section, "positions");
+}
+
+Pooling parse_pooling(const std::string& value, const std::string& section) {
+  return parse_choice<Pooling>(
+      value, {{"mean", Pooling::kMean}, {"first", Pooling::kFirst}, {"attention", Pooling::kAttention}}, section,
+      "pooling");
+}
+
+DecodingMethod parse_decoding_method(const std::string& value, const std::string& section) {
+  return parse_choice<DecodingMethod>(
+      value, {{"beam", DecodingMethod::kBeam}, {"greedy", DecodingMethod::kGreedy}, {"sample", DecodingMethod::kSample}},
+      section, "method");
+}
+
 void ModelOptions::validate(const std::string& p) const {
   require_field(d_model >= 8 && d_model <= 8192, p, "d_model", fmt::format("must be in [8, 8192], got {}", d_model));
   require_field(heads >= 1 && heads <= d_model, p, "heads", fmt::format("must be in [1, d_model], got {}", heads));
@@ -21,16 +47,16 @@ void ModelOptions::validate(const std::string& p) const {
   require_field(dropout >= 0.0 && dropout < 1.0, p, "dropout", fmt::format("must be in [0, 1), got {}", dropout));
   require_field(attention_dropout >= 0.0 && attention_dropout < 1.0, p, "attention_dropout",
                 fmt::format("must be in [0, 1), got {}", attention_dropout));
-  require_choice(activation, {"gelu", "relu"}, p, "activation");
-  require_choice(norm, {"pre", "post"}, p, "norm");
-  require_choice(positions, {"sinusoidal", "learned"}, p, "positions");
+  parse_activation(activation, p);
+  parse_norm(norm, p);
+  parse_positions(positions, p);
   require_field(max_positions >= 2 && max_positions <= (1 << 20), p, "max_positions",
                 fmt::format("must be in [2, 1048576], got {}", max_positions));
-  require_choice(pooling, {"mean", "first", "attention"}, p, "pooling");
+  parse_pooling(pooling, p);
 }
 
 void DecodingOptions::validate(const std::string& p) const {
-  require_choice(method, {"beam", "greedy", "sample"}, p, "method");
+  const DecodingMethod search = parse_decoding_method(method, p);
   require_field(beam_size >= 1 && beam_size <= 64, p, "beam_size",
                 fmt::format("must be in [1, 64], got {}", beam_size));
   require_field(max_length >= 1, p, "max_length", fmt::format("must be >= 1, got {}", max_length));
@@ -41,7 +67,7 @@ void DecodingOptions::validate(const std::string& p) const {
   require_field(no_repeat_ngram_size >= 0, p, "no_repeat_ngram_size",
                 fmt::format("must be >= 0 (0 = off), got {}", no_repeat_ngram_size));
   require_field(n_best >= 1, p, "n_best", fmt::format("must be >= 1, got {}", n_best));
-  require_field(method != "beam" || n_best <= beam_size, p, "n_best",
+  require_field(search != DecodingMethod::kBeam || n_best <= beam_size, p, "n_best",
                 fmt::format("must be in [1, beam_size ({})] for beam search, got {}", beam_size, n_best));
   require_field(temperature > 0.0 && std::isfinite(temperature), p, "temperature",
                 fmt::format("must be > 0, got {}", temperature));

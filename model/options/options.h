@@ -6,6 +6,14 @@
 
 namespace heed::model {
 
+// The choice fields below select code paths. Modules parse them once, when they are built, with
+// the parse_* functions after the struct: the strings are what config files, checkpoints and
+// exports read and write; the enums are what the layers branch on.
+enum class Activation { kGelu, kRelu };
+enum class Norm { kPre, kPost };
+enum class Positions { kSinusoidal, kLearned };
+enum class Pooling { kMean, kFirst, kAttention };
+
 struct ModelOptions {
   int64_t d_model = 256;            // width of every token representation
   int64_t heads = 4;                // attention heads; must divide d_model
@@ -41,5 +49,12 @@ struct ModelOptions {
   // Throws InputError("model.<field>: ...") for the first invalid field. `prefix` names the section.
   void validate(const std::string& prefix = "model") const;
 };
+
+// ModelOptions' choice fields as enums. Each throws InputError("config: <section>.<field>: must be
+// one of ..., got ...") for a value it does not know, the message validate() gives.
+Activation parse_activation(const std::string& value, const std::string& section = "model");
+Norm parse_norm(const std::string& value, const std::string& section = "model");
+Positions parse_positions(const std::string& value, const std::string& section = "model");
+Pooling parse_pooling(const std::string& value, const std::string& section = "model");
 
 }  // namespace heed::model
