@@ -80,14 +80,33 @@ std::vector<double> step_losses(const std::string& run) {
   return out;
 }
 
-// Largest relative difference (L2 norm of the difference over that of `b`) between same-named tensors.
-double max_relative_difference(torch::nn::Module& a, torch::nn::Module& b) {
+// Largest relative difference (L2 norm of the difference over that of `b`) between same-named
+// tensors; `where` gets that tensor's name.
+//
+// Attention's key bias (the middle third of in_proj_bias) is left out: it adds q.b_k to every score
+// of a row, which softmax ignores, so its true gradient is exactly zero and what it gets is float
+// rounding noise - which AdamW, dividing by the noise's own scale, turns into full-size steps that
+// differ between any two runs that round differently. It has no effect on any output.
+double max_relative_difference(torch::nn::Module& a, torch::nn::Module& b, std::string* where) {
   const auto pb = b.named_parameters();
   double worst = 0.0;
   for (const auto& item : a.named_parameters()) {
-    const auto& other = pb[item.key()];
+    torch::Tensor mine = item.value(), other = pb[item.key()];
+    const std::string suffix = "in_proj_bias";
+    const std::string& name = item.key();
+    if (name.size() >= suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0) {
+      const int64_t d = other.numel() / 3;
+      auto keep = torch::ones_like(other);
+      keep.slice(0, d, 2 * d).zero_();
+      mine = mine * keep;
+      other = other * keep;
+    }
     const double norm = other.norm().item<double>();
-    worst = std::max(worst, (item.value() - other).norm().item<double>() / std::max(norm, 1e-12));
+    const double d = (mine - other).norm().item<double>() / std::max(norm, 1e-12);
+    if (d >= worst) {
+      worst = d;
+      *where = item.key() + " (max abs diff " + std::to_string((mine - other).abs().max().item<double>()) + ")";
+    }
   }
   return worst;
 }
@@ -187,7 +206,8 @@ TEST(Distributed, ClassifierTwoRanksMatchOneProcessWithTheGlobalBatch) {
 
   auto one = heed::app::load_classifier(dir.str() + "/one", "last");
   auto two = heed::app::load_classifier(dir.str() + "/two", "last");
-  EXPECT_LT(max_relative_difference(*one.model, *two.model), 1e-5);
+  std::string where;
+  EXPECT_LT(max_relative_difference(*one.model, *two.model, &where), 1e-5) << where;
   // A normal run: the torch-free classify reads it.
   std::string classify;
   ASSERT_EQ(run_command(heed::test::heed_binary() + " classify --run " + dir.str() + "/two \"great wonderful film\"",
@@ -224,7 +244,8 @@ TEST(Distributed, SummarizerTwoRanksMatchOneProcessWithTheGlobalBatch) {
   EXPECT_EQ(sums[0], sums[1]) << out2;
   auto one = heed::app::load_summarizer(dir.str() + "/one", "last");
   auto two = heed::app::load_summarizer(dir.str() + "/two", "last");
-  EXPECT_LT(max_relative_difference(*one.model, *two.model), 1e-5);
+  std::string where;
+  EXPECT_LT(max_relative_difference(*one.model, *two.model, &where), 1e-5) << where;
 }
 
 namespace {
@@ -288,74 +309,71 @@ pid_t find_worker(const std::string& tag, int rank) {
   return -1;
 }
 
-// A classifier run long enough (about 40 steps per epoch) to be killed in the middle.
+// A classifier run long enough (40 steps per epoch, 160 in all) to be killed in the middle, after
+// its first checkpoint (step 10).
 std::string long_classifier(const TempDir& dir) {
   dir.write("train.jsonl", sentiment_jsonl(400, 9));
   return "--config " + config("tiny_classifier.json") + " --data-dir " + dir.str() +
-         " --set training.epochs=8 --set training.batch_size=8 --set training.eval_every=10 --set training.log_every=1";
+         " --set training.epochs=4 --set training.batch_size=8 --set training.eval_every=10 --set training.log_every=1";
 }
 
 }  // namespace
 
-// Launched by hand (rank 0 hosts the store): killing rank 1 ends rank 0 with exit 1 within the
-// timeout, and the message names the rank that is gone.
-TEST(Distributed, KillingOneRankEndsTheOtherNamingIt) {
-  TempDir dir;
-  const std::string args = long_classifier(dir) + " --set distributed.timeout_s=8 --output " + dir.str() + "/run";
-  const std::string env = "WORLD_SIZE=2 LOCAL_WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=" +
-                          std::to_string(free_port());
-  start(env + " RANK=0 LOCAL_RANK=0 " + single(args), dir.str() + "/r0");
-  start(env + " RANK=1 LOCAL_RANK=1 " + single(args), dir.str() + "/r1");
-  ASSERT_TRUE(wait_for(dir.str() + "/run/checkpoints/last.pt", 60)) << heed::read_file(dir.str() + "/r0.log");
-  ASSERT_TRUE(wait_for(dir.str() + "/r1.pid", 5));
-  ASSERT_EQ(kill(pid_of(dir.str() + "/r1"), SIGKILL), 0);
-  const auto killed = std::chrono::steady_clock::now();
-  ASSERT_TRUE(wait_for(dir.str() + "/r0.rc", 30)) << "rank 0 still runs after rank 1 died";
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - killed).count();
-  const std::string log = heed::read_file(dir.str() + "/r0.log");
-  EXPECT_EQ(exit_code(dir.str() + "/r0"), 1) << log;
-  EXPECT_LT(seconds, 8.0) << log;
-  EXPECT_NE(log.find("rank 1 did not answer"), std::string::npos) << log;
-  EXPECT_FALSE(fs::exists(dir.str() + "/run/checkpoints/last.pt.tmp"));
-}
-
-// A worker killed mid-run: torchrun --max_restarts 1 restarts both and the run resumes from last.pt
-// by itself; with no restarts torchrun fails naming the rank and `--resume` continues. Both end
-// exactly where an uninterrupted run ends.
-TEST(Distributed, RestartAndResumeUnderTorchrunAreExact) {
+// Faults, against one uninterrupted torchrun run:
+// - launched by hand (rank 0 hosts the store), killing rank 1 ends rank 0 with exit 1 within
+//   distributed.timeout_s, naming the rank that is gone; `--resume` under torchrun then ends
+//   exactly where the uninterrupted run ends;
+// - under torchrun --max_restarts 1, a killed worker is restarted, the run resumes from last.pt by
+//   itself and ends exactly there too.
+TEST(Distributed, KilledRankResumeAndRestartAreExact) {
   TempDir dir;
   const std::string args = long_classifier(dir);
   std::string reference;
   ASSERT_EQ(run_command(torchrun(args + " --output " + dir.str() + "/reference"), &reference), 0) << reference;
   const auto expected = final_checksums(reference);
   ASSERT_FALSE(expected[0].empty()) << reference;
+  ASSERT_EQ(expected[0], expected[1]) << reference;
 
-  auto kill_mid_run = [&](const std::string& name, const std::string& flags) {
-    start("HEED_TEST_TAG=" + name + " " + torchrun(args + " --output " + dir.str() + "/" + name, flags),
-          dir.str() + "/" + name);
-    ASSERT_TRUE(wait_for(dir.str() + "/" + name + "/checkpoints/last.pt", 60))
-        << heed::read_file(dir.str() + "/" + name + ".log");
+  {  // killed by hand, then --resume
+    const std::string run = dir.str() + "/killed";
+    const std::string env = "WORLD_SIZE=2 LOCAL_WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=" +
+                            std::to_string(free_port());
+    const std::string flags = args + " --set distributed.timeout_s=8 --output " + run;
+    start(env + " RANK=0 LOCAL_RANK=0 " + single(flags), dir.str() + "/r0");
+    start(env + " RANK=1 LOCAL_RANK=1 " + single(flags), dir.str() + "/r1");
+    ASSERT_TRUE(wait_for(run + "/checkpoints/last.pt", 90)) << heed::read_file(dir.str() + "/r0.log");
+    ASSERT_TRUE(wait_for(dir.str() + "/r1.pid", 5));
+    ASSERT_EQ(kill(pid_of(dir.str() + "/r1"), SIGKILL), 0);
+    const auto killed = std::chrono::steady_clock::now();
+    ASSERT_TRUE(wait_for(dir.str() + "/r0.rc", 30)) << "rank 0 still runs after rank 1 died";
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - killed).count();
+    const std::string log = heed::read_file(dir.str() + "/r0.log");
+    EXPECT_EQ(exit_code(dir.str() + "/r0"), 1) << log;
+    EXPECT_LT(seconds, 8.0) << log;
+    EXPECT_NE(log.find("rank 1 did not answer"), std::string::npos) << log;
+    EXPECT_EQ(log.find("final parameters"), std::string::npos) << "the run finished before the kill:\n" << log;
+
+    std::string resumed;
+    ASSERT_EQ(run_command(torchrun("--output " + run + " --resume"), &resumed), 0) << resumed;
+    EXPECT_NE(resumed.find("resuming from"), std::string::npos) << resumed;
+    EXPECT_EQ(final_checksums(resumed), expected) << resumed;
+  }
+  {  // torchrun restarts the workers
+    const std::string run = dir.str() + "/restarted";
+    start("HEED_TEST_TAG=" + run + " " + torchrun(args + " --output " + run, "--max_restarts 1"), run);
+    ASSERT_TRUE(wait_for(run + "/checkpoints/last.pt", 90)) << heed::read_file(run + ".log");
     pid_t worker = -1;
     for (int i = 0; i < 100 && worker < 0; ++i) {
-      worker = find_worker(name, 1);
+      worker = find_worker(run, 1);
       if (worker < 0) std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
     ASSERT_GT(worker, 0);
     ASSERT_EQ(kill(worker, SIGKILL), 0);
-    ASSERT_TRUE(wait_for(dir.str() + "/" + name + ".rc", 90)) << "torchrun did not end";
-  };
-
-  kill_mid_run("restarted", "--max_restarts 1");
-  const std::string restarted = heed::read_file(dir.str() + "/restarted.log");
-  ASSERT_EQ(exit_code(dir.str() + "/restarted"), 0) << restarted;
-  EXPECT_NE(restarted.find("resuming from"), std::string::npos) << restarted;
-  EXPECT_EQ(final_checksums(restarted.substr(restarted.rfind("resuming from"))), expected) << restarted;
-
-  kill_mid_run("resumed", "--max_restarts 0");
-  const std::string failed = heed::read_file(dir.str() + "/resumed.log");
-  EXPECT_NE(exit_code(dir.str() + "/resumed"), 0) << failed;
-  EXPECT_NE(failed.find("rank      : 1"), std::string::npos) << failed;  // torchrun's failure summary
-  std::string resumed;
-  ASSERT_EQ(run_command(torchrun("--output " + dir.str() + "/resumed --resume"), &resumed), 0) << resumed;
-  EXPECT_EQ(final_checksums(resumed), expected) << resumed;
+    ASSERT_TRUE(wait_for(run + ".rc", 120)) << "torchrun did not end";
+    const std::string log = heed::read_file(run + ".log");
+    ASSERT_EQ(exit_code(run), 0) << log;
+    const auto resumed_at = log.find("torchrun restart 1: resuming from");
+    ASSERT_NE(resumed_at, std::string::npos) << log;
+    EXPECT_EQ(final_checksums(log.substr(resumed_at)), expected) << log;
+  }
 }

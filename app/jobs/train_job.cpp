@@ -366,6 +366,7 @@ int train_job(const TrainJobOptions& options) {
   // --- Processes: one, or one of several launched by torchrun (docs/DISTRIBUTED.md). ---
   const ProcessEnvironment env = process_environment([](const char* name) { return std::getenv(name); });
   TrainJobOptions o = options;
+  if (env.distributed() && env.rank != 0) spdlog::set_level(spdlog::level::warn);  // rank 0 alone logs progress
   // --- Config and run directory: all checks before anything is written. ---
   std::string output = o.output;
   if (output.empty()) {
@@ -400,7 +401,6 @@ int train_job(const TrainJobOptions& options) {
   const int threads = configure_runtime(config.training.threads);
   std::unique_ptr<Communicator> comm;
   if (env.distributed()) {
-    if (env.rank != 0) spdlog::set_level(spdlog::level::warn);  // rank 0 alone logs progress
     comm = Communicator::connect(env, config.distributed);
     spdlog::info("distributed: rank {} of {} joined ({} backend, store {}:{}{})", env.rank, env.world_size,
                  config.distributed.backend, env.master_addr, env.master_port,

@@ -26,6 +26,9 @@ namespace heed::app {
 
 namespace {
 
+// The share of distributed.timeout_s kept for finding out who is gone after a collective fails.
+constexpr double kGraceShare = 0.2;
+
 int parse_int_variable(const GetEnv& getenv, const char* name, int fallback, int min, int max) {
   const char* value = getenv(name);
   if (value == nullptr || *value == '\0') return fallback;
@@ -131,7 +134,9 @@ std::unique_ptr<Communicator> Communicator::connect(const ProcessEnvironment& en
     throw Error(fmt::format("distributed: {} could not reach the store at {}:{} within {}s: {}", where,
                             env.master_addr, env.master_port, options.timeout_s, e.what()));
   }
-  auto gloo = c10d::ProcessGroupGloo::Options::create(timeout);
+  // Collectives get most of timeout_s, the check-in after a failure the rest (Communicator::fail).
+  auto gloo = c10d::ProcessGroupGloo::Options::create(std::chrono::milliseconds(
+      static_cast<int64_t>(options.timeout_s * (1.0 - kGraceShare) * 1000.0)));
   if (!env.socket_ifname.empty()) {
     for (const auto& name : split_commas(env.socket_ifname)) {
       try {
@@ -161,7 +166,7 @@ void Communicator::fail(const std::string& what, const std::string& cause) {
   std::string missing;
   try {
     store_->set(fmt::format("heed/alive/{}", env_.rank), std::vector<uint8_t>{1});
-    const double grace = std::min(10.0, options_.timeout_s / 4.0);
+    const double grace = std::min(10.0, options_.timeout_s * kGraceShare);
     const double start = now_seconds();
     std::vector<int> absent;
     do {
