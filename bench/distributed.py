@@ -54,7 +54,9 @@ def main():
         run([args.heed, "train", "--config", args.config, "--threads", str(args.threads), "--output", one] + flags)
         env = dict(os.environ, OMP_NUM_THREADS=str(max(1, args.threads // args.procs)))
         many = os.path.join(tmp, "many")
-        out = run(["torchrun", "--no_python", "--standalone", "--nproc_per_node", str(args.procs), args.heed, "train",
+        # --redirects 1 --tee 1: Debian 12 torchrun bug, docs/DISTRIBUTED.md
+        out = run(["torchrun", "--no_python", "--standalone", "--nproc_per_node", str(args.procs), "--redirects", "1",
+                   "--tee", "1", args.heed, "train",
                    "--config", args.config, "--threads", str(max(1, args.threads // args.procs)), "--output", many]
                   + flags, env=env)
         mb = float(re.search(r"([0-9.]+) MB per step", out).group(1))
