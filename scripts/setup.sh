@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 PACKAGES=(
   build-essential cmake ninja-build ccache pkg-config
   libtorch-dev                      # LibTorch 1.13 (CPU)
+  libgloo-dev                       # Gloo headers for c10d's ProcessGroupGloo (data-parallel training)
   libopenblas0-openmp               # fast BLAS for libtorch (the reference BLAS is ~15x slower)
   libblas-dev                       # cblas.h for the torch-free classifier engine
   libsentencepiece-dev sentencepiece

@@ -103,7 +103,8 @@ json section_to_json(Options options) {
   return obj;
 }
 
-const std::vector<std::string> kSections = {"task", "data", "tokenizer", "model", "training", "decoding"};
+const std::vector<std::string> kSections = {"task", "data", "tokenizer", "model", "training", "decoding",
+                                           "distributed"};
 
 // Applies one "a.b=value" override to `doc`; returns the field it sets ("training.lr", "task").
 std::string apply_override(json& doc, const std::string& assignment, const std::string& label) {
@@ -172,6 +173,7 @@ Config parse_document(const json& doc, const std::string& data_dir) {
   read_section(doc, "model", config.model);
   read_section(doc, "training", config.training);
   read_section(doc, "decoding", config.decoding);
+  read_section(doc, "distributed", config.distributed);
   if (config.task == "summarization" && !(doc.contains("training") && doc["training"].contains("best_metric"))) {
     config.training.best_metric = "loss";  // the classification default means nothing here
   }
@@ -264,8 +266,19 @@ void TrainingOptions::validate() const {
   require_field(rouge_samples >= 0, s, "rouge_samples", fmt::format("must be >= 0, got {}", rouge_samples));
 }
 
+void DistributedOptions::validate() const {
+  const std::string s = "distributed";
+  require_field(backend != "nccl", s, "backend",
+                "\"nccl\" needs a CUDA build of libtorch and GPUs; this heed trains on CPUs: use \"gloo\"");
+  require_choice(backend, {"gloo"}, s, "backend");
+  require_field(bucket_mb > 0.0 && bucket_mb <= 4096.0, s, "bucket_mb", fmt::format("must be in (0, 4096], got {}", bucket_mb));
+  require_field(timeout_s >= 1.0 && timeout_s <= 86400.0, s, "timeout_s",
+                fmt::format("must be in [1, 86400], got {}", timeout_s));
+}
+
 void Config::validate() const {
   require_choice(task, {"classification", "summarization"}, "config", "task");
+  distributed.validate();
   data.validate();
   tokenizer.validate();
   model.validate();
@@ -330,6 +343,7 @@ json to_json(const Config& config) {
   doc["model"] = section_to_json(config.model);
   doc["training"] = section_to_json(config.training);
   if (config.task == "summarization") doc["decoding"] = section_to_json(config.decoding);
+  doc["distributed"] = section_to_json(config.distributed);
   return doc;
 }
 

@@ -152,6 +152,22 @@ struct TrainingOptions {
 Schedule parse_schedule(const std::string& value, const std::string& section = "training");
 Precision parse_precision(const std::string& value, const std::string& section = "training");
 
+// Data-parallel training (docs/DISTRIBUTED.md): used only when heed train runs as one of several
+// processes (WORLD_SIZE > 1, set by torchrun or by hand).
+struct DistributedOptions {
+  std::string backend = "gloo";  // "gloo" (CPU); "nccl" needs a CUDA build and is refused
+  double bucket_mb = 25.0;       // gradient all-reduce bucket size in MiB (gradients flattened into buckets)
+  double timeout_s = 600.0;      // a collective or rendezvous that waits longer than this fails the run
+
+  template <typename V>
+  void visit(V&& v) {
+    v("backend", backend);
+    v("bucket_mb", bucket_mb);
+    v("timeout_s", timeout_s);
+  }
+  void validate() const;
+};
+
 struct Config {
   std::string task = "classification";  // "classification" | "summarization"
   DataOptions data;
@@ -159,6 +175,7 @@ struct Config {
   model::ModelOptions model;
   TrainingOptions training;
   model::DecodingOptions decoding;      // summarization: how validation ROUGE and `heed summarize` decode
+  DistributedOptions distributed;       // several processes (torchrun); ignored by a single process
 
   void validate() const;
 };

@@ -9,6 +9,7 @@
 
 #include "app/cli/jobs.h"
 #include "app/training/classification.h"
+#include "app/training/distributed.h"
 #include "app/training/summarization.h"
 #include "app/training/torch_runtime.h"
 #include "data_pipeline/base/errors.h"
@@ -114,7 +115,23 @@ struct RunSetup {
   std::string output;
   std::string cache_dir;
   int threads = 1;
+  Communicator* comm = nullptr;  // several processes (torchrun); null for one
+
+  bool writes() const { return comm == nullptr || comm->rank() == 0; }  // rank 0 alone writes the run
 };
+
+// Runs `work` on the first process of each machine, then (after a barrier) on the others: what it
+// caches (token ids) is then read by them instead of being computed again.
+template <typename Work>
+auto local_rank_zero_first(const RunSetup& r, const std::string& what, Work work) -> decltype(work()) {
+  if (r.comm == nullptr) return work();
+  decltype(work()) out;
+  const bool first = r.comm->environment().local_rank == 0;
+  if (first) out = work();
+  r.comm->barrier(what);
+  if (!first) out = work();
+  return out;
+}
 
 // Reads the labelled data and splits it into train and validation; returns the class names. They
 // come from all the data (train and validation, before the split), so a label that only the
@@ -145,6 +162,20 @@ std::vector<std::string> read_and_split_labelled(const RunSetup& r, std::vector<
 }
 
 // The tokenizer of a run: the run's own on --resume, the configured one, or one trained on `texts`.
+data::Tokenizer run_tokenizer(const RunSetup& r, const std::vector<std::string>& texts);
+
+// Several processes: rank 0 trains (or loads) the tokenizer and sends it to the others.
+data::Tokenizer shared_tokenizer(const RunSetup& r, const std::vector<std::string>& texts) {
+  if (r.comm == nullptr) return run_tokenizer(r, texts);
+  if (r.comm->rank() == 0) {
+    auto tokenizer = run_tokenizer(r, texts);
+    r.comm->broadcast_bytes(tokenizer.bytes(), 0, "broadcast of the tokenizer");
+    return tokenizer;
+  }
+  return data::Tokenizer::from_bytes(r.comm->broadcast_bytes("", 0, "broadcast of the tokenizer"),
+                                     "the tokenizer of rank 0");
+}
+
 data::Tokenizer run_tokenizer(const RunSetup& r, const std::vector<std::string>& texts) {
   if (r.options.resume) return data::Tokenizer::load(r.run.tokenizer());
   if (!r.config.tokenizer.model.empty()) return data::Tokenizer::load(r.config.tokenizer.model);
@@ -158,7 +189,9 @@ std::vector<data::TokenIds> encode_truncated(const RunSetup& r, const data::Toke
                                              const std::vector<std::string>& texts, const data::Truncation& truncation,
                                              const char* what) {
   data::EncodeStats stats;
-  auto ids = data::encode_truncated_corpus(texts, tokenizer, truncation, r.threads, r.cache_dir, &stats);
+  auto ids = local_rank_zero_first(r, fmt::format("token ids of {}", what), [&] {
+    return data::encode_truncated_corpus(texts, tokenizer, truncation, r.threads, r.cache_dir, &stats);
+  });
   spdlog::info("{}: {} tokens ({:.0f} per text) {} in {:.1f}s", what, stats.tokens,
                static_cast<double>(stats.tokens) / static_cast<double>(std::max<size_t>(1, texts.size())),
                stats.cache_hit ? "read from the token cache" : "encoded", stats.seconds);
@@ -190,6 +223,7 @@ std::vector<NamedInput> train_inputs(const Config& config) {
 // Creates the run directory (marker, config, tokenizer) for a new run; nothing is written before
 // this. --overwrite on a run (check_train_output decided it is one) deletes only heed's own files.
 void create_run_dir(const RunSetup& r, const data::Tokenizer& tokenizer) {
+  if (!r.writes()) return;
   remove_stale_temp_files_of_run(r);
   if (r.options.resume) return;
   std::error_code ec;
@@ -212,8 +246,13 @@ int train_and_report(const RunSetup& r, TrainingTask& task) {
   Progress progress(Progress::stderr_is_terminal());
   install_interrupt_handler();  // from here on, Ctrl-C means "save last.pt and stop"
   Trainer trainer(task, r.config.training, {r.run.checkpoint("last"), r.run.checkpoint("best"), r.run.metrics()},
-                  progress, [](const TrainState&) { return interrupted(); });
+                  progress, [](const TrainState&) { return interrupted(); }, r.comm);
   const TrainResult result = trainer.run(r.options.resume);
+  if (r.comm != nullptr) {
+    // One line from every rank (rank 0 alone logs otherwise): the replicas must end identical.
+    fmt::print(stderr, "rank {} of {}: final parameters xxh3 {:016x}\n", r.comm->rank(), r.comm->world_size(),
+               module_checksum(task.model()));
+  }
 
   const auto& s = result.state;
   std::string metrics;
@@ -248,7 +287,7 @@ int train_classifier(const RunSetup& r) {
   validation.clear();
 
   // --- Tokenizer and token ids. ---
-  const data::Tokenizer tokenizer = run_tokenizer(r, train_texts);
+  const data::Tokenizer tokenizer = shared_tokenizer(r, train_texts);
   const auto truncation = truncation_of(config.data);
   data.train_ids = encode_truncated(r, tokenizer, train_texts, truncation, "train");
   data.validation_ids = encode_truncated(r, tokenizer, validation_texts, truncation, "validation");
@@ -258,11 +297,12 @@ int train_classifier(const RunSetup& r) {
 
   // --- Run directory, model, training. ---
   create_run_dir(r, tokenizer);
-  if (!r.options.resume) write_labels(r.run, labels);
+  if (!r.options.resume && r.writes()) write_labels(r.run, labels);
   torch::manual_seed(config.training.seed);
   model::Classifier model(config.model, tokenizer.vocab_size(), static_cast<int64_t>(labels.size()));
   ClassificationTask task(model, std::move(data), config.training);
   const int code = train_and_report(r, task);
+  if (!r.writes()) return code;
   // Flat weights for the torch-free classify path (app/cli/classify_native.h).
   for (const char* name : {"best", "last"}) {
     std::error_code ec;
@@ -301,7 +341,7 @@ int train_summarizer(const RunSetup& r) {
   // --- Tokenizer (trained on articles and summaries) and token ids. ---
   std::vector<std::string> tokenizer_texts = train_sources;
   tokenizer_texts.insert(tokenizer_texts.end(), train_targets.begin(), train_targets.end());
-  const data::Tokenizer tokenizer = run_tokenizer(r, tokenizer_texts);
+  const data::Tokenizer tokenizer = shared_tokenizer(r, tokenizer_texts);
   tokenizer_texts.clear();
   data.ids = special_ids(tokenizer);
   const auto source_truncation = source_truncation_of(config.data);
@@ -322,7 +362,11 @@ int train_summarizer(const RunSetup& r) {
 
 }  // namespace
 
-int train_job(const TrainJobOptions& o) {
+int train_job(const TrainJobOptions& options) {
+  // --- Processes: one, or one of several launched by torchrun (docs/DISTRIBUTED.md). ---
+  const ProcessEnvironment env = process_environment([](const char* name) { return std::getenv(name); });
+  TrainJobOptions o = options;
+  if (env.distributed() && env.rank != 0) spdlog::set_level(spdlog::level::warn);  // rank 0 alone logs progress
   // --- Config and run directory: all checks before anything is written. ---
   std::string output = o.output;
   if (output.empty()) {
@@ -336,6 +380,11 @@ int train_job(const TrainJobOptions& o) {
 
   Config config;
   std::error_code ec;
+  if (env.restart_count > 0 && !o.resume && fs::exists(run.checkpoint("last"), ec)) {
+    // torchrun restarted the workers after one failed: continue from the last checkpoint.
+    spdlog::info("torchrun restart {}: resuming from {}", env.restart_count, run.checkpoint("last"));
+    o.resume = true;
+  }
   if (o.resume) {
     if (!fs::exists(run.checkpoint("last"), ec)) {
       throw InputError(fmt::format("--resume: {} holds no run to resume ({} is missing)", output,
@@ -350,9 +399,16 @@ int train_job(const TrainJobOptions& o) {
   check_paths(config);
   check_train_output(output, o.resume, o.overwrite, train_inputs(config));
   const int threads = configure_runtime(config.training.threads);
-  spdlog::info("heed train ({}): {} -> {} ({} threads)", config.task, o.resume ? run.config() : o.config, output,
-               threads);
-  const RunSetup setup{o, config, run, output, data::resolve_cache_dir(config.data.cache_dir), threads};
+  std::unique_ptr<Communicator> comm;
+  if (env.distributed()) {
+    comm = Communicator::connect(env, config.distributed);
+    spdlog::info("distributed: rank {} of {} joined ({} backend, store {}:{}{})", env.rank, env.world_size,
+                 config.distributed.backend, env.master_addr, env.master_port,
+                 env.use_agent_store ? ", torchrun's agent" : "");
+  }
+  spdlog::info("heed train ({}): {} -> {} ({} threads{})", config.task, o.resume ? run.config() : o.config, output,
+               threads, comm ? fmt::format(" in each of {} processes", env.world_size) : "");
+  const RunSetup setup{o, config, run, output, data::resolve_cache_dir(config.data.cache_dir), threads, comm.get()};
   return config.task == "summarization" ? train_summarizer(setup) : train_classifier(setup);
 }
 

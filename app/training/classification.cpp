@@ -63,11 +63,35 @@ StepOutput ClassificationTask::forward_loss(const std::vector<size_t>& index) {
   auto logits = model_->forward(batch.ids, batch.lengths).to(torch::kFloat32);  // [B, C]; float32 under autocast too
   auto loss = torch::nn::functional::cross_entropy(
       logits, batch.labels, torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(options_.label_smoothing));
-  return {loss, batch.tokens};
+  return {loss, batch.tokens, static_cast<int64_t>(index.size())};
 }
 
-std::map<std::string, double> ClassificationTask::validate() {
-  auto probs = predict_probabilities(model_, data_.validation_ids, data_.pad_id, options_.eval_batch_tokens);
+std::map<std::string, double> ClassificationTask::validate() { return validate_shard({}); }
+
+std::map<std::string, double> ClassificationTask::validate_shard(const ValidationShard& shard) {
+  torch::Tensor probs;
+  if (shard.count <= 1) {
+    probs = predict_probabilities(model_, data_.validation_ids, data_.pad_id, options_.eval_batch_tokens);
+  } else {
+    const auto n = data_.validation_ids.size();
+    const auto classes = static_cast<size_t>(model_->num_classes());
+    std::vector<data::TokenIds> mine;
+    for (size_t i = static_cast<size_t>(shard.index); i < n; i += static_cast<size_t>(shard.count)) {
+      mine.push_back(data_.validation_ids[i]);
+    }
+    std::vector<double> table(n * classes, 0.0);  // [N, C], this shard's rows filled
+    if (!mine.empty()) {
+      auto part = predict_probabilities(model_, mine, data_.pad_id, options_.eval_batch_tokens).contiguous();
+      const float* p = part.data_ptr<float>();
+      for (size_t k = 0; k < mine.size(); ++k) {
+        const size_t row = static_cast<size_t>(shard.index) + k * static_cast<size_t>(shard.count);
+        for (size_t c = 0; c < classes; ++c) table[row * classes + c] = p[k * classes + c];
+      }
+    }
+    shard.sum(table);
+    probs = torch::tensor(table, torch::kFloat64).view({static_cast<int64_t>(n), static_cast<int64_t>(classes)})
+                .to(torch::kFloat32);
+  }
   auto gold = torch::tensor(data_.validation_labels, torch::kInt64);
   const double loss = torch::nll_loss(probs.clamp_min(1e-12).log(), gold).item<double>();
   auto predicted = probs.argmax(1);

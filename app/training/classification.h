@@ -38,6 +38,8 @@ class ClassificationTask : public TrainingTask {
   std::vector<std::vector<size_t>> plan_epoch(uint64_t epoch) override;
   StepOutput forward_loss(const std::vector<size_t>& batch) override;
   std::map<std::string, double> validate() override;
+  // Each rank predicts its shard; the probabilities are summed into one table on every rank.
+  std::map<std::string, double> validate_shard(const ValidationShard& shard) override;
 
  private:
   model::Classifier model_;

@@ -52,15 +52,22 @@ StepOutput SummarizationTask::forward_loss(const std::vector<size_t>& index) {
   auto batch = data::make_seq2seq_batch(data_.train_source, data_.train_target, index, data_.ids.pad, data_.ids.bos,
                                         data_.ids.eos);
   auto log_probs = model_->forward(batch.source_ids, batch.source_lengths, batch.target_in);  // [B, T, V]
-  return {sequence_loss(log_probs, batch.target_out, data_.ids.pad, training_.label_smoothing), batch.target_tokens};
+  return {sequence_loss(log_probs, batch.target_out, data_.ids.pad, training_.label_smoothing), batch.target_tokens,
+          batch.target_tokens};
 }
 
-std::map<std::string, double> SummarizationTask::validate() {
+std::map<std::string, double> SummarizationTask::validate() { return validate_shard({}); }
+
+std::map<std::string, double> SummarizationTask::validate_shard(const ValidationShard& shard) {
   torch::InferenceMode guard;
   const auto n = data_.validation_source.size();
+  const auto first = static_cast<size_t>(std::max(0, shard.index));
+  const auto stride = static_cast<size_t>(std::max(1, shard.count));
+  std::vector<size_t> mine;  // this shard's validation pairs (all of them for one process)
+  for (size_t i = first; i < n; i += stride) mine.push_back(i);
   std::vector<int64_t> lengths;
-  lengths.reserve(n);
-  for (size_t i = 0; i < n; ++i) {
+  lengths.reserve(mine.size());
+  for (size_t i : mine) {
     lengths.push_back(static_cast<int64_t>(data_.validation_source[i].size() + data_.validation_target[i].size() + 1));
   }
   data::BatchingOptions b;
@@ -69,31 +76,49 @@ std::map<std::string, double> SummarizationTask::validate() {
   b.shuffle = false;
   double total = 0.0;
   int64_t tokens = 0;
-  for (const auto& index : data::plan_batches(lengths, b, 0)) {
-    auto batch = data::make_seq2seq_batch(data_.validation_source, data_.validation_target, index, data_.ids.pad,
-                                          data_.ids.bos, data_.ids.eos);
-    auto log_probs = model_->forward(batch.source_ids, batch.source_lengths, batch.target_in);
-    total += sequence_loss(log_probs, batch.target_out, data_.ids.pad, 0.0).item<double>() *
-             static_cast<double>(batch.target_tokens);
-    tokens += batch.target_tokens;
+  if (!mine.empty()) {
+    for (auto index : data::plan_batches(lengths, b, 0)) {
+      for (auto& k : index) k = mine[k];
+      auto batch = data::make_seq2seq_batch(data_.validation_source, data_.validation_target, index, data_.ids.pad,
+                                            data_.ids.bos, data_.ids.eos);
+      auto log_probs = model_->forward(batch.source_ids, batch.source_lengths, batch.target_in);
+      total += sequence_loss(log_probs, batch.target_out, data_.ids.pad, 0.0).item<double>() *
+               static_cast<double>(batch.target_tokens);
+      tokens += batch.target_tokens;
+    }
   }
-  std::map<std::string, double> metrics{{"loss", total / static_cast<double>(std::max<int64_t>(1, tokens))}};
 
   const auto samples = std::min<size_t>(n, static_cast<size_t>(training_.rouge_samples));
-  if (samples == 0) return metrics;
-  std::vector<data::TokenIds> sources(data_.validation_source.begin(),
-                                      data_.validation_source.begin() + static_cast<std::ptrdiff_t>(samples));
-  const auto hypotheses = generate(model_, sources, data_.ids, decoding_, 16);
-  std::vector<std::string> candidates, references(data_.validation_references.begin(),
-                                                  data_.validation_references.begin() + static_cast<std::ptrdiff_t>(samples));
-  for (const auto& h : hypotheses) candidates.push_back(summary_text(tokenizer_, h.empty() ? std::vector<int64_t>{} : h[0].tokens));
   double r1 = 0, r2 = 0, rl = 0, rlsum = 0;
-  for (const auto& s : score_pairs(references, candidates)) {
-    r1 += s.rouge1.f1;
-    r2 += s.rouge2.f1;
-    rl += s.rougeL.f1;
-    rlsum += s.rougeLsum.f1;
+  std::vector<data::TokenIds> sources;
+  std::vector<std::string> references;
+  for (size_t i = first; i < samples; i += stride) {
+    sources.push_back(data_.validation_source[i]);
+    references.push_back(data_.validation_references[i]);
   }
+  if (!sources.empty()) {
+    const auto hypotheses = generate(model_, sources, data_.ids, decoding_, 16);
+    std::vector<std::string> candidates;
+    for (const auto& h : hypotheses) candidates.push_back(summary_text(tokenizer_, h.empty() ? std::vector<int64_t>{} : h[0].tokens));
+    for (const auto& s : score_pairs(references, candidates)) {
+      r1 += s.rouge1.f1;
+      r2 += s.rouge2.f1;
+      rl += s.rougeL.f1;
+      rlsum += s.rougeLsum.f1;
+    }
+  }
+  if (shard.count > 1) {
+    std::vector<double> sums{total, static_cast<double>(tokens), r1, r2, rl, rlsum};
+    shard.sum(sums);
+    total = sums[0];
+    tokens = static_cast<int64_t>(sums[1]);
+    r1 = sums[2];
+    r2 = sums[3];
+    rl = sums[4];
+    rlsum = sums[5];
+  }
+  std::map<std::string, double> metrics{{"loss", total / static_cast<double>(std::max<int64_t>(1, tokens))}};
+  if (samples == 0) return metrics;
   const double scale = 100.0 / static_cast<double>(samples);
   metrics["rouge1"] = r1 * scale;
   metrics["rouge2"] = r2 * scale;

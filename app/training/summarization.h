@@ -45,6 +45,8 @@ class SummarizationTask : public TrainingTask {
   // Validation loss (per target token) over every validation pair, and ROUGE F1 x100 (rouge1, rouge2,
   // rougeL, rougeLsum) of the first training.rouge_samples validation pairs decoded as configured.
   std::map<std::string, double> validate() override;
+  // Each rank scores and decodes its shard; loss sums, token counts and ROUGE sums are added up.
+  std::map<std::string, double> validate_shard(const ValidationShard& shard) override;
 
  private:
   model::Seq2Seq model_;

@@ -1,5 +1,7 @@
 #include "app/training/trainer.h"
 
+#include "app/training/distributed.h"
+
 #include <ATen/autocast_mode.h>
 
 #include <cmath>
@@ -7,6 +9,7 @@
 #include <string_view>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "data_pipeline/base/errors.h"
 #include "data_pipeline/base/io.h"
@@ -118,16 +121,113 @@ StepResult optimizer_step(TrainingTask& task, torch::optim::Optimizer& optimizer
 }
 
 Trainer::Trainer(TrainingTask& task, const TrainingOptions& options, TrainerFiles files, Progress& progress,
-                 StopRequest stop_request)
+                 StopRequest stop_request, Communicator* communicator)
     : task_(task), options_(options), files_(std::move(files)), progress_(progress),
       stop_request_(std::move(stop_request)), step_options_(step_options(options)) {
   for (auto& p : task_.model().parameters()) {
     if (p.requires_grad()) parameters_.push_back(p);
   }
   optimizer_ = make_optimizer(parameters_, options_);
+  if (communicator != nullptr && communicator->world_size() > 1) {
+    comm_ = communicator;
+    const auto bucket_bytes = static_cast<int64_t>(comm_->options().bucket_mb * 1024.0 * 1024.0);
+    reducer_ = std::make_unique<GradientReducer>(*comm_, parameters_, std::max<int64_t>(bucket_bytes, 4));
+  }
 }
 
-void Trainer::append_metrics(const nlohmann::json& record) { append_to_file(files_.metrics, record.dump() + "\n"); }
+Trainer::~Trainer() = default;
+
+bool Trainer::writes() const { return comm_ == nullptr || comm_->rank() == 0; }
+
+void Trainer::log(const std::string& line) {
+  if (writes()) progress_.log(line);
+}
+
+void Trainer::append_metrics(const nlohmann::json& record) {
+  if (writes()) append_to_file(files_.metrics, record.dump() + "\n");
+}
+
+namespace {
+
+// Distributed: the seed of torch's generator (dropout) for `rank` at `step`: different on every rank
+// and step, and a function of them only, so a resumed run draws the same masks.
+uint64_t step_seed(uint64_t seed, int64_t step, int rank) {
+  uint64_t x = seed ^ (static_cast<uint64_t>(step) * 0x9E3779B97F4A7C15ull) ^
+               (static_cast<uint64_t>(rank + 1) * 0xC2B2AE3D27D4EB4Full);
+  x ^= x >> 31;
+  x *= 0xBF58476D1CE4E5B9ull;
+  x ^= x >> 29;
+  return x;
+}
+
+}  // namespace
+
+StepResult Trainer::distributed_step(const std::vector<size_t>& batch, int64_t step) {
+  optimizer_->zero_grad();
+  torch::manual_seed(step_seed(options_.seed, step, comm_->rank()));
+  const auto shard = shard_of_batch(batch, comm_->rank(), comm_->world_size());
+  StepOutput out;
+  double local = 0.0;
+  if (!shard.empty()) {
+    Bf16Autocast autocast(step_options_.bf16);
+    out = task_.forward_loss(shard);
+    local = out.loss.item<double>();
+  }
+  // The global loss is the mean over every rank's targets, as one process computes it on the batch.
+  std::vector<double> sums{local * static_cast<double>(out.targets), static_cast<double>(out.targets),
+                           static_cast<double>(out.tokens)};
+  comm_->all_reduce_sum(sums, fmt::format("all-reduce of the loss at step {}", step));
+  const double loss = sums[0] / std::max(1.0, sums[1]);
+  const auto tokens = static_cast<int64_t>(sums[2]);
+  if (!std::isfinite(loss)) return {loss, tokens};
+  if (!shard.empty()) {
+    // Scaled so that the ranks' gradients, summed and divided by the world size, are the gradient of
+    // the global mean.
+    const double weight = static_cast<double>(out.targets) * comm_->world_size() / sums[1];
+    (out.loss * weight).backward();
+  }
+  reducer_->all_reduce_mean();
+  allreduce_seconds_ += reducer_->last_seconds();
+  if (options_.clip_norm > 0) torch::nn::utils::clip_grad_norm_(parameters_, options_.clip_norm);
+  optimizer_->step();
+  return {loss, tokens};
+}
+
+uint64_t Trainer::verify_replicas(int64_t step) {
+  const uint64_t mine = module_checksum(task_.model());
+  const int world = comm_->world_size();
+  std::vector<double> all(2 * static_cast<size_t>(world), 0.0);  // each rank's checksum as two exact halves
+  all[2 * static_cast<size_t>(comm_->rank())] = static_cast<double>(mine >> 32);
+  all[2 * static_cast<size_t>(comm_->rank()) + 1] = static_cast<double>(mine & 0xFFFFFFFFull);
+  comm_->all_reduce_sum(all, fmt::format("comparing parameters across ranks at step {}", step));
+  auto checksum = [&](int r) {
+    return (static_cast<uint64_t>(all[2 * static_cast<size_t>(r)]) << 32) |
+           static_cast<uint64_t>(all[2 * static_cast<size_t>(r) + 1]);
+  };
+  std::vector<int> differ;
+  for (int r = 1; r < world; ++r) {
+    if (checksum(r) != checksum(0)) differ.push_back(r);
+  }
+  if (!differ.empty()) {
+    throw Error(fmt::format("distributed: after step {} the parameters of rank {} differ from rank 0's "
+                            "(checksum {:016x} vs {:016x}); the replicas diverged",
+                            step, fmt::join(differ, ", "), checksum(differ[0]), checksum(0)));
+  }
+  return checksum(0);
+}
+
+std::optional<StopReason> Trainer::agree_on_stop(std::optional<StopReason> mine) {
+  if (comm_ == nullptr) return mine;
+  // One flag per reason, in limit_reached's order; the first any rank raised wins.
+  const StopReason order[] = {StopReason::kMaxSteps, StopReason::kInterrupted, StopReason::kMaxMinutes};
+  std::vector<double> flags(3, 0.0);
+  for (size_t i = 0; i < 3; ++i) flags[i] = mine == order[i] ? 1.0 : 0.0;
+  comm_->all_reduce_sum(flags, "agreeing on whether to stop");
+  for (size_t i = 0; i < 3; ++i) {
+    if (flags[i] > 0.0) return order[i];
+  }
+  return std::nullopt;
+}
 
 size_t truncate_metrics(const std::string& path, int64_t step) {
   std::error_code ec;
@@ -165,7 +265,14 @@ std::map<std::string, double> Trainer::validate_and_checkpoint(TrainState& state
   std::map<std::string, double> metrics;
   {
     torch::NoGradGuard no_grad;
-    metrics = task_.validate();
+    if (comm_ == nullptr) {
+      metrics = task_.validate();
+    } else {
+      ValidationShard shard{comm_->rank(), comm_->world_size(), [this](std::vector<double>& values) {
+                              comm_->all_reduce_sum(values, "all-reduce of validation");
+                            }};
+      metrics = task_.validate_shard(shard);
+    }
   }
   task_.model().train();
   const double value = metrics.at(options_.best_metric);
@@ -187,11 +294,13 @@ std::map<std::string, double> Trainer::validate_and_checkpoint(TrainState& state
     summary += fmt::format(" {} {:.4f}", k, v);
   }
   append_metrics(record);
-  progress_.log(fmt::format("validation at step {}:{}{} ({:.1f}s)", state.step, summary,
+  log(fmt::format("validation at step {}:{}{} ({:.1f}s)", state.step, summary,
                             improved ? " (best so far)" : fmt::format(" (best {:.4f} at step {})", state.best_score, state.best_step),
                             now_seconds() - start));
-  if (improved) save_checkpoint(files_.best_checkpoint, task_.model(), nullptr, state);
-  save_checkpoint(files_.last_checkpoint, task_.model(), optimizer_.get(), state);
+  if (writes()) {
+    if (improved) save_checkpoint(files_.best_checkpoint, task_.model(), nullptr, state);
+    save_checkpoint(files_.last_checkpoint, task_.model(), optimizer_.get(), state);
+  }
   return metrics;
 }
 
@@ -206,13 +315,13 @@ double Trainer::SegmentClock::elapsed() const { return seconds_before + (now_sec
 
 bool Trainer::resume_from_checkpoint(TrainState& state) {
   state = load_checkpoint(files_.last_checkpoint, task_.model(), optimizer_.get());
-  progress_.log(fmt::format("resuming from {} at step {} (epoch {}, batch {})", files_.last_checkpoint, state.step,
+  log(fmt::format("resuming from {} at step {} (epoch {}, batch {})", files_.last_checkpoint, state.step,
                             state.epoch + 1, state.batch_in_epoch));
-  if (const size_t dropped = truncate_metrics(files_.metrics, state.step); dropped > 0) {
-    progress_.log(fmt::format("{}: dropped {} record(s) logged after that checkpoint (they are done again)",
+  if (const size_t dropped = writes() ? truncate_metrics(files_.metrics, state.step) : 0; dropped > 0) {
+    log(fmt::format("{}: dropped {} record(s) logged after that checkpoint (they are done again)",
                               files_.metrics, dropped));
   }
-  if (state.finished) progress_.log("that run had already finished; nothing to do");
+  if (state.finished) log("that run had already finished; nothing to do");
   return !state.finished;
 }
 
@@ -223,10 +332,15 @@ int64_t Trainer::plan_total_steps() {
   if (options_.max_steps > 0) total_steps = std::min(total_steps, options_.max_steps);
   int64_t n_parameters = 0;
   for (const auto& p : parameters_) n_parameters += p.numel();
-  progress_.log(fmt::format("training: {} epoch(s) x {} batches = {} steps, {} parameters, {} matrix products{}",
-                            options_.epochs, steps_per_epoch, total_steps, n_parameters,
-                            step_options_.bf16 ? "bf16" : "fp32",
-                            options_.precision == "auto" ? " (training.precision auto)" : ""));
+  log(fmt::format("training: {} epoch(s) x {} batches = {} steps, {} parameters, {} matrix products{}",
+                  options_.epochs, steps_per_epoch, total_steps, n_parameters, step_options_.bf16 ? "bf16" : "fp32",
+                  options_.precision == "auto" ? " (training.precision auto)" : ""));
+  if (comm_ != nullptr) {
+    log(fmt::format("data-parallel: {} ranks, each trains 1/{} of every batch; gradients all-reduced in {} bucket(s), "
+                    "{:.2f} MB per step",
+                    comm_->world_size(), comm_->world_size(), reducer_->buckets(),
+                    static_cast<double>(reducer_->bytes_per_step()) / 1e6));
+  }
   return total_steps;
 }
 
@@ -234,7 +348,8 @@ double Trainer::train_step(TrainState& state, const std::vector<size_t>& batch,
                            const LearningRateSchedule& learning_rate, StepResult& out) {
   const double lr = learning_rate.at(state.step + 1);
   for (auto& group : optimizer_->param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
-  out = optimizer_step(task_, *optimizer_, parameters_, batch, step_options_);
+  out = comm_ != nullptr ? distributed_step(batch, state.step + 1)
+                        : optimizer_step(task_, *optimizer_, parameters_, batch, step_options_);
   if (!std::isfinite(out.loss)) {
     throw Error(fmt::format(
         "training diverged: the loss is {} at step {} (epoch {}, batch {}). The last good checkpoint is kept "
@@ -251,18 +366,31 @@ void Trainer::report_step(const TrainState& state, const StepResult& out, double
   window.tokens += static_cast<double>(out.tokens);
   window.loss += out.loss;
   ++window.steps;
+  uint64_t replicas = 0;
+  if (comm_ != nullptr && state.step % options_.log_every == 0) replicas = verify_replicas(state.step);
   const double now = now_seconds();
   const double rate = window.tokens / std::max(1e-9, now - window.start);
   const double eta = (now - clock.start) / static_cast<double>(state.step - clock.steps_before) *
                      static_cast<double>(total_steps - state.step);
   const std::string epoch_label = fmt::format("epoch {}/{}", state.epoch + 1, options_.epochs);
+  if (!writes()) {
+    if (state.step % options_.log_every == 0) window = LogWindow{now};
+    return;
+  }
   progress_.update(epoch_label, state.step, total_steps,
                    fmt::format("loss {:.4f} lr {:.2e} {:.0f} tok/s ETA {}", window.loss / window.steps, lr, rate,
                                format_duration(eta)));
   if (state.step % options_.log_every != 0) return;
   const double mean_loss = window.loss / static_cast<double>(window.steps);
-  append_metrics({{"type", "train"}, {"step", state.step}, {"epoch", state.epoch + 1}, {"loss", mean_loss},
-                  {"lr", lr}, {"tokens_per_second", rate}, {"elapsed_seconds", clock.elapsed()}});
+  nlohmann::json record = {{"type", "train"}, {"step", state.step}, {"epoch", state.epoch + 1}, {"loss", mean_loss},
+                           {"lr", lr}, {"tokens_per_second", rate}, {"elapsed_seconds", clock.elapsed()}};
+  if (comm_ != nullptr) {
+    record["world_size"] = comm_->world_size();
+    record["allreduce_seconds_per_step"] = allreduce_seconds_ / static_cast<double>(window.steps);
+    record["replicas_checksum"] = fmt::format("{:016x}", replicas);
+    allreduce_seconds_ = 0.0;
+  }
+  append_metrics(record);
   if (!progress_.interactive()) {
     progress_.log(fmt::format("{} step {}/{} loss {:.4f} lr {:.2e} {:.0f} tok/s ETA {}", epoch_label, state.step,
                               total_steps, mean_loss, lr, rate, format_duration(eta)));
@@ -274,6 +402,12 @@ TrainResult Trainer::run(bool resume) {
   TrainResult result;
   TrainState& state = result.state;
   if (resume && !resume_from_checkpoint(state)) return result;
+  if (comm_ != nullptr) {
+    // Every rank starts from rank 0's parameters and buffers.
+    std::vector<torch::Tensor> tensors = task_.model().parameters();
+    for (auto& b : task_.model().buffers()) tensors.push_back(b);
+    comm_->broadcast(tensors, 0, "broadcast of the initial parameters");
+  }
   const int64_t total_steps = plan_total_steps();
 
   const SegmentClock clock{now_seconds(), state.train_seconds, state.step};
@@ -294,7 +428,7 @@ TrainResult Trainer::run(bool resume) {
   while (!stop && state.epoch < options_.epochs) {
     const auto plan = task_.plan_epoch(static_cast<uint64_t>(state.epoch));
     while (!stop && state.batch_in_epoch < static_cast<int64_t>(plan.size())) {
-      if ((stop = limit_reached(state, clock.elapsed()))) break;
+      if ((stop = agree_on_stop(limit_reached(state, clock.elapsed())))) break;
       StepResult out;
       const double lr = train_step(state, plan[static_cast<size_t>(state.batch_in_epoch)], learning_rate, out);
       validated = false;
@@ -307,14 +441,14 @@ TrainResult Trainer::run(bool resume) {
     state.batch_in_epoch = 0;
     if (!validated) validate();
   }
-  progress_.clear();
+  if (writes()) progress_.clear();
   if (!stop || *stop == StopReason::kEarlyStopped || *stop == StopReason::kMaxSteps) {
     if (!validated) validate();
     state.finished = true;
   }
   result.reason = stop.value_or(StopReason::kCompleted);
   state.train_seconds = clock.elapsed();
-  save_checkpoint(files_.last_checkpoint, task_.model(), optimizer_.get(), state);
+  if (writes()) save_checkpoint(files_.last_checkpoint, task_.model(), optimizer_.get(), state);
   return result;
 }
 

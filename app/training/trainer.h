@@ -21,7 +21,19 @@ namespace heed::app {
 struct StepOutput {
   torch::Tensor loss;    // scalar, mean over the batch's targets
   int64_t tokens = 0;    // non-pad input tokens in the batch (for throughput)
+  int64_t targets = 0;   // what `loss` is the mean over (rows, target tokens): weighs ranks' losses
 };
+
+// One rank's part of sharded validation (data-parallel training): the validation examples i with
+// i % count == index, and `sum`, which adds a vector element-wise over the ranks in place.
+struct ValidationShard {
+  int index = 0;
+  int count = 1;
+  std::function<void(std::vector<double>&)> sum;
+};
+
+class Communicator;
+class GradientReducer;
 
 class TrainingTask {
  public:
@@ -33,6 +45,9 @@ class TrainingTask {
   virtual StepOutput forward_loss(const std::vector<size_t>& batch) = 0;
   // Validation metrics (the model is in eval mode, gradients off). Must contain "loss".
   virtual std::map<std::string, double> validate() = 0;
+  // The same metrics computed by every rank together, each on its shard (the same numbers on every
+  // rank). The default has every rank validate everything (parameters are identical on all ranks).
+  virtual std::map<std::string, double> validate_shard(const ValidationShard& shard) { return validate(); }
 };
 
 // The optimizer heed trains with: AdamW over `parameters`, without weight decay on vectors
@@ -102,8 +117,12 @@ using StopRequest = std::function<bool(const TrainState&)>;
 
 class Trainer {
  public:
+  // With a `communicator` of several ranks, this process trains its shard of every batch and the
+  // gradients, losses and validation are summed over the ranks (app/training/distributed.h); only
+  // rank 0 writes files and logs. Null (or one rank) trains exactly as a single process.
   Trainer(TrainingTask& task, const TrainingOptions& options, TrainerFiles files, Progress& progress,
-          StopRequest stop_request);
+          StopRequest stop_request, Communicator* communicator = nullptr);
+  ~Trainer();
   // Trains until done. With `resume`, continues from files.last_checkpoint.
   TrainResult run(bool resume);
 
@@ -136,7 +155,17 @@ class Trainer {
                    LogWindow& window, const SegmentClock& clock);
   std::map<std::string, double> validate_and_checkpoint(TrainState& state);
   std::optional<StopReason> limit_reached(const TrainState& state, double elapsed) const;
+  // Distributed: the first reason any rank has to stop, the same on every rank.
+  std::optional<StopReason> agree_on_stop(std::optional<StopReason> mine);
+  // Distributed: this rank's shard of `batch`, losses weighed by targets and summed over the ranks,
+  // gradients averaged (GradientReducer), then clipping and the optimizer step.
+  StepResult distributed_step(const std::vector<size_t>& batch, int64_t step);
+  // Distributed: every rank's checksum of its parameters and buffers goes to every rank; throws
+  // Error naming the ranks whose replica differs from rank 0's. Returns the (common) checksum.
+  uint64_t verify_replicas(int64_t step);
   void append_metrics(const nlohmann::json& record);
+  void log(const std::string& line);  // rank 0 only
+  bool writes() const;                // this process writes files and logs (rank 0 or no communicator)
 
   TrainingTask& task_;
   TrainingOptions options_;
@@ -146,6 +175,9 @@ class Trainer {
   StepOptions step_options_;
   std::unique_ptr<torch::optim::AdamW> optimizer_;
   std::vector<torch::Tensor> parameters_;
+  Communicator* comm_ = nullptr;
+  std::unique_ptr<GradientReducer> reducer_;
+  double allreduce_seconds_ = 0.0;  // gradient all-reduce time in the current log window
 };
 
 }  // namespace heed::app
