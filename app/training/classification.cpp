@@ -50,12 +50,7 @@ ClassificationTask::ClassificationTask(model::Classifier model, ClassificationDa
 }
 
 std::vector<std::vector<size_t>> ClassificationTask::plan_epoch(uint64_t epoch) {
-  data::BatchingOptions b;
-  b.batch_tokens = options_.batch_tokens;
-  b.batch_size = options_.batch_size;
-  b.shuffle = true;
-  b.seed = options_.seed;
-  return data::plan_batches(train_lengths_, b, epoch);
+  return data::plan_batches(train_lengths_, training_batches(options_), epoch);
 }
 
 StepOutput ClassificationTask::forward_loss(const std::vector<size_t>& index) {

@@ -40,12 +40,7 @@ SummarizationTask::SummarizationTask(model::Seq2Seq model, SummarizationData dat
 }
 
 std::vector<std::vector<size_t>> SummarizationTask::plan_epoch(uint64_t epoch) {
-  data::BatchingOptions b;
-  b.batch_tokens = training_.batch_tokens;
-  b.batch_size = training_.batch_size;
-  b.shuffle = true;
-  b.seed = training_.seed;
-  return data::plan_batches(train_lengths_, b, epoch);
+  return data::plan_batches(train_lengths_, training_batches(training_), epoch);
 }
 
 StepOutput SummarizationTask::forward_loss(const std::vector<size_t>& index) {

@@ -34,6 +34,15 @@ double LearningRateSchedule::at(int64_t step) const {
   return lr_ * (1.0 - progress);  // linear
 }
 
+data::BatchingOptions training_batches(const TrainingOptions& options) {
+  data::BatchingOptions b;
+  b.batch_tokens = options.batch_tokens;
+  b.batch_size = options.batch_size;
+  b.shuffle = true;
+  b.seed = options.seed;
+  return b;
+}
+
 std::string to_string(StopReason reason) {
   switch (reason) {
     case StopReason::kCompleted: return "completed";

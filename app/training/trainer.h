@@ -14,6 +14,7 @@
 
 #include "app/config/config.h"
 #include "app/training/checkpoint.h"
+#include "data_pipeline/batching/batching.h"
 #include "data_pipeline/base/progress.h"
 
 namespace heed::app {
@@ -90,6 +91,9 @@ class LearningRateSchedule {
   double lr_;
   int64_t warmup_steps_, total_steps_;
 };
+
+// How both tasks plan their training batches: training.batch_tokens / batch_size, shuffled, seeded.
+data::BatchingOptions training_batches(const TrainingOptions& options);
 
 struct TrainerFiles {
   std::string last_checkpoint;
