@@ -19,7 +19,6 @@
 #include "app/inference/attention.h"
 #include "app/training/classification.h"
 #include "app/training/exported.h"
-#include "app/views/views.h"
 #include "data_pipeline/base/errors.h"
 #include "data_pipeline/base/io.h"
 #include "model/classifier.h"
@@ -179,21 +178,6 @@ TEST(AttentionWeights, SummarizerReturnsCrossAttentionAndCopyProbability) {
           << where << " step " << t;
     }
   }
-}
-
-TEST(AttentionWeights, DisplayTokensAndPageEscaping) {
-  // A page whose data holds "</script>" keeps it inside the JSON.
-  const nlohmann::json data = {{"kind", "classifier"}, {"tokens", {"</script><b>"}}};
-  const auto page = heed::app::views::attention_page(data, "a <title> & \"quotes\"");
-  EXPECT_EQ(page.find("</script><b>"), std::string::npos);
-  EXPECT_NE(page.find("\\u003c/script>\\u003cb>"), std::string::npos);
-  EXPECT_NE(page.find("a &lt;title&gt; &amp; &quot;quotes&quot;"), std::string::npos);
-  EXPECT_NE(page.find("window.HeedAttention"), std::string::npos);
-  EXPECT_EQ(page.find("{{"), std::string::npos);
-  EXPECT_EQ(heed::app::views::attention_js().substr(0, 2), "//");
-  EXPECT_NE(heed::app::views::attention_css().find(".heed-attention"), std::string::npos);
-  // A title that looks like a marker is text, not a marker.
-  EXPECT_NE(heed::app::views::attention_page(data, "{{JS}}").find("<title>{{JS}}</title>"), std::string::npos);
 }
 
 // --- heed attention, end to end -------------------------------------------------------------------
