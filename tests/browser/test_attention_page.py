@@ -87,7 +87,16 @@ def check_head_view(driver, data, name):
     nonzero = sum(1 for w in data["encoder_attention"][0][0][0] if w > 0)
     check(focused == nonzero, f"{name}: focusing token 0 shows {focused} lines, expected {nonzero}")
     check("ha-active" in tokens[0].get_attribute("class"), f"{name}: the focused token is not highlighted")
-    tokens[0].send_keys(Keys.TAB)  # moves focus on without errors
+    # The arrow keys move along the column (one tab stop per column), and the lines follow.
+    tokens[0].send_keys(Keys.ARROW_DOWN)
+    active = driver.switch_to.active_element
+    check(active.get_attribute("data-index") == "1" and active.get_attribute("data-side") == "left",
+          f"{name}: ArrowDown did not move to the next token")
+    nonzero = sum(1 for w in data["encoder_attention"][0][0][1] if w > 0)
+    focused = int(driver.find_element(By.CSS_SELECTOR, ".ha-head-view svg.ha-lines").get_attribute("data-lines"))
+    check(focused == nonzero, f"{name}: token 1 shows {focused} lines, expected {nonzero}")
+    check(sum(1 for t in tokens if t.get_attribute("tabindex") == "0") == 1, f"{name}: not one tab stop per column")
+    active.send_keys(Keys.TAB)  # moves focus on without errors
     layers.select_by_index(len(layers.options) - 1)
     check(int(driver.find_element(By.CSS_SELECTOR, ".ha-head-view svg.ha-lines").get_attribute("data-lines")) > 0,
           f"{name}: no lines after changing the layer")

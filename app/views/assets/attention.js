@@ -66,6 +66,26 @@
     return {wrap: el("label", {"for": id, className: "ha-control"}, [text + " ", select]), select: select};
   }
 
+  // One tab stop per group of tokens (a "roving" tabindex): Tab reaches the group, the arrow keys
+  // (and Home/End) move between its tokens, so long texts do not take hundreds of Tab presses.
+  function roving(items, previousKeys, nextKeys) {
+    items.forEach(function (item, i) {
+      item.setAttribute("tabindex", i === 0 ? "0" : "-1");
+      item.addEventListener("keydown", function (e) {
+        var to = -1;
+        if (previousKeys.indexOf(e.key) >= 0) to = Math.max(0, i - 1);
+        else if (nextKeys.indexOf(e.key) >= 0) to = Math.min(items.length - 1, i + 1);
+        else if (e.key === "Home") to = 0;
+        else if (e.key === "End") to = items.length - 1;
+        if (to < 0) return;
+        e.preventDefault();
+        items.forEach(function (other) { other.setAttribute("tabindex", "-1"); });
+        items[to].setAttribute("tabindex", "0");
+        items[to].focus();
+      });
+    });
+  }
+
   function range(n) { var out = []; for (var i = 0; i < n; i++) out.push(i); return out; }
 
   // matrices[head][i][j] -> the mean over heads [i][j]
@@ -151,8 +171,10 @@
         node.addEventListener("blur", off);
         return node;
       }
-      src.left.forEach(function (t, i) { left.appendChild(token(t, "left", i)); });
-      src.right.forEach(function (t, j) { right.appendChild(token(t, "right", j)); });
+      var leftTokens = src.left.map(function (t, i) { return left.appendChild(token(t, "left", i)); });
+      var rightTokens = src.right.map(function (t, j) { return right.appendChild(token(t, "right", j)); });
+      roving(leftTokens, ["ArrowUp"], ["ArrowDown"]);
+      roving(rightTokens, ["ArrowUp"], ["ArrowDown"]);
       function mark() {
         [left, right].forEach(function (col) {
           Array.prototype.forEach.call(col.children, function (node) {
@@ -338,6 +360,7 @@
       text.appendChild(span);
       return span;
     });
+    roving(spans, ["ArrowLeft", "ArrowUp"], ["ArrowRight", "ArrowDown"]);
     function received() {
       var n = json.tokens.length, out = new Array(n).fill(0);
       if (state.mode === "copy") {
@@ -374,13 +397,14 @@
     var section = el("section", {className: "ha-section ha-copy", "aria-label": "Copy probability per step"});
     section.appendChild(el("h2", {text: "Copy probability per summary token"}));
     var list = el("div", {className: "ha-copy-list", role: "list"});
-    json.decoder_tokens.forEach(function (tok, t) {
+    var items = json.decoder_tokens.map(function (tok, t) {
       var p = Number(json.copy_probability[t]) || 0;
-      list.appendChild(el("span", {className: "ha-copy-token", tabindex: "0", role: "listitem",
+      return list.appendChild(el("span", {className: "ha-copy-token", tabindex: "0", role: "listitem",
                                    style: "background-color: rgba(242, 142, 43, " + (0.85 * p).toFixed(3) + ")",
                                    title: "copy probability " + fmt(p),
                                    "aria-label": label(tok) + ", copy probability " + fmt(p), text: String(tok)}));
     });
+    roving(items, ["ArrowLeft", "ArrowUp"], ["ArrowRight", "ArrowDown"]);
     if (json.decoder_tokens.length === 0) list.appendChild(el("p", {className: "ha-empty", text: "The summary is empty."}));
     section.appendChild(list);
     return section;
