@@ -17,6 +17,8 @@
 //               search         model::greedy_search / beam_search (decoding.cpp) tokens and found equal, scores close;
 //                              over the same step function (TwinStepper)       tokens equal, scores equal
 //               generate       the best hypothesis of model::decode              token ids equal
+//   both        attention      forward / encode + decode with their weights      every layer's weights, copy
+//                              requested (ClassifierImpl, Seq2SeqImpl)          probability/distribution within 1e-5
 // Sampling (model::sample) has no twin: archives refuse --method sample (app/exported.h).
 //
 // The grid. Architecture: the full product norm {pre, post} x positions {sinusoidal, learned} x
@@ -640,4 +642,67 @@ TEST(ExportTwin, DefaultExecutorGivesIdenticalOutputs) {
         EXPECT_TRUE(torch::equal(got[i], expected[i])) << arch.str() << " output " << i << " call " << call;
     }
   }
+}
+
+// The `attention` methods (heed attention --model, the server's /attention on an archive) against
+// the C++ modules' own attention (forward/encode/decode with the weights requested), over the whole
+// grid and every batch: per-layer encoder self-attention, the summarizer's per-layer
+// cross-attention of a teacher-forced target, the copy probability and the copy distribution.
+constexpr double kAttentionTol = 1e-5;  // the bound for exported == C++ (seen ~1e-7)
+
+TEST(ExportTwin, AttentionEqualsTheModulesOwn) {
+  UnoptimisedGraphs unoptimised;
+  Worst worst;
+  auto compare = [&](const std::vector<torch::Tensor>& twin, const std::vector<torch::Tensor>& module,
+                     const std::string& where) {
+    ASSERT_EQ(twin.size(), module.size()) << where;
+    for (size_t l = 0; l < twin.size(); ++l) {
+      const double d = max_abs_diff(twin[l], module[l]);
+      worst.saw(d);
+      EXPECT_LE(d, kAttentionTol) << where << " layer " << l;
+    }
+  };
+  auto tensors = [](const c10::IValue& list) {
+    std::vector<torch::Tensor> out;
+    for (const auto& t : list.toTensorList()) out.push_back(t);
+    return out;
+  };
+  for (const auto& arch : classifier_grid()) {
+    auto model = build_classifier(arch);
+    auto twin = reload(export_classifier(*model));
+    torch::InferenceMode inference;
+    for (const auto& batch : batches()) {
+      const auto where = arch.str() + ", batch '" + batch.name + "'";
+      std::vector<torch::Tensor> attention;
+      const auto logits = model->forward(batch.ids, batch.lengths, &attention);
+      const auto out = twin.run_method("attention", batch.ids, batch.lengths).toTuple();
+      EXPECT_LE(max_abs_diff(out->elements()[0].toTensor(), torch::softmax(logits, -1)), kProbTol) << where;
+      compare(tensors(out->elements()[1]), attention, "classifier encoder attention: " + where);
+    }
+  }
+  for (const auto& arch : summarizer_grid()) {
+    auto& [model, twin] = summarizer(arch);
+    torch::InferenceMode inference;
+    for (const auto& batch : batches()) {
+      const auto where = arch.str() + ", batch '" + batch.name + "'";
+      for (const int64_t steps : {1, 6}) {
+        auto generator = at::detail::createCPUGenerator(11);
+        auto target_in = torch::randint(4, kVocab, {batch.ids.size(0), steps}, generator, torch::kInt64);
+        target_in.select(1, 0).fill_(kBos);
+        std::vector<torch::Tensor> encoder;
+        const auto encoded = model->encode(batch.ids, batch.lengths, &encoder);
+        DecoderAttention report;
+        model->decode(target_in, encoded, nullptr, &report);
+        const auto out = twin.run_method("attention", batch.ids, batch.lengths, target_in).toTuple();
+        const auto& e = out->elements();
+        const auto at = where + ", " + std::to_string(steps) + " steps";
+        compare(tensors(e[0]), encoder, "summarizer encoder attention: " + at);
+        compare(tensors(e[1]), report.cross, "cross-attention: " + at);
+        compare({e[2].toTensor()}, {report.copy_probability}, "copy probability: " + at);
+        EXPECT_EQ(e[3].isNone(), !arch.copy) << at;
+        if (arch.copy && !e[3].isNone()) compare({e[3].toTensor()}, {report.copy_attention}, "copy attention: " + at);
+      }
+    }
+  }
+  std::printf("[ExportTwin] largest attention difference %.2g (tolerance %.0e)\n", worst.value, kAttentionTol);
 }

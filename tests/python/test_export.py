@@ -149,6 +149,51 @@ def check_summarizer(binary, run, archive, articles_file, articles):
     print(f"summarizer: {len(articles)} articles x {len(settings)} settings agree (python, --model, --run)")
 
 
+def max_difference(tensor, nested):
+    return (tensor - torch.tensor(nested, dtype=tensor.dtype)).abs().max().item()
+
+
+def check_attention(binary, archives, text, article):
+    """The archives' `attention` methods from Python against `heed attention --model ... --json`
+    (docs/ATTENTION.md): the same tokens, the same weights (JSON rounded to 6 decimals)."""
+    module, extra, tokenizer = load_archive(archives["classifier"])
+    config = json.loads(text_of(extra["heed/config.json"]))
+    shown = json.loads(heed(["attention", "--model", archives["classifier"], text, "--json"], binary))
+    ids, lengths = padded([encode(tokenizer, config, text)], 0)
+    with torch.no_grad():
+        probabilities, attention = module.attention(ids, lengths)
+    check(len(shown["tokens"]) == ids.size(1), "attention: classifier token count")
+    check(len(attention) == len(shown["encoder_attention"]), "attention: classifier layers")
+    for layer, weights in enumerate(attention):
+        check(max_difference(weights[0], shown["encoder_attention"][layer]) < 1e-5, f"attention: classifier layer {layer}")
+        check((weights.sum(-1) - 1).abs().max().item() < 1e-5, f"attention: classifier layer {layer} rows sum to 1")
+    labels = json.loads(text_of(extra["heed/labels.json"]))
+    for c, label in enumerate(labels):
+        check(abs(probabilities[0, c].item() - shown["scores"][label]) < 1e-5, f"attention: score of {label}")
+
+    module, extra, tokenizer = load_archive(archives["summarizer"])
+    config = json.loads(text_of(extra["heed/config.json"]))
+    fmt = json.loads(text_of(extra["heed/format.json"]))
+    shown = json.loads(heed(["attention", "--model", archives["summarizer"], article, "--json"], binary))
+    ids, lengths = padded([encode(tokenizer, config, article)], fmt["pad_id"])
+    with torch.no_grad():
+        # the run's decoding (greedy, as configured): search's tokens and count
+        tokens, counts, _ = module.search(ids, lengths, 1, config["decoding"]["max_length"], 0, 1.0, 0, True)
+        summary = tokens[0].tolist()[: max(0, counts[0].item())]
+        target_in = torch.tensor([[fmt["bos_id"]] + summary[:-1]], dtype=torch.long)
+        encoder, cross, copy_probability, copy_attention = module.attention(ids, lengths, target_in)
+    check(len(shown["decoder_tokens"]) == len(summary), "attention: summary length")
+    if summary:
+        for layer, weights in enumerate(cross):
+            check(max_difference(weights[0], shown["cross_attention"][layer]) < 1e-5, f"attention: cross layer {layer}")
+        check(max_difference(copy_probability[0], shown["copy_probability"]) < 1e-5, "attention: copy probability")
+        check(copy_attention is not None and max_difference(copy_attention[0], shown["copy_attention"]) < 1e-5,
+              "attention: copy distribution")
+    for layer, weights in enumerate(encoder):
+        check(max_difference(weights[0], shown["encoder_attention"][layer]) < 1e-5, f"attention: encoder layer {layer}")
+    print(f"attention: archives' attention methods agree with heed attention ({len(summary)} summary tokens)")
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--heed", required=True, help="the heed executable")
@@ -175,6 +220,8 @@ def main():
         (folder / "articles.txt").write_text("\n".join(articles) + "\n")
         check_summarizer(options.heed, tmp + "/summarizer", tmp + "/summarizer.pt", str(folder / "articles.txt"),
                          articles)
+        check_attention(options.heed, {"classifier": tmp + "/classifier.pt", "summarizer": tmp + "/summarizer.pt"},
+                        texts[0], articles[0])
     print(f"{len(failures)} failure(s), {time.time() - start:.1f} s")
     return 1 if failures else 0
 
