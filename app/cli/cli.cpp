@@ -230,6 +230,13 @@ CLI::App* add_tokenizer_encode_options(CLI::App& tokenizer, TokenizerEncodeJobOp
   return te;
 }
 
+CLI::App* add_report_options(CLI::App& app, ReportJobOptions& o) {
+  auto* r = app.add_subcommand("report", "write one HTML page about a run: training curves, evaluations, config");
+  r->add_option("--run,-r", o.run, "run directory")->required();
+  r->add_option("--out,-o", o.out, "HTML file to write")->required();
+  return r;
+}
+
 }  // namespace
 
 std::optional<int> parse_command_line(int argc, char** argv, Command& cmd) {
@@ -243,6 +250,7 @@ std::optional<int> parse_command_line(int argc, char** argv, Command& cmd) {
   auto* evaluate = add_evaluate_options(app, cmd.evaluate, evaluate_decoding);
   auto* export_run = add_export_options(app, cmd.export_options);
   auto* attention = add_attention_options(app, cmd.attention);
+  auto* report = add_report_options(app, cmd.report);
   auto* tokenizer = app.add_subcommand("tokenizer", "train or apply a SentencePiece tokenizer");
   tokenizer->require_subcommand(1);
   auto* tokenizer_train = add_tokenizer_train_options(*tokenizer, cmd.tokenizer_train);
@@ -278,6 +286,7 @@ std::optional<int> parse_command_line(int argc, char** argv, Command& cmd) {
   }
   if (*tokenizer_train) cmd.kind = Kind::kTokenizerTrain;
   if (*tokenizer_encode) cmd.kind = Kind::kTokenizerEncode;
+  if (*report) cmd.kind = Kind::kReport;
   if (cmd.kind == Kind::kNone) return 2;
   return std::nullopt;
 }

@@ -12,7 +12,7 @@ namespace heed::app {
 
 struct Command {
   enum class Kind {
-    kNone, kTrain, kClassify, kSummarize, kEvaluate, kExport, kTokenizerTrain, kTokenizerEncode, kAttention
+    kNone, kTrain, kClassify, kSummarize, kEvaluate, kExport, kTokenizerTrain, kTokenizerEncode, kAttention, kReport
   };
   Kind kind = Kind::kNone;
   TrainJobOptions train;
@@ -23,6 +23,7 @@ struct Command {
   AttentionJobOptions attention;
   TokenizerTrainJobOptions tokenizer_train;
   TokenizerEncodeJobOptions tokenizer_encode;
+  ReportJobOptions report;
 };
 
 // Fills `command` from argv. Returns an exit code when the process should stop here (--help,

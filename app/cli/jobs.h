@@ -83,6 +83,12 @@ struct EvaluateJobOptions {
 int evaluate_job(const EvaluateJobOptions& options);  // dispatches on the run's task
 int evaluate_summarizer_job(const EvaluateJobOptions& options);
 
+struct ReportJobOptions {
+  std::string run;  // run directory
+  std::string out;  // HTML file to write (atomically); an existing file must be an earlier heed report
+};
+int report_job(const ReportJobOptions& options);  // torch-free (app/report/report.h)
+
 struct TokenizerTrainJobOptions {
   std::vector<std::string> inputs;  // files: plain text (one text per line) or a labelled-data format
   std::string format = "text";      // "text" | "imdb" | "jsonl" | "csv" | "tsv"

@@ -50,6 +50,7 @@ int main(int argc, char** argv) {
 
   Command command;
   if (auto code = parse_command_line(argc, argv, command)) return *code;
+  if (command.kind == Command::Kind::kReport) return run_guarded([&]() { return report_job(command.report); });
   if (command.kind == Command::Kind::kClassify) {
     std::optional<int> native;
     const int code = run_guarded([&]() {

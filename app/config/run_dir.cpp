@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <filesystem>
+#include <fstream>
 #include <set>
 
 #include <fmt/format.h>
@@ -105,6 +106,20 @@ bool is_heed_report(const fs::path& path) {
   const auto j = json_object_or_null(path);
   return j.is_object() && j.contains("run") && j.contains("checkpoint") && j.contains("data") && j.contains("seconds");
 }
+
+}  // namespace
+
+bool is_heed_page(const fs::path& path) {
+  std::error_code ec;
+  if (!fs::is_regular_file(fs::symlink_status(path, ec))) return false;
+  std::ifstream in(path, std::ios::binary);
+  std::string head(4096, '\0');
+  in.read(head.data(), static_cast<std::streamsize>(head.size()));
+  head.resize(static_cast<size_t>(in.gcount()));
+  return head.find(kReportMarker) != std::string::npos;
+}
+
+namespace {
 
 // Removes the entries of `folder` that `owned` accepts (files and links only, never a folder);
 // appends the others, as `prefix` + name, to `kept`.
@@ -230,7 +245,10 @@ std::vector<std::string> clear_run_dir(const std::string& dir) {
     }, &kept);
   }
   std::vector<std::string> nested;
-  remove_owned(root, "", one_of(top), &nested);
+  const bool own_report = is_heed_page(root / "report.html");
+  remove_owned(root, "", [&](const std::string& name) {
+    return one_of(top)(name) || (own_report && (name == "report.html" || is_temporary_of(name, "report.html")));
+  }, &nested);
   for (const auto& name : nested) {
     // checkpoints/ and eval/ go when nothing of anyone else's is left in them (what is, is listed).
     const fs::path path = root / name;

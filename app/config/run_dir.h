@@ -8,9 +8,11 @@
 //   checkpoints/best.pt  model weights at the best validation
 //   checkpoints/*.flat   flat weights of each checkpoint (heed classify without libtorch)
 //   eval/                reports written by heed evaluate
+//   report.html          the page heed report writes when asked to put it here
 // heed writes only these files into a run, and deletes only these (--overwrite); runs made before
 // the marker existed are recognised by their config.json and tokenizer.model.
 #pragma once
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -29,6 +31,11 @@ struct RunDir {
 // True when `dir` holds a heed run: its marker file, or (runs of earlier heed versions) a
 // config.json with heed's sections next to a tokenizer.model.
 bool is_heed_run(const std::string& dir);
+
+// In the head of every page `heed report` writes: an existing page without it is not heed's.
+inline constexpr const char* kReportMarker = "<meta name=\"generator\" content=\"heed report\">";
+// True when `path` is a regular file (not a link) whose first 4 KiB hold kReportMarker.
+bool is_heed_page(const std::filesystem::path& path);
 
 // Writes the run's marker file (at run creation, before anything else).
 void write_run_marker(const RunDir& run, const std::string& task);
