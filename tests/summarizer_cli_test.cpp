@@ -57,13 +57,16 @@ TEST(SummarizerCli, TinySummarizerLearnsToCopyThenSummarizesAndEvaluates) {
 
   // Evaluate on unseen pairs, with the lead-1 baseline (which is exact here).
   ASSERT_EQ(run_command(heed::test::heed_binary() + " evaluate --run " + run + " --data " + dir.str() +
-                            "/heldout.jsonl --baseline lead-1 --report " + dir.str() + "/report.json",
+                            "/heldout.jsonl --baseline lead-1,textrank-1 --report " + dir.str() + "/report.json",
                         &out),
             0)
       << out;
   const auto report = nlohmann::json::parse(heed::read_file(dir.str() + "/report.json"));
   EXPECT_EQ(report["pairs"], 40);
   EXPECT_NEAR(report["lead-1"]["rouge1"]["f1"]["mid"].get<double>(), 1.0, 1e-9);
+  ASSERT_TRUE(report.contains("textrank-1")) << report.dump();
+  EXPECT_GT(report["textrank-1"]["rouge1"]["f1"]["mid"].get<double>(), 0.0);
+  EXPECT_NE(out.find("textrank-1 (40 pairs"), std::string::npos) << out;
   const double r1 = report["model"]["rouge1"]["f1"]["mid"].get<double>();
   const double r2 = report["model"]["rouge2"]["f1"]["mid"].get<double>();
   EXPECT_GT(r1, 0.6) << out;  // well above what copying random article words would score

@@ -74,7 +74,7 @@ struct EvaluateJobOptions {
   int64_t threads = 0;
   std::string split = "all"; // "all" | "validation": only the run's own held-out split of this (training) data
   // Summarizers only:
-  std::string baseline;                         // "lead-N": also score the first N article sentences
+  std::string baseline;                         // "lead-N", "textrank-N" or a comma list: also score them (app/evaluation/baselines.h)
   std::vector<std::string> decoding_overrides;  // "key=value" over the run's decoding section
   int64_t batch_size = 16;                      // articles decoded together
   int64_t limit = 0;                            // score only the first N pairs (0 = all)

@@ -1,5 +1,5 @@
 // heed evaluate (summarization): (article, summary) pairs -> generated summaries -> ROUGE-1/2/L/Lsum
-// with 95% bootstrap intervals, average lengths, an optional lead-N baseline on the same pairs;
+// with 95% bootstrap intervals, average lengths, optional lead-N / textrank-N baselines on the same pairs;
 // writes the JSON report and the generated summaries (JSON lines) next to it.
 #include <filesystem>
 #include <iostream>
@@ -8,6 +8,7 @@
 #include <spdlog/spdlog.h>
 
 #include "app/cli/jobs.h"
+#include "app/evaluation/baselines.h"
 #include "app/evaluation/rouge.h"
 #include "app/training/summarization.h"
 #include "app/training/torch_runtime.h"
@@ -49,15 +50,6 @@ nlohmann::json score_and_print(const std::string& name, const std::vector<std::s
   auto out = to_json(corpus);
   out["mean_words"] = mean_words(candidates);
   return out;
-}
-
-int parse_lead(const std::string& baseline) {
-  const std::string prefix = "lead-";
-  if (baseline.rfind(prefix, 0) == 0 && baseline.size() > prefix.size() && baseline.size() <= prefix.size() + 3) {
-    const std::string n = baseline.substr(prefix.size());
-    if (n.find_first_not_of("0123456789") == std::string::npos && std::stoi(n) >= 1) return std::stoi(n);
-  }
-  throw InputError(fmt::format("--baseline: expected lead-N (N = 1..999), got \"{}\"", baseline));
 }
 
 // The pairs to score: --data read with the run's data options (--format replaces its format), kept
@@ -102,18 +94,18 @@ Generated generate_summaries(LoadedSummarizer& s, const std::vector<std::string>
   return out;
 }
 
-// Prints the pair count and a ROUGE table for the model's summaries and, with lead > 0, for the
-// baseline (the first `lead` sentences of each article); returns {"model": ..., <baseline>: ...}.
+// Prints the pair count and a ROUGE table for the model's summaries and for each baseline on the
+// same articles; returns {"model": ..., <baseline name>: ...}.
 nlohmann::json score_summaries(const std::vector<std::string>& references, const std::vector<std::string>& summaries,
-                               const std::vector<std::string>& sources, const std::string& baseline, int lead) {
+                               const std::vector<std::string>& sources, const std::vector<Baseline>& baselines) {
   std::cout << fmt::format("pairs      {}\nreferences {:.1f} words on average\n", references.size(),
                            mean_words(references));
   nlohmann::json scores;
   scores["model"] = score_and_print("model", references, summaries);
-  if (lead > 0) {
-    std::vector<std::string> leads;
-    for (const auto& src : sources) leads.push_back(data::lead_sentences(src, lead));
-    scores[baseline] = score_and_print(baseline, references, leads);
+  for (const auto& baseline : baselines) {
+    std::vector<std::string> extracted;
+    for (const auto& src : sources) extracted.push_back(baseline_summary(baseline, src));
+    scores[baseline.name] = score_and_print(baseline.name, references, extracted);
   }
   std::cout.flush();
   return scores;
@@ -146,7 +138,7 @@ std::string write_summaries(const std::string& report, const std::vector<data::S
 }  // namespace
 
 int evaluate_summarizer_job(const EvaluateJobOptions& o) {
-  const int lead = o.baseline.empty() ? 0 : parse_lead(o.baseline);
+  const std::vector<Baseline> baselines = o.baseline.empty() ? std::vector<Baseline>{} : parse_baselines(o.baseline);
   if (o.batch_size < 1) throw InputError("--batch-size must be >= 1");
   if (o.limit < 0) throw InputError("--limit must be >= 0");
   const int threads = configure_runtime(o.threads);
@@ -162,7 +154,7 @@ int evaluate_summarizer_job(const EvaluateJobOptions& o) {
 
   const Generated generated = generate_summaries(s, sources, o, threads);
 
-  nlohmann::json report = score_summaries(references, generated.summaries, sources, o.baseline, lead);
+  nlohmann::json report = score_summaries(references, generated.summaries, sources, baselines);
   const std::string path = report_path(o);
   const std::string summaries_path = write_summaries(path, pairs, generated.summaries);
   report["data"] = o.data;
