@@ -11,7 +11,7 @@
 namespace heed::app {
 
 struct Command {
-  enum class Kind { kNone, kTrain, kClassify, kSummarize, kEvaluate, kExport, kTokenizerTrain, kTokenizerEncode };
+  enum class Kind { kNone, kTrain, kClassify, kSummarize, kEvaluate, kExport, kTokenizerTrain, kTokenizerEncode, kServe };
   Kind kind = Kind::kNone;
   TrainJobOptions train;
   ClassifyJobOptions classify;
@@ -20,6 +20,7 @@ struct Command {
   ExportJobOptions export_options;
   TokenizerTrainJobOptions tokenizer_train;
   TokenizerEncodeJobOptions tokenizer_encode;
+  ServeJobOptions serve;
 };
 
 // Fills `command` from argv. Returns an exit code when the process should stop here (--help,

@@ -18,6 +18,7 @@ int run(const heed::app::Command& c) {
     case Kind::kExport: return export_job(c.export_options);
     case Kind::kTokenizerTrain: return tokenizer_train_job(c.tokenizer_train);
     case Kind::kTokenizerEncode: return tokenizer_encode_job(c.tokenizer_encode);
+    case Kind::kServe: return serve_job(c.serve);
     case Kind::kNone: break;
   }
   return 2;
