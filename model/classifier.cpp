@@ -30,9 +30,10 @@ torch::Tensor ClassifierImpl::pool(const torch::Tensor& h, const torch::Tensor& 
   return (h * keep).sum(1) / count;                                                 // [B, D]
 }
 
-torch::Tensor ClassifierImpl::forward(const torch::Tensor& ids, const torch::Tensor& lengths) {
-  auto padding = padding_mask(lengths, ids.size(1));  // [B, T]
-  auto h = encoder(embeddings(ids), padding);        // [B, T, D]
+torch::Tensor ClassifierImpl::forward(const torch::Tensor& ids, const torch::Tensor& lengths,
+                                      std::vector<torch::Tensor>* attention) {
+  auto padding = padding_mask(lengths, ids.size(1));    // [B, T]
+  auto h = encoder(embeddings(ids), padding, attention);  // [B, T, D]
   return head(dropout_(pool(h, padding, lengths)));  // [B, C]
 }
 

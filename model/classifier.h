@@ -1,6 +1,8 @@
 // Transformer text classifier: embeddings -> encoder -> pooling (model.pooling: the mean or an
 // attention-weighted sum over the non-pad positions, or the first position) -> linear.
 #pragma once
+#include <vector>
+
 #include <torch/torch.h>
 
 #include "model/dropout.h"
@@ -14,8 +16,11 @@ class ClassifierImpl : public torch::nn::Module {
  public:
   ClassifierImpl(const ModelOptions& options, int64_t vocab_size, int64_t num_classes);
 
-  // ids [B, T] int64 (padded), lengths [B] int64 -> logits [B, num_classes].
-  torch::Tensor forward(const torch::Tensor& ids, const torch::Tensor& lengths);
+  // ids [B, T] int64 (padded), lengths [B] int64 -> logits [B, num_classes]. `attention`
+  // (optional): the encoder's self-attention probabilities appended, one [B, heads, T, T] per layer
+  // (the softmax the forward itself uses); null (the default) keeps none.
+  torch::Tensor forward(const torch::Tensor& ids, const torch::Tensor& lengths,
+                        std::vector<torch::Tensor>* attention = nullptr);
 
   const ModelOptions& options() const { return options_; }
   int64_t vocab_size() const { return vocab_size_; }

@@ -60,9 +60,10 @@ def _attend(self, q: Tensor, k: Tensor, v: Tensor, forbidden: Optional[Tensor], 
     return self._project(out, out_w, out_b), weights
 
 def _self_attention(self, x: Tensor, w: List[Tensor], i: int, forbidden: Optional[Tensor],
-                    past_k: Optional[Tensor], past_v: Optional[Tensor]) -> Tuple[Tensor, Tensor, Tensor]:
+                    past_k: Optional[Tensor], past_v: Optional[Tensor]) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
     # w[i:i+4] = in_proj_weight, in_proj_bias, out_proj.weight, out_proj.bias. x [B, T, D].
-    # Returns the output [B, T, D] and the keys/values [B, H, T_past + T, Dh] (the new cache).
+    # Returns the output [B, T, D], the keys/values [B, H, T_past + T, Dh] (the new cache) and the
+    # attention probabilities [B, H, T, T_past + T].
     qkv = self._project(x, w[i], w[i + 1]).chunk(3, -1)  # 3 x [B, T, D]
     q = self._split_heads(qkv[0], self.heads)
     k = self._split_heads(qkv[1], self.heads)
@@ -70,8 +71,8 @@ def _self_attention(self, x: Tensor, w: List[Tensor], i: int, forbidden: Optiona
     if past_k is not None and past_v is not None:
         k = torch.cat([past_k, k], 2)
         v = torch.cat([past_v, v], 2)
-    out, _ = self._attend(q, k, v, forbidden, self.attention_scale, w[i + 2], w[i + 3])
-    return out, k, v
+    out, weights = self._attend(q, k, v, forbidden, self.attention_scale, w[i + 2], w[i + 3])
+    return out, k, v, weights
 
 def _cross_kv(self, memory: Tensor, in_w: Tensor, in_b: Tensor, heads: int) -> List[Tensor]:
     # The key/value rows of the packed projection over the other sequence: [B, S, D] -> 2 x [B, H, S, Dh]
@@ -116,25 +117,35 @@ def _padding_mask(self, lengths: Tensor, max_len: int) -> Tensor:
     # lengths [B] -> [B, max_len] bool, true at padded positions
     return torch.arange(max_len).unsqueeze(0) >= lengths.long().unsqueeze(1)
 
-def _encoder_layer(self, x: Tensor, forbidden: Tensor, w: List[Tensor]) -> Tensor:
+def _encoder_layer(self, x: Tensor, forbidden: Tensor, w: List[Tensor]) -> Tuple[Tensor, Tensor]:
     # w: self-attention [0:4], norm1 [4:6], norm2 [6:8], feed-forward [8:12]
+    # -> (output [B, T, D], self-attention probabilities [B, H, T, T])
     if self.pre_norm:
         h = self._norm(x, w, 4)
-        y = x + self._self_attention(h, w, 0, forbidden, None, None)[0]
-        return y + self._feed_forward(self._norm(y, w, 6), w, 8)
-    y = self._norm(x + self._self_attention(x, w, 0, forbidden, None, None)[0], w, 4)
-    return self._norm(y + self._feed_forward(y, w, 8), w, 6)
+        a, _, _, weights = self._self_attention(h, w, 0, forbidden, None, None)
+        y = x + a
+        return y + self._feed_forward(self._norm(y, w, 6), w, 8), weights
+    a, _, _, weights = self._self_attention(x, w, 0, forbidden, None, None)
+    y = self._norm(x + a, w, 4)
+    return self._norm(y + self._feed_forward(y, w, 8), w, 6), weights
 
-def _encode(self, ids: Tensor, lengths: Tensor) -> Tuple[Tensor, Tensor]:
-    # ids [B, S], lengths [B] -> (memory [B, S, D], padding [B, S] bool)
+def _encode_attending(self, ids: Tensor, lengths: Tensor) -> Tuple[Tensor, Tensor, List[Tensor]]:
+    # ids [B, S], lengths [B] -> (memory [B, S, D], padding [B, S] bool, per layer [B, H, S, S])
     padding = self._padding_mask(lengths, ids.size(1))
     forbidden = padding.view([ids.size(0), 1, 1, ids.size(1)])  # [B, 1, 1, S]
     h = self._embed(ids, 0)
+    attention: List[Tensor] = []
     for w in self._encoder_weights():
-        h = self._encoder_layer(h, forbidden, w)
+        h, weights = self._encoder_layer(h, forbidden, w)
+        attention.append(weights)
     final = self._encoder_final_norm()
     if len(final) == 2:
         h = self._norm(h, final, 0)
+    return h, padding, attention
+
+def _encode(self, ids: Tensor, lengths: Tensor) -> Tuple[Tensor, Tensor]:
+    # ids [B, S], lengths [B] -> (memory [B, S, D], padding [B, S] bool)
+    h, padding, _ = self._encode_attending(ids, lengths)
     return h, padding
 )JIT";
 
@@ -163,6 +174,14 @@ def predict(self, ids: Tensor, lengths: Tensor) -> Tuple[Tensor, Tensor]:
     # -> (labels [B] int64, probabilities [B, C])
     probs = torch.softmax(self.forward(ids, lengths), -1)
     return probs.argmax(1), probs
+
+def attention(self, ids: Tensor, lengths: Tensor) -> Tuple[Tensor, List[Tensor]]:
+    # ClassifierImpl::forward with its attention: -> (probabilities [B, C], per encoder layer the
+    # self-attention probabilities [B, H, T, T])
+    ids = ids.long()
+    h, padding, attention = self._encode_attending(ids, lengths)
+    logits = torch.linear(self._pool(h, padding, lengths), self.head__weight, self.head__bias)
+    return torch.softmax(logits, -1), attention
 )JIT";
 
 // seq2seq.cpp: encode, and one decoding step over an explicit cache (Seq2Seq::decode with a state).
@@ -183,21 +202,39 @@ def empty_cache(self) -> Tuple[List[Tensor], List[Tensor], List[Tensor], int]:
     copy_kv: List[Tensor] = []
     return self_kv, cross_kv, copy_kv, 0
 
-def _decoder_layer(self, x: Tensor, w: List[Tensor], memory_forbidden: Tensor, past_k: Optional[Tensor],
-                   past_v: Optional[Tensor], cross_kv: List[Tensor]) -> Tuple[Tensor, Tensor, Tensor]:
+def _decoder_layer(self, x: Tensor, w: List[Tensor], causal: Optional[Tensor], memory_forbidden: Tensor,
+                   past_k: Optional[Tensor], past_v: Optional[Tensor],
+                   cross_kv: List[Tensor]) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
     # w: self-attention [0:4], cross-attention [4:8], norm1-3 [8:14], feed-forward [14:18].
-    # x [N, 1, D]: one new position, so the causal mask forbids nothing.
+    # x [N, T, D]; causal [T, T] bool (None for one new position, which may see every key).
+    # -> (output [N, T, D], self-attention keys, values, cross-attention probabilities [N, H, T, S])
     if self.pre_norm:
-        a, k, v = self._self_attention(self._norm(x, w, 8), w, 0, None, past_k, past_v)
+        a, k, v, _ = self._self_attention(self._norm(x, w, 8), w, 0, causal, past_k, past_v)
         y = x + a
-        y = y + self._cross_attention(self._norm(y, w, 10), w[4], w[5], w[6], w[7], self.heads,
-                                      self.attention_scale, cross_kv, memory_forbidden)[0]
-        return y + self._feed_forward(self._norm(y, w, 12), w, 14), k, v
-    a, k, v = self._self_attention(x, w, 0, None, past_k, past_v)
+        c, cross = self._cross_attention(self._norm(y, w, 10), w[4], w[5], w[6], w[7], self.heads,
+                                         self.attention_scale, cross_kv, memory_forbidden)
+        y = y + c
+        return y + self._feed_forward(self._norm(y, w, 12), w, 14), k, v, cross
+    a, k, v, _ = self._self_attention(x, w, 0, causal, past_k, past_v)
     y = self._norm(x + a, w, 8)
-    y = self._norm(y + self._cross_attention(y, w[4], w[5], w[6], w[7], self.heads, self.attention_scale,
-                                             cross_kv, memory_forbidden)[0], w, 10)
-    return self._norm(y + self._feed_forward(y, w, 14), w, 12), k, v
+    c, cross = self._cross_attention(y, w[4], w[5], w[6], w[7], self.heads, self.attention_scale, cross_kv,
+                                     memory_forbidden)
+    y = self._norm(y + c, w, 10)
+    return self._norm(y + self._feed_forward(y, w, 14), w, 12), k, v, cross
+
+def _copy_mix(self, h: Tensor, x: Tensor, logits: Tensor, source_ids: Tensor, copy_kv: List[Tensor],
+              forbidden: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+    # Copy attention: one head over the source; a gate mixes it with the generator (seq2seq.cpp).
+    # h, x [N, T, D], logits [N, T, V] -> (log-probabilities [N, T, V], copy probability [N, T],
+    # copy distribution over the source [N, T, S])
+    cw = self._copy_weights()
+    out, weights = self._cross_attention(h, cw[0], cw[1], cw[2], cw[3], 1, self.copy_scale, copy_kv, forbidden)
+    attention = weights.squeeze(1)  # [N, T, S]
+    p_generate = torch.sigmoid(torch.linear(torch.cat([h, out, x], -1), cw[4], cw[5]))  # [N, T, 1]
+    probs = torch.softmax(logits, -1) * p_generate  # [N, T, V]
+    source = source_ids.unsqueeze(1).expand([source_ids.size(0), h.size(1), source_ids.size(1)])  # [N, T, S]
+    probs = probs.scatter_add(2, source, attention * (1.0 - p_generate))
+    return probs.clamp_min(1e-10).log(), (1.0 - p_generate).squeeze(-1), attention
 
 def decode_step(self, tokens: Tensor, memory: Tensor, padding: Tensor, source_ids: Tensor,
                 cache: Tuple[List[Tensor], List[Tensor], List[Tensor], int]
@@ -222,7 +259,7 @@ def decode_step(self, tokens: Tensor, memory: Tensor, padding: Tensor, source_id
             kv = self._cross_kv(memory, w[4], w[5], self.heads)
         else:
             kv = [cross_kv[2 * i], cross_kv[2 * i + 1]]
-        h, k, v = self._decoder_layer(h, w, forbidden, past_k, past_v, kv)
+        h, k, v, _ = self._decoder_layer(h, w, None, forbidden, past_k, past_v, kv)
         new_self += [k, v]
         new_cross += kv
         i += 1
@@ -234,16 +271,42 @@ def decode_step(self, tokens: Tensor, memory: Tensor, padding: Tensor, source_id
     cw = self._copy_weights()
     if len(cw) == 0:
         return torch.log_softmax(logits, -1).select(1, 0), (new_self, new_cross, copy_kv, position + 1)
-    # Copy attention: one head over the source; a gate mixes it with the generator (seq2seq.cpp).
     if first:
         copy_kv = self._cross_kv(memory + self._previous_tokens(source_ids), cw[0], cw[1], 1)
-    out, weights = self._cross_attention(h, cw[0], cw[1], cw[2], cw[3], 1, self.copy_scale, copy_kv, forbidden)
-    attention = weights.squeeze(1)  # [N, 1, S]
-    p_generate = torch.sigmoid(torch.linear(torch.cat([h, out, x], -1), cw[4], cw[5]))  # [N, 1, 1]
-    probs = torch.softmax(logits, -1) * p_generate  # [N, 1, V]
-    source = source_ids.unsqueeze(1).expand([source_ids.size(0), 1, source_ids.size(1)])  # [N, 1, S]
-    probs = probs.scatter_add(2, source, attention * (1.0 - p_generate))
-    return probs.clamp_min(1e-10).log().select(1, 0), (new_self, new_cross, copy_kv, position + 1)
+    log_probs, _, _ = self._copy_mix(h, x, logits, source_ids, copy_kv, forbidden)
+    return log_probs.select(1, 0), (new_self, new_cross, copy_kv, position + 1)
+
+def attention(self, ids: Tensor, lengths: Tensor,
+              target_in: Tensor) -> Tuple[List[Tensor], List[Tensor], Tensor, Optional[Tensor]]:
+    # Seq2SeqImpl::encode and ::decode (teacher forcing, no cache) with their attention:
+    # ids [B, S], lengths [B], target_in [B, T] (BOS, then the summary shifted right) ->
+    # (encoder self-attention per layer [B, H, S, S], cross-attention per decoder layer [B, H, T, S],
+    #  copy probability [B, T]: the copy gate's 1 - p(generate), zeros without copy attention,
+    #  copy distribution over the source [B, T, S], None without copy attention)
+    ids = ids.long()
+    memory, padding, encoder_attention = self._encode_attending(ids, lengths)
+    target_in = target_in.long()
+    length = target_in.size(1)
+    x = self._embed(target_in, 0)  # [B, T, D]
+    forbidden = padding.view([padding.size(0), 1, 1, padding.size(1)])  # [B, 1, 1, S]
+    positions = torch.arange(length)
+    causal = positions.unsqueeze(0) > positions.unsqueeze(1)  # [T, T], masks.cpp causal_mask
+    cross: List[Tensor] = []
+    h = x
+    for w in self._decoder_weights():
+        kv = self._cross_kv(memory, w[4], w[5], self.heads)
+        h, _, _, weights = self._decoder_layer(h, w, causal, forbidden, None, None, kv)
+        cross.append(weights)
+    final = self._decoder_final_norm()
+    if len(final) == 2:
+        h = self._norm(h, final, 0)
+    cw = self._copy_weights()
+    if len(cw) == 0:
+        return encoder_attention, cross, torch.zeros([target_in.size(0), length]), None
+    logits = self._project(h, self.embeddings__tokens__weight, None) + self.output_bias
+    copy_kv = self._cross_kv(memory + self._previous_tokens(ids), cw[0], cw[1], 1)
+    _, copy_probability, copy_attention = self._copy_mix(h, x, logits, ids, copy_kv, forbidden)
+    return encoder_attention, cross, copy_probability, copy_attention
 )JIT";
 
 // decoding.cpp: greedy and beam search over decode_step, the same bookkeeping in the same order.

@@ -69,15 +69,22 @@ EncoderLayerImpl::EncoderLayerImpl(const ModelOptions& options) : norm_(parse_no
   dropout_ = register_module("dropout", Dropout(options.dropout));
 }
 
-torch::Tensor EncoderLayerImpl::forward(const torch::Tensor& x, const torch::Tensor& key_padding) {
+torch::Tensor EncoderLayerImpl::forward(const torch::Tensor& x, const torch::Tensor& key_padding,
+                                        torch::Tensor* attention) {
   AttentionOptions attend;  // self-attention over the non-padded positions
   attend.mask.key_padding = key_padding;
+  attend.need_weights = attention != nullptr;
+  auto attend_to = [&](const torch::Tensor& h) {
+    auto out = self_attention(h, h, attend);
+    if (attention != nullptr) *attention = out.weights;
+    return out.output;
+  };
   if (norm_ == Norm::kPre) {
     auto h = norm1(x);
-    auto y = x + dropout_(self_attention(h, h, attend).output);
+    auto y = x + dropout_(attend_to(h));
     return y + dropout_(feed_forward(norm2(y)));
   }
-  auto y = norm1(x + dropout_(self_attention(x, x, attend).output));
+  auto y = norm1(x + dropout_(attend_to(x)));
   return norm2(y + dropout_(feed_forward(y)));
 }
 
@@ -89,9 +96,14 @@ EncoderImpl::EncoderImpl(const ModelOptions& options) {
   }
 }
 
-torch::Tensor EncoderImpl::forward(const torch::Tensor& x, const torch::Tensor& key_padding) {
+torch::Tensor EncoderImpl::forward(const torch::Tensor& x, const torch::Tensor& key_padding,
+                                   std::vector<torch::Tensor>* attention) {
   auto h = x;
-  for (const auto& layer : *layers) h = layer->as<EncoderLayer>()->forward(h, key_padding);
+  for (const auto& layer : *layers) {
+    torch::Tensor weights;
+    h = layer->as<EncoderLayer>()->forward(h, key_padding, attention != nullptr ? &weights : nullptr);
+    if (attention != nullptr) attention->push_back(weights);
+  }
   return final_norm ? final_norm(h) : h;
 }
 
@@ -109,7 +121,7 @@ DecoderLayerImpl::DecoderLayerImpl(const ModelOptions& options) : norm_(parse_no
 
 torch::Tensor DecoderLayerImpl::forward(const torch::Tensor& x, const torch::Tensor& memory,
                                         const torch::Tensor& memory_padding, DecoderLayerCache* cache,
-                                        const torch::Tensor& memory_rows) {
+                                        const torch::Tensor& memory_rows, torch::Tensor* cross_attention_weights) {
   AttentionOptions causal;  // self-attention over the target positions so far
   causal.kind = AttentionKind::kSelf;
   // Targets are right-padded, so a causal mask alone keeps real positions from seeing padding.
@@ -120,14 +132,20 @@ torch::Tensor DecoderLayerImpl::forward(const torch::Tensor& x, const torch::Ten
   to_memory.mask.key_padding = memory_padding;
   to_memory.cache = cache != nullptr ? &cache->cross : nullptr;
   to_memory.kv_rows = memory_rows;
+  to_memory.need_weights = cross_attention_weights != nullptr;
+  auto read_memory = [&](const torch::Tensor& h) {
+    auto out = cross_attention(h, memory, to_memory);
+    if (cross_attention_weights != nullptr) *cross_attention_weights = out.weights;
+    return out.output;
+  };
   if (norm_ == Norm::kPre) {
     auto h = norm1(x);
     auto y = x + dropout_(self_attention(h, h, causal).output);
-    y = y + dropout_(cross_attention(norm2(y), memory, to_memory).output);
+    y = y + dropout_(read_memory(norm2(y)));
     return y + dropout_(feed_forward(norm3(y)));
   }
   auto y = norm1(x + dropout_(self_attention(x, x, causal).output));
-  y = norm2(y + dropout_(cross_attention(y, memory, to_memory).output));
+  y = norm2(y + dropout_(read_memory(y)));
   return norm3(y + dropout_(feed_forward(y)));
 }
 
@@ -141,11 +159,14 @@ DecoderImpl::DecoderImpl(const ModelOptions& options) {
 
 torch::Tensor DecoderImpl::forward(const torch::Tensor& x, const torch::Tensor& memory,
                                    const torch::Tensor& memory_padding, std::vector<DecoderLayerCache>* caches,
-                                   const torch::Tensor& memory_rows) {
+                                   const torch::Tensor& memory_rows, std::vector<torch::Tensor>* cross_attention) {
   if (caches != nullptr && caches->size() != layers->size()) caches->resize(layers->size());
   auto h = x;
   for (size_t i = 0; i < layers->size(); ++i) {
-    h = layers[i]->as<DecoderLayer>()->forward(h, memory, memory_padding, caches ? &(*caches)[i] : nullptr, memory_rows);
+    torch::Tensor weights;
+    h = layers[i]->as<DecoderLayer>()->forward(h, memory, memory_padding, caches ? &(*caches)[i] : nullptr, memory_rows,
+                                               cross_attention != nullptr ? &weights : nullptr);
+    if (cross_attention != nullptr) cross_attention->push_back(weights);
   }
   return final_norm ? final_norm(h) : h;
 }

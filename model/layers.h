@@ -50,7 +50,9 @@ class EncoderLayerImpl : public torch::nn::Module {
  public:
   EncoderLayerImpl(const ModelOptions& options);
   // x [B, T, d_model]; key_padding [B, T] bool (true = pad), or undefined when nothing is padded.
-  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& key_padding);
+  // `attention` (optional): set to the self-attention's probabilities [B, heads, T, T], the softmax
+  // this forward uses (AttentionOptions::need_weights); null keeps no weights.
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& key_padding, torch::Tensor* attention = nullptr);
 
   MultiHeadAttention self_attention{nullptr};
   FeedForward feed_forward{nullptr};
@@ -65,7 +67,9 @@ TORCH_MODULE(EncoderLayer);
 class EncoderImpl : public torch::nn::Module {
  public:
   EncoderImpl(const ModelOptions& options);
-  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& key_padding);
+  // `attention` (optional): one entry per layer appended, [B, heads, T, T] (EncoderLayerImpl::forward).
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& key_padding,
+                        std::vector<torch::Tensor>* attention = nullptr);
 
   torch::nn::ModuleList layers{nullptr};
   torch::nn::LayerNorm final_norm{nullptr};  // only with norm = "pre"
@@ -88,8 +92,10 @@ class DecoderLayerImpl : public torch::nn::Module {
   // x [B, T, d_model] target states; memory [B', S, d_model]; memory_padding [B', S] bool or undefined;
   // memory_rows [B] int64: row b reads memory row memory_rows[b] (undefined: row b, B' = B).
   // With a cache, x holds only the new positions and the cache supplies the earlier ones.
+  // `cross_attention_weights` (optional): set to the cross-attention's probabilities [B, heads, T, S].
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& memory, const torch::Tensor& memory_padding,
-                        DecoderLayerCache* cache = nullptr, const torch::Tensor& memory_rows = {});
+                        DecoderLayerCache* cache = nullptr, const torch::Tensor& memory_rows = {},
+                        torch::Tensor* cross_attention_weights = nullptr);
 
   MultiHeadAttention self_attention{nullptr}, cross_attention{nullptr};
   FeedForward feed_forward{nullptr};
@@ -106,9 +112,10 @@ class DecoderImpl : public torch::nn::Module {
   DecoderImpl(const ModelOptions& options);
   // x [B, T, d_model] embedded target tokens -> [B, T, d_model]. `caches` has one entry per layer
   // (incremental decoding) or is null (teacher forcing over the whole target); memory_rows as in
-  // DecoderLayerImpl::forward.
+  // DecoderLayerImpl::forward. `cross_attention` (optional): one entry per layer appended, [B, heads, T, S].
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& memory, const torch::Tensor& memory_padding,
-                        std::vector<DecoderLayerCache>* caches = nullptr, const torch::Tensor& memory_rows = {});
+                        std::vector<DecoderLayerCache>* caches = nullptr, const torch::Tensor& memory_rows = {},
+                        std::vector<torch::Tensor>* cross_attention = nullptr);
 
   torch::nn::ModuleList layers{nullptr};
   torch::nn::LayerNorm final_norm{nullptr};  // only with norm = "pre"

@@ -35,11 +35,12 @@ Seq2SeqImpl::Seq2SeqImpl(const ModelOptions& options, int64_t vocab_size)
   }
 }
 
-EncoderOutput Seq2SeqImpl::encode(const torch::Tensor& ids, const torch::Tensor& lengths) {
+EncoderOutput Seq2SeqImpl::encode(const torch::Tensor& ids, const torch::Tensor& lengths,
+                                  std::vector<torch::Tensor>* attention) {
   EncoderOutput out;
   out.padding = padding_mask(lengths, ids.size(1));         // [B, S]
   out.padded = ids.size(0) > 0 && lengths.min().item<int64_t>() < ids.size(1);
-  out.memory = encoder(embeddings(ids), out.key_padding());  // [B, S, D]
+  out.memory = encoder(embeddings(ids), out.key_padding(), attention);  // [B, S, D]
   out.source_ids = ids;
   if (copy_attention) {
     // Each position's key also carries the token before it: [B, S, D]; position 0 has none.
@@ -55,17 +56,22 @@ torch::Tensor Seq2SeqImpl::forward(const torch::Tensor& source_ids, const torch:
   return decode(target_in, encode(source_ids, source_lengths), nullptr);
 }
 
-torch::Tensor Seq2SeqImpl::decode(const torch::Tensor& target_in, const EncoderOutput& enc, DecoderState* state) {
+torch::Tensor Seq2SeqImpl::decode(const torch::Tensor& target_in, const EncoderOutput& enc, DecoderState* state,
+                                  DecoderAttention* report) {
   const int64_t batch = target_in.size(0), len = target_in.size(1), src_len = enc.memory.size(1);
   const int64_t offset = state != nullptr ? state->position : 0;
   auto x = embeddings(target_in, offset);                                                   // [B, T, D]
   const auto rows = state != nullptr ? state->source_rows : torch::Tensor();  // row -> encoder-output row
-  auto h = decoder(x, enc.memory, enc.key_padding(), state != nullptr ? &state->layers : nullptr, rows);  // [B, T, D]
+  auto h = decoder(x, enc.memory, enc.key_padding(), state != nullptr ? &state->layers : nullptr, rows,
+                   report != nullptr ? &report->cross : nullptr);  // [B, T, D]
   if (state != nullptr) state->position += len;
   // The output projection is the embedding table transposed: [B, T, D] x [D, V] -> [B, T, V];
   // float32 from here on also when the product ran in bf16 (training.precision).
   auto logits = project(h, embeddings->tokens->weight, torch::Tensor()).to(torch::kFloat32) + output_bias;
-  if (!copy_attention) return torch::log_softmax(logits, -1);
+  if (!copy_attention) {
+    if (report != nullptr) report->copy_probability = torch::zeros({batch, len}, logits.options());
+    return torch::log_softmax(logits, -1);
+  }
 
   // Copy distribution: one attention head from each target position over the source tokens.
   AttentionOptions to_source;
@@ -78,6 +84,10 @@ torch::Tensor Seq2SeqImpl::decode(const torch::Tensor& target_in, const EncoderO
   // float32 like the logits, also when the products ran in bf16 (training.precision).
   auto attention = copy.weights.squeeze(1).to(torch::kFloat32);                                   // [B, T, S]
   auto p_generate = torch::sigmoid(copy_gate(torch::cat({h, copy.output, x}, -1))).to(torch::kFloat32);  // [B, T, 1]
+  if (report != nullptr) {
+    report->copy_probability = (1.0 - p_generate).squeeze(-1);  // [B, T]
+    report->copy_attention = attention;                        // [B, T, S]
+  }
   auto probs = torch::softmax(logits, -1) * p_generate;                                    // [B, T, V]
   const auto source_ids = rows.defined() ? enc.source_ids.index_select(0, rows) : enc.source_ids;  // [B, S]
   auto source = source_ids.unsqueeze(1).expand({batch, len, src_len});                     // [B, T, S]

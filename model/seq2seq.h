@@ -43,12 +43,21 @@ struct DecoderState {
   void reorder(const torch::Tensor& index);
 };
 
+// What Seq2SeqImpl::decode reports on request: the model's own attention probabilities.
+struct DecoderAttention {
+  std::vector<torch::Tensor> cross;  // per decoder layer [B, heads, T, S]: cross-attention over the source
+  torch::Tensor copy_probability;    // [B, T] float32: the copy gate's 1 - p(generate); zeros without copy attention
+  torch::Tensor copy_attention;      // [B, T, S] float32: the copy distribution over the source (copy models only)
+};
+
 class Seq2SeqImpl : public torch::nn::Module {
  public:
   Seq2SeqImpl(const ModelOptions& options, int64_t vocab_size);
 
-  // ids [B, S] int64 (padded), lengths [B] -> encoder output.
-  EncoderOutput encode(const torch::Tensor& ids, const torch::Tensor& lengths);
+  // ids [B, S] int64 (padded), lengths [B] -> encoder output. `attention` (optional): the encoder's
+  // self-attention probabilities appended, one [B, heads, S, S] per layer.
+  EncoderOutput encode(const torch::Tensor& ids, const torch::Tensor& lengths,
+                       std::vector<torch::Tensor>* attention = nullptr);
 
   // Teacher forcing: target_in [B, T] (BOS then the target shifted right) -> log-probabilities of
   // the next token at every position, [B, T, vocab].
@@ -58,7 +67,9 @@ class Seq2SeqImpl : public torch::nn::Module {
   // Decodes target positions given everything before them. With a state, `target_in` holds only
   // the new positions (state.position onwards) and the caches grow; without one (`state` null),
   // target_in is the whole prefix and nothing is cached. -> log-probabilities [B, T, vocab].
-  torch::Tensor decode(const torch::Tensor& target_in, const EncoderOutput& encoder_output, DecoderState* state);
+  // `report` (optional) receives the cross-attention of every layer and the copy probability.
+  torch::Tensor decode(const torch::Tensor& target_in, const EncoderOutput& encoder_output, DecoderState* state,
+                       DecoderAttention* report = nullptr);
 
   const ModelOptions& options() const { return options_; }
   int64_t vocab_size() const { return vocab_size_; }

@@ -188,6 +188,19 @@ CLI::App* add_export_options(CLI::App& app, ExportJobOptions& o) {
   return x;
 }
 
+CLI::App* add_attention_options(CLI::App& app, AttentionJobOptions& o) {
+  auto* a = app.add_subcommand("attention", "show a model's attention over one text: a standalone HTML page or JSON");
+  auto* run = a->add_option("--run,-r", o.run, "run directory");
+  a->add_option("--model,-m", o.model, "exported archive (heed export) instead of --run")->excludes(run);
+  a->add_option("text", o.texts, "the text (or --input)");
+  a->add_option("--input,-i", o.input, "file whose whole content is the text, or - for stdin");
+  a->add_option("--out,-o", o.out, "file to write: the HTML page, or the JSON with --json");
+  a->add_flag("--json", o.json, "the numbers as JSON (on stdout without --out)");
+  a->add_option("--checkpoint", o.checkpoint, "best or last")->capture_default_str();
+  a->add_option("--threads", o.threads, "threads (0 = all cores)")->check(kThreads)->capture_default_str();
+  return a;
+}
+
 CLI::App* add_tokenizer_train_options(CLI::App& tokenizer, TokenizerTrainJobOptions& o) {
   auto* tt = tokenizer.add_subcommand("train", "train a SentencePiece model");
   tt->add_option("--input,-i", o.inputs, "input files")->required();
@@ -257,6 +270,7 @@ std::optional<int> parse_command_line(int argc, char** argv, Command& cmd) {
   auto* summarize = add_summarize_options(app, cmd.summarize, summarize_decoding);
   auto* evaluate = add_evaluate_options(app, cmd.evaluate, evaluate_decoding);
   auto* export_run = add_export_options(app, cmd.export_options);
+  auto* attention = add_attention_options(app, cmd.attention);
   auto* serve = add_serve_options(app, cmd.serve);
   auto* tokenizer = app.add_subcommand("tokenizer", "train or apply a SentencePiece tokenizer");
   tokenizer->require_subcommand(1);
@@ -286,6 +300,7 @@ std::optional<int> parse_command_line(int argc, char** argv, Command& cmd) {
     cmd.summarize.decoding_overrides = decoding_overrides(summarize_decoding);
   }
   if (*export_run) cmd.kind = Kind::kExport;
+  if (*attention) cmd.kind = Kind::kAttention;
   if (*serve) cmd.kind = Kind::kServe;
   if (*evaluate) {
     cmd.kind = Kind::kEvaluate;

@@ -11,13 +11,16 @@
 namespace heed::app {
 
 struct Command {
-  enum class Kind { kNone, kTrain, kClassify, kSummarize, kEvaluate, kExport, kTokenizerTrain, kTokenizerEncode, kServe };
+  enum class Kind {
+    kNone, kTrain, kClassify, kSummarize, kEvaluate, kExport, kTokenizerTrain, kTokenizerEncode, kAttention, kServe
+  };
   Kind kind = Kind::kNone;
   TrainJobOptions train;
   ClassifyJobOptions classify;
   SummarizeJobOptions summarize;
   EvaluateJobOptions evaluate;
   ExportJobOptions export_options;
+  AttentionJobOptions attention;
   TokenizerTrainJobOptions tokenizer_train;
   TokenizerEncodeJobOptions tokenizer_encode;
   ServeJobOptions serve;

@@ -51,6 +51,18 @@ struct ExportJobOptions {
 };
 int export_job(const ExportJobOptions& options);  // one self-contained TorchScript archive
 
+struct AttentionJobOptions {
+  std::string run;                  // run directory (or `model`)
+  std::string model;                // exported archive (heed export), instead of `run`
+  std::string checkpoint = "best";  // "best" | "last"
+  std::vector<std::string> texts;   // the text, as one argument
+  std::string input;                // or a file whose whole content is the text ("-" = stdin)
+  std::string out;                  // the page (or with `json` the JSON) to write, atomically
+  bool json = false;                // the numbers (app/inference/attention.h) instead of the page
+  int64_t threads = 0;              // 0 = all cores
+};
+int attention_job(const AttentionJobOptions& options);  // one text's attention: HTML page or JSON
+
 struct EvaluateJobOptions {
   std::string run;
   std::string checkpoint = "best";

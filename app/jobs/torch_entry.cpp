@@ -16,6 +16,7 @@ int run(const heed::app::Command& c) {
     case Kind::kSummarize: return summarize_job(c.summarize);
     case Kind::kEvaluate: return evaluate_job(c.evaluate);
     case Kind::kExport: return export_job(c.export_options);
+    case Kind::kAttention: return attention_job(c.attention);
     case Kind::kTokenizerTrain: return tokenizer_train_job(c.tokenizer_train);
     case Kind::kTokenizerEncode: return tokenizer_encode_job(c.tokenizer_encode);
     case Kind::kServe: return serve_job(c.serve);

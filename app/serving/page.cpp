@@ -1,5 +1,14 @@
 #include "app/serving/page.h"
 
+#include <cstddef>
+
+#include "app/views/views.h"
+
+namespace heed::app::views::assets {  // generated from app/serving/assets/index.html (app/views/embed_assets.cmake)
+extern const char index_html[];
+extern const std::size_t index_html_size;
+}  // namespace heed::app::views::assets
+
 namespace heed::app::serving {
 namespace {
 
@@ -10,11 +19,13 @@ void replace(std::string& text, const std::string& marker, std::string_view with
 
 }  // namespace
 
+std::string_view page_template() { return {views::assets::index_html, views::assets::index_html_size}; }
+
 const std::string& page_html() {
   static const std::string page = [] {
     std::string html(page_template());
-    replace(html, "/*HEED_ATTENTION_CSS*/", "");
-    replace(html, "/*HEED_ATTENTION_JS*/", "");
+    replace(html, "/*HEED_ATTENTION_CSS*/", views::attention_css());
+    replace(html, "/*HEED_ATTENTION_JS*/", views::attention_js());
     return html;
   }();
   return page;
