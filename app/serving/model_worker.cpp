@@ -27,9 +27,8 @@ bool compatible(const Task& first, const Task& other) {
 
 }  // namespace
 
-ModelWorker::ModelWorker(std::shared_ptr<const ServedModel> model, const WorkerOptions& options, Metrics& metrics,
-                         AttentionFunction attention)
-    : model_(std::move(model)), options_(options), metrics_(metrics), attention_(std::move(attention)) {
+ModelWorker::ModelWorker(std::shared_ptr<const ServedModel> model, const WorkerOptions& options, Metrics& metrics)
+    : model_(std::move(model)), options_(options), metrics_(metrics) {
   metrics_.set_queue_depth(model_->name, 0);
   thread_ = std::thread([this] { run(); });
 }
@@ -140,9 +139,8 @@ void ModelWorker::execute(const std::vector<std::shared_ptr<Task>>& batch) {
         batch[b]->promise.set_value(std::move(r));
       }
     } else {
-      if (!attention_) throw Error("attention is not available in this build");
       TaskResult r;
-      r.attention = attention_(*model_, head.texts.at(0));
+      r.attention = model_->attention(head.texts.at(0));
       batch[0]->promise.set_value(std::move(r));
     }
   } catch (const std::exception& err) {

@@ -48,13 +48,9 @@ struct WorkerOptions {
   int threads = 1;            // text encoding threads
 };
 
-// The work an attention task does (app/inference/attention.h), given by the server.
-using AttentionFunction = std::function<nlohmann::json(const ServedModel& model, const std::string& text)>;
-
 class ModelWorker {
  public:
-  ModelWorker(std::shared_ptr<const ServedModel> model, const WorkerOptions& options, Metrics& metrics,
-              AttentionFunction attention = {});
+  ModelWorker(std::shared_ptr<const ServedModel> model, const WorkerOptions& options, Metrics& metrics);
   ~ModelWorker();
   ModelWorker(const ModelWorker&) = delete;
   ModelWorker& operator=(const ModelWorker&) = delete;
@@ -72,7 +68,6 @@ class ModelWorker {
   std::shared_ptr<const ServedModel> model_;
   WorkerOptions options_;
   Metrics& metrics_;
-  AttentionFunction attention_;
   std::mutex mutex_;
   std::condition_variable cv_;
   std::deque<std::shared_ptr<Task>> queue_;

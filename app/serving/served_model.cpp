@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "app/config/run_dir.h"
+#include "app/inference/attention.h"
 #include "data_pipeline/base/errors.h"
 
 namespace heed::app::serving {
@@ -64,6 +65,15 @@ ServedModel load_served_model(const ModelSpec& spec, const std::string& checkpoi
     m.classifier = classifier_predictor(std::move(exported));
   }
   return m;
+}
+
+nlohmann::json ServedModel::attention(const std::string& text) const {
+  if (classifier) {
+    return classifier->exported ? exported_attention(*classifier->exported, text)
+                                : classifier_attention(classifier->clf, text);
+  }
+  return summarizer->exported ? exported_attention(*summarizer->exported, text)
+                              : summarizer_attention(summarizer->s, text);
 }
 
 nlohmann::json ServedModel::info() const {

@@ -29,6 +29,8 @@ struct ServedModel {
   bool streams() const { return summarizer && summarizer->exported == nullptr; }
   // What /info says about it: name, kind, path, labels | decoding, max_input_tokens, streaming.
   nlohmann::json info() const;
+  // The attention of one text (app/inference/attention.h's JSON). Runs the model: the worker's job.
+  nlohmann::json attention(const std::string& text) const;
 };
 // Loads `checkpoint` ("best" | "last") of a run directory, or an archive; the kind is the run's task
 // or the archive's kind.

@@ -161,8 +161,8 @@ nlohmann::json classification(const std::vector<std::string>& labels, const std:
 
 }  // namespace
 
-Server::Server(std::vector<ModelSpec> models, ServerOptions options, AttentionFunction attention)
-    : specs_(std::move(models)), options_(std::move(options)), attention_(std::move(attention)),
+Server::Server(std::vector<ModelSpec> models, ServerOptions options)
+    : specs_(std::move(models)), options_(std::move(options)),
       http_(std::make_unique<httplib::Server>()) {
   for (const auto& spec : specs_) entries_[spec.name] = Entry{spec, nullptr, nullptr};
   routes();
@@ -197,7 +197,7 @@ void Server::load() {
   for (const auto& spec : specs_) {
     const auto started = Clock::now();
     auto model = std::make_shared<const ServedModel>(load_served_model(spec, options_.checkpoint));
-    auto worker = std::make_unique<ModelWorker>(model, w, metrics_, attention_);
+    auto worker = std::make_unique<ModelWorker>(model, w, metrics_);
     {
       std::lock_guard<std::mutex> lock(mutex_);
       auto& e = entries_.at(spec.name);
@@ -281,7 +281,7 @@ void Server::routes() {
                     {"batch_wait_ms", options_.batch_wait_ms},
                     {"max_queue", options_.max_queue},
                     {"max_body_kb", options_.max_body_kb},
-                    {"attention", static_cast<bool>(attention_)},
+                    {"attention", true},
                     {"models", models}});
   });
   http.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
@@ -351,7 +351,6 @@ void Server::routes() {
                                                          task->decoding.max_length);
         }
       } else {
-        if (!attention_) throw HttpError(404, "attention is not available in this build");
         const auto body = parse_body(req, {"inputs"});
         task->kind = Task::Kind::kAttention;
         task->texts = parse_inputs(body, single, false);

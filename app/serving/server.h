@@ -42,7 +42,7 @@ struct ServerOptions {
 
 class Server {
  public:
-  Server(std::vector<ModelSpec> models, ServerOptions options, AttentionFunction attention = {});
+  Server(std::vector<ModelSpec> models, ServerOptions options);
   ~Server();
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
@@ -67,7 +67,6 @@ class Server {
 
   std::vector<ModelSpec> specs_;
   ServerOptions options_;
-  AttentionFunction attention_;
   Metrics metrics_;
   std::unique_ptr<httplib::Server> http_;
   std::mutex mutex_;  // guards entries_' model and worker fields
