@@ -122,7 +122,7 @@ httplib::Result post(int port, const std::string& path, const std::string& body)
 
 json post_json(int port, const std::string& path, const json& body, int expected_status = 200) {
   auto res = post(port, path, body.dump());
-  EXPECT_TRUE(res) << path;
+  EXPECT_TRUE(res) << path << ": " << httplib::to_string(res.error());
   if (!res) return json();
   EXPECT_EQ(res->status, expected_status) << path << " " << body.dump() << " -> " << res->body;
   return json::parse(res->body);

@@ -8,6 +8,7 @@
 #include <fmt/ranges.h>
 #include <httplib.h>
 #include <spdlog/spdlog.h>
+#include <sys/socket.h>
 
 #include "app/serving/page.h"
 #include "data_pipeline/base/errors.h"
@@ -17,6 +18,17 @@
 #endif
 
 namespace heed::app::serving {
+
+// cpp-httplib 0.11 listens with a backlog of 5: a burst of concurrent clients overflows the accept
+// queue and some of their connections fail. This re-listens the bound socket with SOMAXCONN.
+class HttpServer : public httplib::Server {
+ public:
+  void deepen_backlog() {
+    const auto sock = svr_sock_.load();
+    if (sock != INVALID_SOCKET) ::listen(sock, SOMAXCONN);
+  }
+};
+
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -163,7 +175,7 @@ nlohmann::json classification(const std::vector<std::string>& labels, const std:
 
 Server::Server(std::vector<ModelSpec> models, ServerOptions options)
     : specs_(std::move(models)), options_(std::move(options)),
-      http_(std::make_unique<httplib::Server>()) {
+      http_(std::make_unique<HttpServer>()) {
   for (const auto& spec : specs_) entries_[spec.name] = Entry{spec, nullptr, nullptr};
   routes();
 }
@@ -181,6 +193,7 @@ int Server::bind() {
     throw InputError(fmt::format("serve: cannot listen on {}:{} (address in use, or not an address of this machine)",
                                  options_.host, options_.port));
   }
+  http_->deepen_backlog();
   return port;
 }
 

@@ -23,11 +23,10 @@
 #include "app/serving/model_worker.h"
 #include "app/serving/served_model.h"
 
-namespace httplib {
-class Server;
-}
 
 namespace heed::app::serving {
+
+class HttpServer;  // httplib::Server with a deeper listen backlog (server.cpp)
 
 struct ServerOptions {
   std::string host = "127.0.0.1";
@@ -68,7 +67,7 @@ class Server {
   std::vector<ModelSpec> specs_;
   ServerOptions options_;
   Metrics metrics_;
-  std::unique_ptr<httplib::Server> http_;
+  std::unique_ptr<HttpServer> http_;
   std::mutex mutex_;  // guards entries_' model and worker fields
   std::map<std::string, Entry> entries_;
   std::atomic<bool> ready_{false};
