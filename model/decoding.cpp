@@ -170,6 +170,15 @@ class FinishedHypotheses {
     }
   }
   size_t size() const { return items_.size(); }
+  const std::vector<Hypothesis>& items() const { return items_; }
+  // What best(1) would return first (the earliest kept of the highest score); null when empty.
+  const Hypothesis* top() const {
+    const Hypothesis* b = nullptr;
+    for (const auto& h : items_) {
+      if (b == nullptr || h.score > b->score) b = &h;
+    }
+    return b;
+  }
   double worst() const {
     double w = std::numeric_limits<double>::infinity();
     for (const auto& h : items_) w = std::min(w, h.score);
@@ -237,19 +246,30 @@ struct SingleRows {
   }
 };
 
+// Streaming for greedy search and sampling: row r's chosen token is final once chosen (EOS and
+// forbidden-only rows are not reported).
+void report_single(const TokenObserver& observer, const SingleRows& rows, size_t r, int64_t token, double sum,
+                   int64_t eos_id) {
+  if (token == eos_id || (std::isinf(sum) && sum < 0)) return;
+  observer({rows.input[r], token, sum - rows.log_prob[r]});
+}
+
 // Beam search (see the top), one step at a time. Input active[a] owns rows [a*K, (a+1)*K).
 class BeamSearch {
  public:
   // Expands each input to K rows; only beam 0 of each is live at the first step, so beams start
   // distinct.
-  BeamSearch(StepModel& model, int64_t batch, int64_t bos_id, int64_t eos_id, const DecodingOptions& options)
-      : model_(model), eos_id_(eos_id), options_(options), K_(options.beam_size),
-        finished_(static_cast<size_t>(batch), FinishedHypotheses(static_cast<size_t>(options.beam_size))) {
+  BeamSearch(StepModel& model, int64_t batch, int64_t bos_id, int64_t eos_id, const DecodingOptions& options,
+             const TokenObserver& observer)
+      : model_(model), eos_id_(eos_id), options_(options), K_(options.beam_size), observer_(observer),
+        finished_(static_cast<size_t>(batch), FinishedHypotheses(static_cast<size_t>(options.beam_size))),
+        reported_(static_cast<size_t>(batch), 0) {
     const auto Ks = static_cast<size_t>(K_);
     rows_.active.resize(static_cast<size_t>(batch));
     std::iota(rows_.active.begin(), rows_.active.end(), int64_t{0});
     const auto rows = static_cast<size_t>(batch) * Ks;
     rows_.history.resize(rows);
+    if (observer_) rows_.token_log_probs.resize(rows);
     rows_.last.assign(rows, bos_id);
     rows_.scores.assign(rows, kNegInf);
     for (size_t a = 0; a < static_cast<size_t>(batch); ++a) rows_.scores[a * Ks] = 0.0;
@@ -268,9 +288,14 @@ class BeamSearch {
       const auto input = rows_.active[a];
       auto& kept = finished_[static_cast<size_t>(input)];
       const auto chosen = choose(ranked[a], static_cast<int64_t>(a), V, t, kept);
-      if (done(kept, ranked[a], chosen, t)) continue;  // its rows are dropped at the reorder below
+      if (done(kept, ranked[a], chosen, t)) {  // its rows are dropped at the reorder below
+        if (observer_) report(input, kept, next, next.history.size());
+        continue;
+      }
+      const size_t first_row = next.history.size();
       extend(chosen, static_cast<int64_t>(a), V, t, kept, next, parents);
       if (t < options_.max_length) next.active.push_back(input);
+      if (observer_) report(input, kept, next, t < options_.max_length ? first_row : next.history.size());
     }
     if (next.active.empty()) return false;
     model_.reorder(int64_tensor(parents, device_));
@@ -289,6 +314,7 @@ class BeamSearch {
   struct Rows {
     std::vector<int64_t> active;                // inputs still searched, K rows each
     std::vector<std::vector<int64_t>> history;  // row -> generated tokens
+    std::vector<std::vector<double>> token_log_probs;  // row -> each token's log-prob (streaming only)
     std::vector<int64_t> last;                  // row -> token fed at the next step
     std::vector<double> scores;                 // row -> running sum of log-probabilities
   };
@@ -332,7 +358,9 @@ class BeamSearch {
       if (token == eos_id_) {
         if (rank < Ks && c.score > kNegInf) {
           const auto row = static_cast<size_t>(a * K_ + c.flat / V);
-          kept.add(make_hypothesis(rows_.history[row], c.score, t, options_.length_penalty));
+          auto h = make_hypothesis(rows_.history[row], c.score, t, options_.length_penalty);
+          if (observer_) h.token_log_probs = rows_.token_log_probs[row];
+          kept.add(std::move(h));
         }
       } else {
         chosen.push_back(c);
@@ -359,30 +387,71 @@ class BeamSearch {
       const auto parent = a * K_ + c.flat / V;
       auto tokens = rows_.history[static_cast<size_t>(parent)];
       tokens.push_back(c.flat % V);
+      std::vector<double> token_log_probs;
+      if (observer_) {
+        token_log_probs = rows_.token_log_probs[static_cast<size_t>(parent)];
+        token_log_probs.push_back(c.score - rows_.scores[static_cast<size_t>(parent)]);
+      }
       if (t == options_.max_length) {
-        kept.add(make_hypothesis(std::move(tokens), c.score, t, options_.length_penalty));
+        auto h = make_hypothesis(std::move(tokens), c.score, t, options_.length_penalty);
+        h.token_log_probs = std::move(token_log_probs);
+        kept.add(std::move(h));
         continue;
       }
       parents.push_back(parent);
       next.history.push_back(std::move(tokens));
+      if (observer_) next.token_log_probs.push_back(std::move(token_log_probs));
       next.last.push_back(c.flat % V);
       next.scores.push_back(c.score);
     }
+  }
+
+  // Streaming: reports `input`'s tokens that became certain: the longest prefix shared by its live
+  // rows next.history[first_row, end) and its kept hypotheses; with no live rows left (the input is
+  // done), the whole best kept hypothesis.
+  void report(int64_t input, const FinishedHypotheses& kept, const Rows& next, size_t first_row) {
+    std::vector<const std::vector<int64_t>*> paths;
+    std::vector<const std::vector<double>*> log_probs;
+    const bool live = first_row < next.history.size();
+    for (size_t r = first_row; r < next.history.size(); ++r) {
+      paths.push_back(&next.history[r]);
+      log_probs.push_back(&next.token_log_probs[r]);
+    }
+    if (live) {
+      for (const auto& h : kept.items()) {
+        paths.push_back(&h.tokens);
+        log_probs.push_back(&h.token_log_probs);
+      }
+    } else if (const Hypothesis* best = kept.top()) {
+      paths.push_back(&best->tokens);
+      log_probs.push_back(&best->token_log_probs);
+    }
+    if (paths.empty()) return;
+    size_t shared = paths[0]->size();
+    for (const auto* p : paths) {
+      size_t n = 0;
+      while (n < shared && n < p->size() && (*p)[n] == (*paths[0])[n]) ++n;
+      shared = n;
+    }
+    auto& done = reported_[static_cast<size_t>(input)];
+    for (; done < shared; ++done) observer_({input, (*paths[0])[done], (*log_probs[0])[done]});
   }
 
   StepModel& model_;
   int64_t eos_id_;
   const DecodingOptions& options_;
   int64_t K_;
+  const TokenObserver& observer_;
   torch::Device device_{torch::kCPU};
   std::vector<FinishedHypotheses> finished_;  // per input
+  std::vector<size_t> reported_;              // per input: tokens reported to observer_
   Rows rows_;
 };
 
 }  // namespace
 
 std::vector<std::vector<Hypothesis>> greedy_search(StepModel& model, int64_t batch, int64_t bos_id, int64_t eos_id,
-                                                   const DecodingOptions& options) {
+                                                   const DecodingOptions& options, const TokenObserver& observer) {
   options.validate();
   torch::InferenceMode guard;
   std::vector<std::vector<Hypothesis>> out(static_cast<size_t>(std::max<int64_t>(batch, 0)));
@@ -401,6 +470,7 @@ std::vector<std::vector<Hypothesis>> greedy_search(StepModel& model, int64_t bat
     std::vector<int64_t> keep;
     for (size_t r = 0; r < rows.input.size(); ++r) {
       const double sum = std::isnan(v[r]) ? kNegInf : v[r];
+      if (observer) report_single(observer, rows, r, k[r], sum, eos_id);
       if (rows.advance(r, k[r], sum, t, eos_id, options, out)) keep.push_back(static_cast<int64_t>(r));
     }
     if (!keep.empty()) rows.keep_rows(keep, model, device);
@@ -410,14 +480,14 @@ std::vector<std::vector<Hypothesis>> greedy_search(StepModel& model, int64_t bat
 }
 
 std::vector<std::vector<Hypothesis>> beam_search(StepModel& model, int64_t batch, int64_t bos_id, int64_t eos_id,
-                                                 const DecodingOptions& options) {
+                                                 const DecodingOptions& options, const TokenObserver& observer) {
   options.validate();
   require_field(
       options.n_best <= options.beam_size, "decoding", "n_best",
       fmt::format("must be in [1, beam_size ({})] for beam search, got {}", options.beam_size, options.n_best));
   torch::InferenceMode guard;
   if (batch <= 0) return {};
-  BeamSearch search(model, batch, bos_id, eos_id, options);
+  BeamSearch search(model, batch, bos_id, eos_id, options, observer);
   for (int64_t t = 1; t <= options.max_length; ++t) {
     if (!search.step(t)) break;
   }
@@ -425,7 +495,7 @@ std::vector<std::vector<Hypothesis>> beam_search(StepModel& model, int64_t batch
 }
 
 std::vector<std::vector<Hypothesis>> sample(StepModel& model, int64_t batch, int64_t bos_id, int64_t eos_id,
-                                            const DecodingOptions& options) {
+                                            const DecodingOptions& options, const TokenObserver& observer) {
   options.validate();
   torch::InferenceMode guard;
   std::vector<std::vector<Hypothesis>> out(static_cast<size_t>(std::max<int64_t>(batch, 0)));
@@ -486,6 +556,7 @@ std::vector<std::vector<Hypothesis>> sample(StepModel& model, int64_t batch, int
     std::vector<int64_t> keep;
     for (size_t r = 0; r < drawn.size(); ++r) {
       const double sum = std::isnan(s[r]) ? kNegInf : s[r];
+      if (observer) report_single(observer, rows, r, drawn[r], sum, eos_id);
       if (rows.advance(r, drawn[r], sum, t, eos_id, options, out)) keep.push_back(static_cast<int64_t>(r));
     }
     if (!keep.empty()) rows.keep_rows(keep, model, device);
@@ -495,14 +566,14 @@ std::vector<std::vector<Hypothesis>> sample(StepModel& model, int64_t batch, int
 }
 
 std::vector<std::vector<Hypothesis>> decode(StepModel& model, int64_t batch, int64_t bos_id, int64_t eos_id,
-                                            const DecodingOptions& options) {
+                                            const DecodingOptions& options, const TokenObserver& observer) {
   options.validate();
   switch (parse_decoding_method(options.method)) {
-    case DecodingMethod::kGreedy: return greedy_search(model, batch, bos_id, eos_id, options);
-    case DecodingMethod::kSample: return sample(model, batch, bos_id, eos_id, options);
+    case DecodingMethod::kGreedy: return greedy_search(model, batch, bos_id, eos_id, options, observer);
+    case DecodingMethod::kSample: return sample(model, batch, bos_id, eos_id, options, observer);
     case DecodingMethod::kBeam: break;
   }
-  return beam_search(model, batch, bos_id, eos_id, options);
+  return beam_search(model, batch, bos_id, eos_id, options, observer);
 }
 
 }  // namespace heed::model

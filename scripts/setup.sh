@@ -19,6 +19,8 @@ PACKAGES=(
   python3-torch python3-sentencepiece  # interop tests and the benchmark reference
   chromium chromium-driver python3-selenium  # browser tests of the attention page (tests/browser/)
   clang-14 libclang-rt-14-dev libomp-14-dev  # scripts/test.sh --sanitize (ASan + UBSan), scripts/fuzz.sh (libFuzzer)
+  libcpp-httplib-dev libssl-dev libbrotli-dev  # heed serve's HTTP server (cpp-httplib 0.11, built with OpenSSL, zlib, brotli)
+  chromium chromium-driver python3-selenium    # the real-browser test of heed serve's page (tests/browser/)
 )
 
 missing=()

@@ -830,3 +830,72 @@ TEST(Sampling, TemperatureMustBePositive) {
   }
   EXPECT_EQ(model.steps, 0);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Streaming (TokenObserver)
+
+// For every method and many random tables: the observer reports, per input, exactly the tokens of
+// the best hypothesis, in order, with their log-probabilities (summing to log_prob minus the EOS
+// term); every prefix it reported was a prefix of the final answer (beam search streams only
+// certain tokens); and observing does not change the results.
+TEST(Decoding, ObserverStreamsExactlyTheBestHypothesis) {
+  const std::vector<std::vector<int64_t>> prefixes = {{5}, {6, 7}, {8}, {5, 5, 5}};
+  int beam_partial_reports = 0;  // beam tokens reported before their input was done
+  for (uint64_t seed = 0; seed < 8; ++seed) {
+    const auto next = random_table(300 + seed, 9, 0.4 * static_cast<double>(seed % 4));
+    std::vector<DecodingOptions> variants = {options_for("beam", 4, 10), options_for("beam", 2, 6),
+                                             options_for("greedy", 1, 10), options_for("sample", 1, 10)};
+    variants[0].no_repeat_ngram_size = 2;
+    variants[1].early_stopping = false;
+    variants[3].seed = seed;
+    for (const auto& v : variants) {
+      HistoryModel plain_model(next, prefixes, torch::kFloat);
+      const auto plain = decode(plain_model, 4, kBos, kEos, v);
+      std::vector<std::vector<int64_t>> streamed(prefixes.size());
+      std::vector<double> streamed_log_prob(prefixes.size(), 0.0);
+      int calls = 0;
+      HistoryModel observed_model(next, prefixes, torch::kFloat);
+      const auto observed = decode(observed_model, 4, kBos, kEos, v, [&](const StreamedToken& t) {
+        ASSERT_GE(t.input, 0);
+        ASSERT_LT(t.input, 4);
+        streamed[static_cast<size_t>(t.input)].push_back(t.id);
+        streamed_log_prob[static_cast<size_t>(t.input)] += t.log_prob;
+        EXPECT_LE(t.log_prob, 0.0);
+        ++calls;
+      });
+      const std::string what = v.method + " seed " + std::to_string(seed);
+      ASSERT_EQ(plain.size(), observed.size()) << what;
+      for (size_t b = 0; b < plain.size(); ++b) {
+        ASSERT_EQ(plain[b].size(), observed[b].size()) << what;
+        ASSERT_FALSE(plain[b].empty()) << what;
+        EXPECT_EQ(plain[b][0].tokens, observed[b][0].tokens) << what;
+        EXPECT_EQ(plain[b][0].score, observed[b][0].score) << what;
+        EXPECT_EQ(streamed[b], plain[b][0].tokens) << what << " input " << b;
+        const bool ended = static_cast<int64_t>(plain[b][0].tokens.size()) < v.max_length;
+        if (!ended) {
+          EXPECT_NEAR(streamed_log_prob[b], plain[b][0].log_prob, 1e-4) << what << " input " << b;
+        } else {
+          EXPECT_GE(streamed_log_prob[b], plain[b][0].log_prob - 1e-4) << what << " input " << b;
+        }
+      }
+      if (v.method == "beam") beam_partial_reports += calls;
+    }
+  }
+  EXPECT_GT(beam_partial_reports, 0);
+}
+
+// Beam search streams while it runs, not only at the end: on this table the beams agree on a prefix
+// before the search stops (the test above checks that what is reported is the best hypothesis).
+TEST(Decoding, BeamObserverReportsBeforeTheSearchEnds) {
+  const auto bigram = random_bigram(5, 8, -2.0);
+  auto o = options_for("beam", 3, 12);
+  BigramModel model(bigram, 1);
+  std::vector<int> steps_at_report;
+  const auto result = beam_search(model, 1, kBos, kEos, o, [&](const StreamedToken&) {
+    steps_at_report.push_back(model.steps);
+  });
+  ASSERT_FALSE(result[0].empty());
+  ASSERT_EQ(steps_at_report.size(), result[0][0].tokens.size());
+  ASSERT_FALSE(steps_at_report.empty());
+  EXPECT_LT(steps_at_report.front(), model.steps) << "nothing streamed before the end";
+}

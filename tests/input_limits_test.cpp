@@ -369,7 +369,7 @@ TEST(InputLimits, UnknownCommandIsNamed) {
   std::string out;
   EXPECT_EQ(run_command(heed_exe() + " trian --config x.json", &out), 2);
   EXPECT_TRUE(contains(out, "unknown command 'trian'")) << out;
-  EXPECT_TRUE(contains(out, "train, classify, summarize, evaluate, export, tokenizer")) << out;
+  EXPECT_TRUE(contains(out, "train, classify, summarize, evaluate, export, attention, report, serve, tokenizer")) << out;
   EXPECT_EQ(run_command(heed_exe() + " tokenizer encdoe --model m", &out), 2);
   EXPECT_TRUE(contains(out, "unknown command 'encdoe'")) << out;
   EXPECT_TRUE(contains(out, "train, encode")) << out;

@@ -237,6 +237,34 @@ CLI::App* add_report_options(CLI::App& app, ReportJobOptions& o) {
   return r;
 }
 
+CLI::App* add_serve_options(CLI::App& app, ServeJobOptions& o) {
+  auto* s = app.add_subcommand("serve", "serve models over HTTP (JSON API, streaming, metrics, a web page at /)");
+  s->add_option("--model,-m", o.models,
+                "NAME=PATH: a run directory or an exported .pt, served at /v1/models/NAME/... (repeatable)")
+      ->required();
+  s->add_option("--host", o.host, "address to listen on")->capture_default_str();
+  s->add_option("--port,-p", o.port, "port (0: any free port; the bound address is logged)")
+      ->check(CLI::Range(int64_t{0}, int64_t{65535}))
+      ->capture_default_str();
+  s->add_option("--max-batch", o.max_batch, "most inputs a model runs together")
+      ->check(CLI::Range(int64_t{1}, int64_t{1024}))
+      ->capture_default_str();
+  s->add_option("--batch-wait-ms", o.batch_wait_ms, "longest wait for more inputs once one is queued")
+      ->check(CLI::Range(int64_t{0}, int64_t{10000}))
+      ->capture_default_str();
+  s->add_option("--max-queue", o.max_queue, "requests waiting per model; more are refused with 429")
+      ->check(CLI::Range(int64_t{1}, int64_t{1000000}))
+      ->capture_default_str();
+  s->add_option("--max-body-kb", o.max_body_kb, "largest request body in KiB; larger are refused with 413")
+      ->check(CLI::Range(int64_t{1}, int64_t{1024} * 1024))
+      ->capture_default_str();
+  s->add_option("--threads", o.threads, "threads (0 = all cores)")->check(kThreads)->capture_default_str();
+  s->add_option("--checkpoint", o.checkpoint, "best or last (run directories)")
+      ->check(CLI::IsMember({"best", "last"}))
+      ->capture_default_str();
+  return s;
+}
+
 }  // namespace
 
 std::optional<int> parse_command_line(int argc, char** argv, Command& cmd) {
@@ -251,6 +279,7 @@ std::optional<int> parse_command_line(int argc, char** argv, Command& cmd) {
   auto* export_run = add_export_options(app, cmd.export_options);
   auto* attention = add_attention_options(app, cmd.attention);
   auto* report = add_report_options(app, cmd.report);
+  auto* serve = add_serve_options(app, cmd.serve);
   auto* tokenizer = app.add_subcommand("tokenizer", "train or apply a SentencePiece tokenizer");
   tokenizer->require_subcommand(1);
   auto* tokenizer_train = add_tokenizer_train_options(*tokenizer, cmd.tokenizer_train);
@@ -280,6 +309,7 @@ std::optional<int> parse_command_line(int argc, char** argv, Command& cmd) {
   }
   if (*export_run) cmd.kind = Kind::kExport;
   if (*attention) cmd.kind = Kind::kAttention;
+  if (*serve) cmd.kind = Kind::kServe;
   if (*evaluate) {
     cmd.kind = Kind::kEvaluate;
     cmd.evaluate.decoding_overrides = decoding_overrides(evaluate_decoding);

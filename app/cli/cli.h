@@ -12,7 +12,8 @@ namespace heed::app {
 
 struct Command {
   enum class Kind {
-    kNone, kTrain, kClassify, kSummarize, kEvaluate, kExport, kTokenizerTrain, kTokenizerEncode, kAttention, kReport
+    kNone, kTrain, kClassify, kSummarize, kEvaluate, kExport, kTokenizerTrain, kTokenizerEncode, kAttention, kServe,
+    kReport
   };
   Kind kind = Kind::kNone;
   TrainJobOptions train;
@@ -24,6 +25,7 @@ struct Command {
   TokenizerTrainJobOptions tokenizer_train;
   TokenizerEncodeJobOptions tokenizer_encode;
   ReportJobOptions report;
+  ServeJobOptions serve;
 };
 
 // Fills `command` from argv. Returns an exit code when the process should stop here (--help,

@@ -89,6 +89,19 @@ struct ReportJobOptions {
 };
 int report_job(const ReportJobOptions& options);  // torch-free (app/report/report.h)
 
+struct ServeJobOptions {
+  std::vector<std::string> models;  // --model NAME=PATH (a run directory or an exported .pt), repeatable
+  std::string host = "127.0.0.1";
+  int64_t port = 8080;              // 0: an ephemeral port (the bound address is logged)
+  int64_t max_batch = 16;           // inputs per model run
+  int64_t batch_wait_ms = 5;        // longest wait for more inputs once one is queued
+  int64_t max_queue = 256;          // requests waiting per model; more get HTTP 429
+  int64_t max_body_kb = 1024;       // larger request bodies get HTTP 413
+  int64_t threads = 0;              // torch intra-op threads (0 = all cores)
+  std::string checkpoint = "best";  // of run directories
+};
+int serve_job(const ServeJobOptions& options);  // app/serving/: HTTP API, batching, the web page
+
 struct TokenizerTrainJobOptions {
   std::vector<std::string> inputs;  // files: plain text (one text per line) or a labelled-data format
   std::string format = "text";      // "text" | "imdb" | "jsonl" | "csv" | "tsv"

@@ -19,6 +19,7 @@ int run(const heed::app::Command& c) {
     case Kind::kAttention: return attention_job(c.attention);
     case Kind::kTokenizerTrain: return tokenizer_train_job(c.tokenizer_train);
     case Kind::kTokenizerEncode: return tokenizer_encode_job(c.tokenizer_encode);
+    case Kind::kServe: return serve_job(c.serve);
     case Kind::kReport:  // torch-free: app/cli/main.cpp runs it
     case Kind::kNone: break;
   }

@@ -139,6 +139,14 @@ std::vector<std::vector<model::Hypothesis>> generate(model::Seq2Seq& model, cons
 
 std::vector<std::vector<model::Hypothesis>> generate(const BatchSearch& search, const std::vector<data::TokenIds>& sources,
                                                      int64_t pad_id, int64_t batch_size) {
+  return generate_rows([&search](const torch::Tensor& ids, const torch::Tensor& lengths,
+                                 const std::vector<size_t>&) { return search(ids, lengths); },
+                       sources, pad_id, batch_size);
+}
+
+std::vector<std::vector<model::Hypothesis>> generate_rows(const RowsSearch& search,
+                                                          const std::vector<data::TokenIds>& sources, int64_t pad_id,
+                                                          int64_t batch_size) {
   torch::InferenceMode guard;
   std::vector<int64_t> lengths;
   lengths.reserve(sources.size());
@@ -150,7 +158,7 @@ std::vector<std::vector<model::Hypothesis>> generate(const BatchSearch& search, 
   std::vector<std::vector<model::Hypothesis>> out(sources.size());
   for (const auto& index : data::plan_batches(lengths, b, 0)) {
     auto batch = data::make_batch(sources, {}, index, pad_id);
-    auto hypotheses = search(batch.ids, batch.lengths);
+    auto hypotheses = search(batch.ids, batch.lengths, index);
     for (size_t r = 0; r < index.size(); ++r) out[index[r]] = std::move(hypotheses[r]);
   }
   return out;

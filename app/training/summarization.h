@@ -69,6 +69,13 @@ using BatchSearch =
     std::function<std::vector<std::vector<model::Hypothesis>>(const torch::Tensor& ids, const torch::Tensor& lengths)>;
 std::vector<std::vector<model::Hypothesis>> generate(const BatchSearch& search, const std::vector<data::TokenIds>& sources,
                                                      int64_t pad_id, int64_t batch_size);
+// The same, telling the search which inputs it decodes: rows[r] is the index in `sources` of the
+// batch's row r (the server maps streamed tokens back to their requests with it).
+using RowsSearch = std::function<std::vector<std::vector<model::Hypothesis>>(
+    const torch::Tensor& ids, const torch::Tensor& lengths, const std::vector<size_t>& rows)>;
+std::vector<std::vector<model::Hypothesis>> generate_rows(const RowsSearch& search,
+                                                          const std::vector<data::TokenIds>& sources, int64_t pad_id,
+                                                          int64_t batch_size);
 
 // A summary as text: decoded pieces, one sentence per line (ROUGE-Lsum's convention).
 std::string summary_text(const data::Tokenizer& tokenizer, const std::vector<int64_t>& ids);
