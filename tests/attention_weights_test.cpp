@@ -414,4 +414,11 @@ TEST(AttentionCli, BadInputsExitTwoWithAClearMessage) {
   EXPECT_NE(out.find("--out"), std::string::npos) << out;
   EXPECT_EQ(run_command(exe + "--run " + dir.str() + " hello world --json", &out), 2);
   EXPECT_NE(out.find("one text"), std::string::npos) << out;
+  // A file heed did not write is never replaced (checked before the model loads).
+  TempDir elsewhere;
+  const auto notes = elsewhere.write("notes.html", "my notes");
+  EXPECT_EQ(run_command(exe + "--run " + dir.str() + " hello --out " + notes, &out), 2);
+  EXPECT_NE(out.find("refusing to overwrite"), std::string::npos) << out;
+  EXPECT_EQ(run_command(exe + "--run " + dir.str() + " hello --json --out " + notes, &out), 2);
+  EXPECT_EQ(heed::read_file(notes), "my notes");
 }

@@ -116,7 +116,7 @@ bool is_heed_page(const fs::path& path) {
   std::string head(4096, '\0');
   in.read(head.data(), static_cast<std::streamsize>(head.size()));
   head.resize(static_cast<size_t>(in.gcount()));
-  return head.find(kReportMarker) != std::string::npos;
+  return head.find(kReportMarker) != std::string::npos || head.find(kAttentionMarker) != std::string::npos;
 }
 
 namespace {

@@ -32,9 +32,11 @@ struct RunDir {
 // config.json with heed's sections next to a tokenizer.model.
 bool is_heed_run(const std::string& dir);
 
-// In the head of every page `heed report` writes: an existing page without it is not heed's.
+// In the head of every HTML page heed writes (`heed report`, `heed attention`): an existing page
+// without it is not heed's, and heed refuses to replace it.
 inline constexpr const char* kReportMarker = "<meta name=\"generator\" content=\"heed report\">";
-// True when `path` is a regular file (not a link) whose first 4 KiB hold kReportMarker.
+inline constexpr const char* kAttentionMarker = "<meta name=\"generator\" content=\"heed attention\">";
+// True when `path` is a regular file (not a link) whose first 4 KiB hold one of the markers above.
 bool is_heed_page(const std::filesystem::path& path);
 
 // Writes the run's marker file (at run creation, before anything else).

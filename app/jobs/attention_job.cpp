@@ -15,6 +15,7 @@
 #include "app/views/views.h"
 #include "data_pipeline/base/errors.h"
 #include "data_pipeline/base/io.h"
+#include "data_pipeline/base/json.h"
 
 namespace heed::app {
 namespace {
@@ -35,6 +36,29 @@ std::string the_text(const AttentionJobOptions& o) {
   return o.texts[0];
 }
 
+// heed replaces only what it wrote: an existing --out must be an earlier page of heed's
+// (is_heed_page) or, with --json, an earlier attention JSON.
+void refuse_foreign_output(const std::string& out, bool json) {
+  std::error_code ec;
+  if (!std::filesystem::exists(std::filesystem::symlink_status(out, ec))) return;
+  bool ours = false;
+  if (json) {
+    try {
+      const auto j = parse_json_bounded(read_file(out), out);
+      ours = j.is_object() && j.contains("encoder_attention") && j.contains("tokens");
+    } catch (const std::exception&) {
+      ours = false;
+    }
+  } else {
+    ours = is_heed_page(out);
+  }
+  if (!ours) {
+    throw InputError(fmt::format("--out {}: exists and was not written by heed attention; refusing to overwrite it "
+                                 "(remove it or choose another path)",
+                                 out));
+  }
+}
+
 }  // namespace
 
 int attention_job(const AttentionJobOptions& o) {
@@ -48,6 +72,7 @@ int attention_job(const AttentionJobOptions& o) {
     if (!o.model.empty()) inputs.push_back({"--model", o.model});
     if (!o.input.empty() && o.input != "-") inputs.push_back({"--input", o.input});
     check_output_path("--out", o.out, inputs, o.run, {});
+    refuse_foreign_output(o.out, o.json);
   }
   configure_runtime(o.threads);
 
