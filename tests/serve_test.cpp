@@ -273,6 +273,7 @@ TEST_F(Serve, EveryErrorCode) {
     EXPECT_NE(j["error"].get<std::string>().find(words), std::string::npos) << res->body;
   };
   expect_error("/v1/models/clf/classify", "{\"inputs\": ", 400, "malformed JSON");
+  expect_error("/v1/models/clf/classify", std::string(1500, '[') + std::string(1500, ']'), 400, "deeper than 64");
   expect_error("/v1/models/clf/classify", json{{"inputs", std::string(8000, 'a')}}.dump(), 413, "too large");
   expect_error("/v1/models/nope/classify", R"({"inputs": "x"})", 404, "no model named nope");
   expect_error("/v1/models/clf/translate", R"({"inputs": "x"})", 404, "no such path");

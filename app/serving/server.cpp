@@ -12,6 +12,7 @@
 
 #include "app/serving/page.h"
 #include "data_pipeline/base/errors.h"
+#include "data_pipeline/base/json.h"
 
 #ifndef HEED_VERSION
 #define HEED_VERSION "unknown"
@@ -84,9 +85,9 @@ std::string without_config_prefix(std::string message) {
 
 nlohmann::json parse_body(const httplib::Request& req, const std::vector<std::string>& fields) {
   nlohmann::json body;
-  try {
-    body = nlohmann::json::parse(req.body);
-  } catch (const nlohmann::json::parse_error& err) {
+  try {  // heed's bounded parser: a body nested a million levels deep is a 400, not a stack overflow
+    body = parse_json_bounded(req.body, "request body");
+  } catch (const JsonError& err) {
     throw HttpError(400, fmt::format("malformed JSON: {}", err.what()));
   }
   if (!body.is_object()) throw HttpError(422, "the body must be a JSON object with \"inputs\"");
