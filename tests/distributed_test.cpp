@@ -39,25 +39,6 @@ std::string sentiment_jsonl(size_t n, uint32_t seed) {
   return out;
 }
 
-// Articles of 3-5 sentences; the summary is the first one.
-std::string copy_pairs(size_t n, uint32_t seed) {
-  const auto sentences = heed::test::sentences(n * 5, seed);
-  std::mt19937 rng(seed);
-  std::string out;
-  size_t next = 0;
-  for (size_t i = 0; i < n; ++i) {
-    std::string article, first;
-    const size_t count = 3 + rng() % 3;
-    for (size_t k = 0; k < count; ++k) {
-      const std::string& s = sentences[next++];
-      if (k == 0) first = s;
-      article += (k ? " " : "") + s;
-    }
-    out += nlohmann::json{{"article", article}, {"highlights", first}, {"id", std::to_string(i)}}.dump() + "\n";
-  }
-  return out;
-}
-
 // `heed train` under torchrun with two processes on this machine (--standalone picks a free port).
 std::string torchrun(const std::string& args, const std::string& extra_flags = "") {
   // --redirects 1 --tee 1: Debian 12's torchrun (torch 1.13 on Python 3.11) fails with the default "0"
@@ -231,7 +212,7 @@ TEST(Distributed, ClassifierTwoRanksMatchOneProcessWithTheGlobalBatch) {
 
 TEST(Distributed, SummarizerTwoRanksMatchOneProcessWithTheGlobalBatch) {
   TempDir dir;
-  dir.write("pairs.jsonl", copy_pairs(120, 3));
+  dir.write("pairs.jsonl", heed::test::copy_pairs(120, 3));
   const std::string common = "--config " + config("tiny_summarizer.json") + " --data-dir " + dir.str() +
                              " --set training.epochs=2 --set training.batch_size=12 --set training.rouge_samples=6" +
                              kStepFlags;

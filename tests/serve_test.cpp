@@ -29,28 +29,9 @@ using nlohmann::json;
 namespace fs = std::filesystem;
 namespace serving = heed::app::serving;
 
-// Articles of 3-5 sentences; the summary is the first sentence.
-std::string copy_pairs(size_t n, uint32_t seed) {
-  const auto sentences = heed::test::sentences(n * 5, seed);
-  std::mt19937 rng(seed);
-  std::string out;
-  size_t next = 0;
-  for (size_t i = 0; i < n; ++i) {
-    std::string article, first;
-    const size_t count = 3 + rng() % 3;
-    for (size_t k = 0; k < count; ++k) {
-      const std::string s = sentences[next++];
-      if (k == 0) first = s;
-      article += (k ? " " : "") + s;
-    }
-    out += json{{"article", article}, {"highlights", first}}.dump() + "\n";
-  }
-  return out;
-}
-
 std::vector<std::string> articles(size_t n, uint32_t seed) {
   std::vector<std::string> out;
-  std::istringstream in(copy_pairs(n, seed));
+  std::istringstream in(heed::test::copy_pairs(n, seed));
   for (std::string line; std::getline(in, line);) out.push_back(json::parse(line)["article"]);
   return out;
 }
@@ -74,7 +55,7 @@ class Serve : public ::testing::Test {
   static void SetUpTestSuite() {
     models = new Models();
     models->classifier = heed::test::train_tiny_classifier(models->dir, 5);
-    models->dir.write("pairs.jsonl", copy_pairs(160, 3));
+    models->dir.write("pairs.jsonl", heed::test::copy_pairs(160, 3));
     models->summarizer = models->dir.str() + "/summarizer";
     std::string out;
     const int code = run_command(heed::test::heed_binary() + " train --config " + std::string(HEED_SOURCE_DIR) +

@@ -19,32 +19,12 @@ namespace {
 
 std::string config(const std::string& name) { return std::string(HEED_SOURCE_DIR) + "/configs/" + name; }
 
-// Articles of 3-5 sentences; the summary is the first sentence, capitalised.
-std::string copy_pairs(size_t n, uint32_t seed) {
-  const auto sentences = heed::test::sentences(n * 5, seed);
-  std::mt19937 rng(seed);
-  std::string out;
-  size_t next = 0;
-  for (size_t i = 0; i < n; ++i) {
-    std::string article, first;
-    const size_t count = 3 + rng() % 3;
-    for (size_t k = 0; k < count; ++k) {
-      std::string s = sentences[next++];
-      s[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(s[0])));
-      if (k == 0) first = s;
-      article += (k ? " " : "") + s;
-    }
-    out += nlohmann::json{{"article", article}, {"highlights", first}, {"id", std::to_string(i)}}.dump() + "\n";
-  }
-  return out;
-}
-
 }  // namespace
 
 TEST(SummarizerCli, TinySummarizerLearnsToCopyThenSummarizesAndEvaluates) {
   TempDir dir;
-  dir.write("pairs.jsonl", copy_pairs(400, 3));
-  dir.write("heldout.jsonl", copy_pairs(40, 99));
+  dir.write("pairs.jsonl", heed::test::copy_pairs(400, 3, true));
+  dir.write("heldout.jsonl", heed::test::copy_pairs(40, 99, true));
   const auto run = dir.str() + "/run";
   std::string out;
   ASSERT_EQ(run_command(heed::test::heed_binary() + " train --config " + config("tiny_summarizer.json") +

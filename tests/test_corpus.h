@@ -1,8 +1,11 @@
 // Small synthetic corpora for tests: deterministic, no files needed.
 #pragma once
+#include <cctype>
 #include <random>
 #include <string>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 namespace heed::test {
 
@@ -40,6 +43,27 @@ inline std::vector<LabelledText> sentiment(size_t n, uint32_t seed = 11) {
     text.pop_back();
     text += " " + cues[rng() % cues.size()] + " " + cues[rng() % cues.size()] + ".";
     out.push_back({text, positive ? "pos" : "neg"});
+  }
+  return out;
+}
+
+// JSON lines {"article", "highlights", "id"} of `n` articles of 3-5 sentences whose summary is the
+// first sentence (a summarizer can learn to copy it); `capitalise` starts each sentence upper-case.
+inline std::string copy_pairs(size_t n, uint32_t seed, bool capitalise = false) {
+  const auto all = sentences(n * 5, seed);
+  std::mt19937 rng(seed);
+  std::string out;
+  size_t next = 0;
+  for (size_t i = 0; i < n; ++i) {
+    std::string article, first;
+    const size_t count = 3 + rng() % 3;
+    for (size_t k = 0; k < count; ++k) {
+      std::string s = all[next++];
+      if (capitalise) s[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(s[0])));
+      if (k == 0) first = s;
+      article += (k ? " " : "") + s;
+    }
+    out += nlohmann::json{{"article", article}, {"highlights", first}, {"id", std::to_string(i)}}.dump() + "\n";
   }
   return out;
 }
