@@ -146,3 +146,18 @@ TEST(Cli, TokenizerTrainAndEncode) {
   EXPECT_NE(out.find("movie"), std::string::npos) << out;
   EXPECT_EQ(run_command(heed_exe() + " tokenizer encode --model " + input + " x", &out), 2);
 }
+
+// Debian 12's OpenBLAS 0.3.21 falls back to its SSE3 kernels on CPUs newer than itself; heed then
+// re-executes itself with OPENBLAS_CORETYPE naming the best kernels the CPU runs
+// (data_pipeline/base/runtime.h). A user's own OPENBLAS_CORETYPE is kept.
+TEST(Runtime, HeedRunsTheBestBlasKernelsTheCpuHas) {
+  std::string out;
+  ASSERT_EQ(run_command("env -u OPENBLAS_CORETYPE " + heed::test::heed_binary() + " --version", &out), 0) << out;
+  if (out.find("OpenBLAS kernels:") == std::string::npos) GTEST_SKIP() << "the BLAS is not OpenBLAS: " << out;
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+    EXPECT_EQ(out.find("Prescott"), std::string::npos) << out;
+  }
+  ASSERT_EQ(run_command("OPENBLAS_CORETYPE=Prescott " + heed::test::heed_binary() + " --version", &out), 0) << out;
+  EXPECT_NE(out.find("OpenBLAS kernels: Prescott"), std::string::npos) << out;
+}

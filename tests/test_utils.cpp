@@ -8,8 +8,19 @@
 #include <random>
 #include <stdexcept>
 
+#include "data_pipeline/base/runtime.h"
+
 namespace heed::test {
 namespace fs = std::filesystem;
+
+namespace {
+// The BLAS kernels the heed executable runs (data_pipeline/base/runtime.h), chosen before any test:
+// in-process results then compare exactly with the command's, and the tests' training is as fast.
+const bool kSameBlasAsHeed = [] {
+  reexec_for_fast_blas();
+  return true;
+}();
+}  // namespace
 
 TempDir::TempDir() {
   std::random_device rd;

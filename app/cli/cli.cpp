@@ -13,6 +13,7 @@
 
 #include "app/config/config.h"
 #include "data_pipeline/base/errors.h"
+#include "data_pipeline/base/runtime.h"
 
 namespace heed::app {
 namespace {
@@ -270,7 +271,9 @@ CLI::App* add_serve_options(CLI::App& app, ServeJobOptions& o) {
 std::optional<int> parse_command_line(int argc, char** argv, Command& cmd) {
   CLI::App app{"heed: train and run Transformer text classifiers and summarizers from the command line"};
   app.require_subcommand(1);
-  app.set_version_flag("--version", "heed 0.1.0");
+  const std::string blas = blas_core_name();
+  app.set_version_flag("--version", blas.empty() ? std::string("heed 0.1.0")
+                                                 : fmt::format("heed 0.1.0 (OpenBLAS kernels: {})", blas));
   DecodingFlagValues summarize_decoding, evaluate_decoding;
   auto* train = add_train_options(app, cmd.train);
   auto* classify = add_classify_options(app, cmd.classify);

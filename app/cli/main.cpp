@@ -13,6 +13,7 @@
 #include "app/cli/cli.h"
 #include "data_pipeline/base/errors.h"
 #include "data_pipeline/base/io.h"
+#include "data_pipeline/base/runtime.h"
 
 namespace {
 
@@ -41,6 +42,7 @@ int run_with_torch(const heed::app::Command& command) {
 
 int main(int argc, char** argv) {
   using namespace heed::app;
+  heed::reexec_for_fast_blas();  // first: it may replace this process
   // A write past the file-size limit (ulimit -f) then fails with EFBIG and is reported with the file
   // it concerns (data_pipeline/base/io.h) instead of killing heed with SIGXFSZ mid-write.
   std::signal(SIGXFSZ, SIG_IGN);

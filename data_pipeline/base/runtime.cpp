@@ -1,16 +1,21 @@
 #include "data_pipeline/base/runtime.h"
 
+#include <dlfcn.h>
 #include <malloc.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
 #include <csignal>
 #include <cstdlib>
+#include <cctype>
+#include <cerrno>
 #include <cstring>
 #include <fstream>
 #include <sstream>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <spdlog/spdlog.h>
 
@@ -27,6 +32,41 @@ extern "C" void on_signal(int sig) {
 }
 
 }  // namespace
+
+std::string blas_core_name() {
+  using CoreName = char* (*)();
+  auto core_name = reinterpret_cast<CoreName>(::dlsym(RTLD_DEFAULT, "openblas_get_corename"));
+  if (core_name == nullptr) return "";
+  const char* name = core_name();
+  return name == nullptr ? "" : name;
+}
+
+void reexec_for_fast_blas() {
+  if (std::getenv("OPENBLAS_CORETYPE") != nullptr) return;  // the user's choice, or already re-executed
+  std::string core = blas_core_name();
+  for (auto& c : core) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (core != "prescott") return;  // not OpenBLAS, or a kernel set it chose knowingly
+  __builtin_cpu_init();
+  const char* better = nullptr;
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+      __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512cd")) {
+    better = "SkylakeX";
+  } else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+    better = "Haswell";
+  }
+  if (better == nullptr) return;  // an old CPU: Prescott is the right choice
+  std::ifstream in("/proc/self/cmdline", std::ios::binary);
+  std::vector<std::string> args;
+  for (std::string arg; std::getline(in, arg, '\0');) args.push_back(arg);
+  if (args.empty()) return;
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  if (::setenv("OPENBLAS_CORETYPE", better, 1) != 0) return;
+  ::execv("/proc/self/exe", argv.data());
+  // exec failed (no /proc): go on with the slow kernels rather than not at all.
+  spdlog::debug("could not re-execute with OPENBLAS_CORETYPE={}: {}", better, std::strerror(errno));
+}
 
 void tune_allocator() {
   const char* tuning = std::getenv("HEED_MALLOC_TUNING");
