@@ -23,19 +23,6 @@
 namespace heed::app {
 namespace fs = std::filesystem;
 
-namespace {
-
-std::vector<float> softmax(const std::vector<float>& logits) {
-  std::vector<float> p(logits.size());
-  const float top = *std::max_element(logits.begin(), logits.end());
-  float sum = 0.0f;
-  for (size_t i = 0; i < p.size(); ++i) sum += (p[i] = std::exp(logits[i] - top));
-  for (auto& v : p) v /= sum;
-  return p;
-}
-
-}  // namespace
-
 std::optional<int> classify_native_job(const ClassifyJobOptions& o) {
   if (o.engine == "native" && !o.model.empty()) {
     throw InputError("--engine native reads a run directory (--run); an exported archive (--model) needs libtorch");
@@ -96,19 +83,8 @@ std::optional<int> classify_native_job(const ClassifyJobOptions& o) {
 
   for_each_input_chunk(o.texts, o.input, o.batch_size, "classify", [&](const std::vector<std::string>& texts) {
     const auto ids = data::encode_for_inference(tokenizer, truncation, texts, threads);
-    std::vector<std::vector<float>> probabilities(ids.size());
-    std::vector<std::string> errors(ids.size());
-    // Several texts: one per thread (BLAS then runs single-threaded inside); one text: BLAS uses the threads.
-#pragma omp parallel for schedule(dynamic, 1) if (ids.size() > 1)
+    const auto probabilities = classifier.probabilities(ids, threads);
     for (size_t i = 0; i < ids.size(); ++i) {
-      try {
-        probabilities[i] = softmax(classifier.logits(ids[i]));
-      } catch (const std::exception& e) {
-        errors[i] = e.what();
-      }
-    }
-    for (size_t i = 0; i < ids.size(); ++i) {
-      if (!errors[i].empty()) throw Error(errors[i]);
       std::cout << classification_line(labels, probabilities[i]) << '\n';
     }
     std::cout.flush();

@@ -52,7 +52,7 @@ ServedModel load_served_model(const ModelSpec& spec, const std::string& checkpoi
       m.summarizer = open_summarizer_predictor(spec.path, "", checkpoint, {});
     } else {
       m.kind = "classifier";
-      m.classifier = open_classifier_predictor(spec.path, "", checkpoint);
+      m.classifier = open_classifier_predictor(spec.path, "", checkpoint, /*native=*/true);
     }
     return m;
   }

@@ -3,20 +3,30 @@
 #include <spdlog/spdlog.h>
 
 #include "data_pipeline/base/errors.h"
+#include "app/config/classifier_run.h"
 #include "data_pipeline/text.h"
+#include "model/native/flat_weights.h"
 
 namespace heed::app {
 
 ClassifierPredictor open_classifier_predictor(const std::string& run, const std::string& model,
-                                              const std::string& checkpoint) {
+                                              const std::string& checkpoint, bool native) {
   if (run.empty() == model.empty()) throw InputError("classify: give either --run DIR or --model FILE.pt");
   if (!run.empty()) {
     LoadedClassifier clf = load_classifier(run, checkpoint);
     auto module = clf.model;
     ensure_flat_weights(run, checkpoint, module);
-    return {std::move(clf), [module](const torch::Tensor& ids, const torch::Tensor& lengths) mutable {
+    std::shared_ptr<const model::NativeClassifier> engine;
+    if (native) {
+      engine = std::make_shared<const model::NativeClassifier>(
+          clf.config.model, clf.tokenizer.vocab_size(), static_cast<int64_t>(clf.labels.size()),
+          model::FlatWeights::read(flat_weights_path(RunDir{run}, checkpoint)));
+    }
+    return {std::move(clf),
+            [module](const torch::Tensor& ids, const torch::Tensor& lengths) mutable {
               return module->forward(ids, lengths);
-            }};
+            },
+            nullptr, std::move(engine)};
   }
   return classifier_predictor(load_export(model, "classifier"));
 }
@@ -29,7 +39,7 @@ ClassifierPredictor classifier_predictor(LoadedExport exported) {
           [module](const torch::Tensor& ids, const torch::Tensor& lengths) mutable {
             return module.forward({ids, lengths}).toTensor();
           },
-          std::make_shared<LoadedExport>(std::move(exported))};
+          std::make_shared<LoadedExport>(std::move(exported)), nullptr};
 }
 
 std::vector<std::vector<float>> classify_texts(const ClassifierPredictor& predictor,
@@ -37,6 +47,7 @@ std::vector<std::vector<float>> classify_texts(const ClassifierPredictor& predic
   if (texts.empty()) return {};
   const LoadedClassifier& clf = predictor.clf;
   const auto ids = clf.encode(texts, threads);
+  if (predictor.native) return predictor.native->probabilities(ids, threads);
   const auto num_classes = static_cast<int64_t>(clf.labels.size());
   auto probs = predict_probabilities(predictor.forward, num_classes, ids, clf.tokenizer.pad_id(), 65536);  // [N, C]
   auto p = probs.accessor<float, 2>();

@@ -11,6 +11,7 @@
 #include "app/training/classification.h"
 #include "app/training/exported.h"
 #include "app/training/summarization.h"
+#include "model/native/native_classifier.h"
 
 namespace heed::app {
 
@@ -19,11 +20,15 @@ struct ClassifierPredictor {
   LoadedClassifier clf;  // clf.model is empty for an archive
   LogitsFunction forward;
   std::shared_ptr<LoadedExport> exported;  // the archive, when served from one
+  // The torch-free engine over the run's flat weights (heed classify's default engine), when opened
+  // with `native`: classify_texts then runs each text unpadded, one per thread, instead of padded batches.
+  std::shared_ptr<const model::NativeClassifier> native;
 };
 // Exactly one of `run` (with `checkpoint`) and `model` (an exported .pt) is given, else InputError.
-// A run's flat weights are refreshed (ensure_flat_weights) so the torch-free classify path can use them.
+// A run's flat weights are refreshed (ensure_flat_weights) so the torch-free classify path can use them;
+// `native` (runs only) also loads them into ClassifierPredictor::native.
 ClassifierPredictor open_classifier_predictor(const std::string& run, const std::string& model,
-                                              const std::string& checkpoint);
+                                              const std::string& checkpoint, bool native = false);
 ClassifierPredictor classifier_predictor(LoadedExport exported);  // a loaded classifier archive
 // Class probabilities of each text, in input order (rows of labels.size()).
 std::vector<std::vector<float>> classify_texts(const ClassifierPredictor& predictor,

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <exception>
 
 #include <cblas.h>
 #include <fmt/format.h>
@@ -166,6 +167,30 @@ std::vector<float> NativeClassifier::logits(const std::vector<int32_t>& ids) con
   }
   std::vector<float> out(static_cast<size_t>(num_classes_));
   apply(head_, pooled.data(), 1, out.data());
+  return out;
+}
+
+std::vector<std::vector<float>> NativeClassifier::probabilities(const std::vector<std::vector<int32_t>>& sequences,
+                                                                int threads) const {
+  const auto n = static_cast<int64_t>(sequences.size());
+  std::vector<std::vector<float>> out(sequences.size());
+  std::vector<std::exception_ptr> errors(sequences.size());
+#pragma omp parallel for schedule(dynamic, 1) num_threads(std::max(1, threads)) if (n > 1)
+  for (int64_t i = 0; i < n; ++i) {
+    try {
+      auto p = logits(sequences[static_cast<size_t>(i)]);
+      const float top = *std::max_element(p.begin(), p.end());
+      float sum = 0.0f;
+      for (auto& v : p) sum += (v = std::exp(v - top));
+      for (auto& v : p) v /= sum;
+      out[static_cast<size_t>(i)] = std::move(p);
+    } catch (...) {
+      errors[static_cast<size_t>(i)] = std::current_exception();
+    }
+  }
+  for (const auto& e : errors) {
+    if (e) std::rethrow_exception(e);
+  }
   return out;
 }
 

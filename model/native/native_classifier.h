@@ -24,6 +24,13 @@ class NativeClassifier {
   // Safe to call from several threads at once.
   std::vector<float> logits(const std::vector<int32_t>& ids) const;
 
+  // Class probabilities (softmax of logits) of each sequence, in order. Several sequences run one
+  // per thread on up to `threads` threads (BLAS then single-threaded inside each); one sequence gets
+  // BLAS's own threads. Unpadded, so a batch costs the sum of its sequences, not batch x longest.
+  // The first failing sequence's error is thrown after the others finish.
+  std::vector<std::vector<float>> probabilities(const std::vector<std::vector<int32_t>>& sequences,
+                                                int threads) const;
+
   int64_t num_classes() const { return num_classes_; }
 
  private:
