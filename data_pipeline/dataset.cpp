@@ -210,18 +210,23 @@ std::vector<TokenIds> encode_truncated_corpus(const std::vector<std::string>& te
   return ids;
 }
 
-Split split_indices(size_t n, double fraction, uint64_t seed) {
+Split split_indices(size_t n, double fraction, uint64_t seed, double test_fraction) {
   std::vector<size_t> order(n);
   for (size_t i = 0; i < n; ++i) order[i] = i;
   std::mt19937_64 rng(seed);
   // Fisher-Yates with our own index draw: std::shuffle's use of the engine is not specified
   // identically across standard libraries, and a split must not change with the toolchain.
   for (size_t i = n; i > 1; --i) std::swap(order[i - 1], order[rng() % i]);
-  const auto n_val = static_cast<size_t>(std::llround(fraction * static_cast<double>(n)));
+  const auto n_val = std::min(n, static_cast<size_t>(std::llround(fraction * static_cast<double>(n))));
+  const auto n_test =
+      std::min(n - n_val, static_cast<size_t>(std::llround(test_fraction * static_cast<double>(n))));
+  const auto at = [&order](size_t i) { return order.begin() + static_cast<std::ptrdiff_t>(i); };
   Split split;
-  split.validation.assign(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(std::min(n_val, n)));
-  split.train.assign(order.begin() + static_cast<std::ptrdiff_t>(std::min(n_val, n)), order.end());
+  split.validation.assign(order.begin(), at(n_val));
+  split.test.assign(at(n_val), at(n_val + n_test));
+  split.train.assign(at(n_val + n_test), order.end());
   std::sort(split.validation.begin(), split.validation.end());
+  std::sort(split.test.begin(), split.test.end());
   std::sort(split.train.begin(), split.train.end());
   return split;
 }

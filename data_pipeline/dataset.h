@@ -69,11 +69,12 @@ std::vector<TokenIds> encode_truncated_corpus(const std::vector<std::string>& te
 std::vector<TokenIds> encode_for_inference(const Tokenizer& tokenizer, const Truncation& truncation,
                                            const std::vector<std::string>& texts, int threads);
 
-// Deterministic split of n items: a permutation from `seed`; the first round(fraction * n) go to
-// `validation` (sorted), the rest to `train` (sorted). Same (n, fraction, seed) -> same split.
+// Deterministic split of n items: a permutation from `seed`; its first round(fraction * n) go to
+// `validation`, the next round(test_fraction * n) to `test`, the rest to `train` (each sorted).
+// Same arguments -> same split, and a test fraction never changes which items validate.
 struct Split {
-  std::vector<size_t> train, validation;
+  std::vector<size_t> train, validation, test;
 };
-Split split_indices(size_t n, double fraction, uint64_t seed);
+Split split_indices(size_t n, double fraction, uint64_t seed, double test_fraction = 0.0);
 
 }  // namespace heed::data

@@ -127,6 +127,24 @@ TEST(Cli, TrainClassifyEvaluateEndToEnd) {
       << out;
   EXPECT_EQ(nlohmann::json::parse(std::ifstream(report))["count"], 80);
   EXPECT_EQ(run_command(heed_exe() + " evaluate --run " + run + " --data " + dir.str() + "/train.jsonl --split test", &out), 2);
+  EXPECT_NE(out.find("data.test_fraction is 0"), std::string::npos) << out;
+  // data.test_fraction holds a test split out of training and validation: --split test scores exactly
+  // it (10% of 400), and the validation split stays the same 80 examples.
+  const auto held = dir.str() + "/run_test";
+  ASSERT_EQ(run_command(heed_exe() + " train --config " + config("tiny_classifier.json") + " --data-dir " + dir.str() +
+                            " --output " + held + " --set data.test_fraction=0.1 --set training.max_steps=2",
+                        &out),
+            0)
+      << out;
+  EXPECT_NE(out.find("280 train, 80 validation, 40 test held out"), std::string::npos) << out;
+  for (const auto& [split, count] : {std::pair<std::string, int>{"test", 40}, {"validation", 80}}) {
+    ASSERT_EQ(run_command(heed_exe() + " evaluate --run " + held + " --data " + dir.str() + "/train.jsonl --split " +
+                              split + " --report " + report,
+                          &out),
+              0)
+        << out;
+    EXPECT_EQ(nlohmann::json::parse(std::ifstream(report))["count"], count) << split;
+  }
   // Unknown labels in evaluation data are named.
   dir.write("odd.jsonl", R"({"text": "fine", "label": "meh"})" "\n");
   EXPECT_EQ(run_command(heed_exe() + " evaluate --run " + run + " --data " + dir.str() + "/odd.jsonl", &out), 2);

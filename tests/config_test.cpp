@@ -1,6 +1,8 @@
 // Config loading: strict keys and types, ranges, precedence, error messages that name the field.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "app/config/config.h"
 #include "data_pipeline/base/errors.h"
 #include "tests/test_utils.h"
@@ -186,4 +188,30 @@ TEST(Config, ChoiceFieldsParseToEnumsAndNameTheFieldOtherwise) {
   doc = minimal();
   doc["training"] = {{"precision", "fp16"}};
   EXPECT_EQ(error_of(doc), message([] { app::parse_precision("fp16"); }));
+}
+
+TEST(Config, TestFractionIsCheckedAndSelectsTheHeldOutPart) {
+  auto doc = minimal();
+  doc["data"]["test_fraction"] = 1.5;
+  EXPECT_NE(error_of(doc).find("data.test_fraction: must be in [0, 1)"), std::string::npos) << error_of(doc);
+  doc["data"]["test_fraction"] = 0.96;  // + the default validation_fraction 0.05 leaves nothing to train on
+  EXPECT_NE(error_of(doc).find("data.test_fraction: validation_fraction + test_fraction must be < 1"),
+            std::string::npos)
+      << error_of(doc);
+  doc["data"]["test_fraction"] = 0.1;
+  const Config c = parse_config(doc, {}, "/d", "test.json");
+  const auto test = heed::app::select_split(200, "test", c.data);
+  const auto validation = heed::app::select_split(200, "validation", c.data);
+  EXPECT_EQ(test.size(), 20u);
+  EXPECT_EQ(validation.size(), 10u);
+  for (size_t t : test) EXPECT_EQ(std::count(validation.begin(), validation.end(), t), 0);
+  EXPECT_EQ(heed::app::training_splits(200, c.data).test, test);
+  // A run that held no test split out says so instead of scoring something else.
+  const Config none = parse_config(minimal(), {}, "/d", "test.json");
+  try {
+    heed::app::select_split(200, "test", none.data);
+    ADD_FAILURE() << "--split test accepted without a test split";
+  } catch (const heed::InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("data.test_fraction is 0"), std::string::npos) << e.what();
+  }
 }

@@ -1,6 +1,7 @@
 // Token-id cache, truncation and the deterministic split.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -42,6 +43,23 @@ TEST(Split, DeterministicDisjointComplete) {
   const auto pinned = split_indices(10, 0.3, 1).validation;
   EXPECT_EQ(pinned.size(), 3u);
   EXPECT_EQ(pinned, split_indices(10, 0.3, 1).validation);
+}
+
+// A test split is carved after validation: the validation part stays the same, the three parts are
+// disjoint and cover everything.
+TEST(Split, TestFractionLeavesValidationAloneAndIsDisjoint) {
+  const auto plain = split_indices(1000, 0.1, 42), with_test = split_indices(1000, 0.1, 42, 0.05);
+  EXPECT_TRUE(plain.test.empty());
+  EXPECT_EQ(with_test.validation, plain.validation);
+  EXPECT_EQ(with_test.test.size(), 50u);
+  EXPECT_EQ(with_test.train.size(), 850u);
+  std::set<size_t> all(with_test.train.begin(), with_test.train.end());
+  for (size_t v : with_test.validation) EXPECT_TRUE(all.insert(v).second);
+  for (size_t t : with_test.test) EXPECT_TRUE(all.insert(t).second);
+  EXPECT_EQ(all.size(), 1000u);
+  EXPECT_TRUE(std::is_sorted(with_test.test.begin(), with_test.test.end()));
+  // Only a test split: it comes first in the permutation, where validation would be.
+  EXPECT_EQ(split_indices(1000, 0.0, 42, 0.1).test, plain.validation);
 }
 
 TEST(EncodeCorpus, SecondRunReadsTheCacheAndMatches) {

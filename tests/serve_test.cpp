@@ -428,7 +428,9 @@ TEST_F(Serve, StreamedEventsReassembleToTheSummary) {
       const int generated = last["details"]["generated_tokens"];
       // One event per generated token (the last carries the EOS, or the last token when cut at max_length).
       EXPECT_EQ(static_cast<size_t>(generated), events.size()) << res->body;
-      if (parameters.value("max_length", 0) == 5) EXPECT_LE(generated, 5);
+      if (parameters.value("max_length", 0) == 5) {
+        EXPECT_LE(generated, 5);
+      }
     }
   }
 }

@@ -166,7 +166,8 @@ CLI::App* add_evaluate_options(CLI::App& app, EvaluateJobOptions& o, DecodingFla
   e->add_option("--checkpoint", o.checkpoint, "best or last")->capture_default_str();
   e->add_option("--threads", o.threads, "threads (0 = all cores)")->check(kThreads)->capture_default_str();
   e->add_option("--split", o.split,
-                "all, or validation: only the run's own held-out split of this data (its fraction and seed)")
+                "all; validation: the run's validation split of this data (it chose best.pt); test: the split "
+                "it never looked at (data.test_fraction)")
       ->capture_default_str();
   e->add_flag("--no-kv-cache{false}", o.use_cache,
               "summarizers: re-run the decoder over the whole prefix at every step (slow; for measurements)");

@@ -193,6 +193,11 @@ void DataOptions::validate() const {
   require_field(!train.empty(), s, "train", "is required (path to the training data)");
   require_field(validation_fraction >= 0.0 && validation_fraction < 1.0, s, "validation_fraction",
                 fmt::format("must be in [0, 1), got {}", validation_fraction));
+  require_field(test_fraction >= 0.0 && test_fraction < 1.0, s, "test_fraction",
+                fmt::format("must be in [0, 1), got {}", test_fraction));
+  require_field((validation.empty() ? validation_fraction : 0.0) + test_fraction < 1.0, s, "test_fraction",
+                fmt::format("validation_fraction + test_fraction must be < 1 (training needs data), got {} + {}",
+                            validation_fraction, test_fraction));
   require_field(!validation.empty() || validation_fraction > 0.0, s, "validation_fraction",
                 "must be > 0 when data.validation is empty (training needs validation data)");
   require_field(!text_field.empty(), s, "text_field", "must not be empty");
@@ -366,18 +371,34 @@ void check_paths(const Config& config) {
   check(config.tokenizer.model, "tokenizer.model", false);
 }
 
+heed::data::Split training_splits(size_t n, const DataOptions& data) {
+  // A separate validation file: nothing of train validates, the test split is still carved out.
+  return heed::data::split_indices(n, data.validation.empty() ? data.validation_fraction : 0.0, data.split_seed,
+                                   data.test_fraction);
+}
+
 std::vector<size_t> select_split(size_t n, const std::string& split, const DataOptions& data) {
   if (split == "all") {
     std::vector<size_t> all(n);
     for (size_t i = 0; i < n; ++i) all[i] = i;
     return all;
   }
-  if (split != "validation") throw InputError(fmt::format("--split: must be \"all\" or \"validation\", got \"{}\"", split));
+  if (split != "validation" && split != "test") {
+    throw InputError(fmt::format("--split: must be \"all\", \"validation\" or \"test\", got \"{}\"", split));
+  }
+  const auto parts = training_splits(n, data);
+  if (split == "test") {
+    if (data.test_fraction <= 0.0) {
+      throw InputError("--split test: the run held no test split out (data.test_fraction is 0); set "
+                       "data.test_fraction in the config and train again, or score separate test data with --split all");
+    }
+    return parts.test;
+  }
   if (!data.validation.empty()) {
     throw InputError(fmt::format("--split validation: the run validated on a separate file ({}); score that instead",
                                  data.validation));
   }
-  return heed::data::split_indices(n, data.validation_fraction, data.split_seed).validation;
+  return parts.validation;
 }
 
 std::string resolve_data_dir(const std::string& flag) {

@@ -26,7 +26,9 @@ struct DataOptions {
   std::string train;                  // training data; "{data_dir}" expands to the data folder (--data-dir)
   std::string validation;             // validation data; empty = carve validation_fraction out of train
   double validation_fraction = 0.05;  // share of train held out when `validation` is empty
-  uint64_t split_seed = 1234;         // seed of that split (independent of training.seed)
+  double test_fraction = 0.0;         // share of train held out as a test split that neither trains nor
+                                      // selects (heed evaluate --split test); 0 = none
+  uint64_t split_seed = 1234;         // seed of those splits (independent of training.seed)
   std::string text_field = "text";    // jsonl/csv: field holding the text
   std::string label_field = "label";  // jsonl/csv: field holding the label
   std::string source_field = "article";     // summarization jsonl/csv: field holding the article
@@ -47,6 +49,7 @@ struct DataOptions {
     v("train", train);
     v("validation", validation);
     v("validation_fraction", validation_fraction);
+    v("test_fraction", test_fraction);
     v("split_seed", split_seed);
     v("text_field", text_field);
     v("label_field", label_field);
@@ -201,10 +204,15 @@ nlohmann::json to_json(const Config& config);
 void check_paths(const Config& config);
 
 // Indices (ascending) of the n examples that `split` selects: "all" = every one; "validation" = the
-// part training held out of the same data (data.validation_fraction, data.split_seed), so a run can
-// be scored on its own held-out examples. InputError for another value, or "validation" when the
-// run had a separate validation file.
+// part training held out of the same data (data.validation_fraction, data.split_seed) to validate
+// and choose best.pt; "test" = the part it held out and never looked at (data.test_fraction), so a
+// run can be scored on its own held-out examples. InputError for another value, for "validation"
+// when the run had a separate validation file, and for "test" when it held none out.
 std::vector<size_t> select_split(size_t n, const std::string& split, const DataOptions& data);
+
+// How training splits the n examples of data.train: validation (empty with a separate validation
+// file), test (data.test_fraction, never read by training) and train.
+heed::data::Split training_splits(size_t n, const DataOptions& data);
 
 // How a classifier's inputs are cut to data.max_length (data.truncation, data.head_tokens).
 data::Truncation truncation_of(const DataOptions& data);

@@ -80,19 +80,26 @@ data::Tokenizer train_or_reuse_tokenizer(const TokenizerOptions& t, const std::v
   return tokenizer;
 }
 
-// Carves the validation split out of `examples` when the config names no validation data.
+// Splits data.train (app/config/config.h training_splits): the validation part (when the config names
+// no validation data) goes to `validation`, the test part (data.test_fraction) is left out, never
+// trained on nor used to choose a checkpoint; `heed evaluate --split test` scores it.
 template <typename Example>
 void split_train_validation(std::vector<Example> examples, const DataOptions& d, std::vector<Example>* train,
                             std::vector<Example>* validation) {
-  const auto split = data::split_indices(examples.size(), d.validation_fraction, d.split_seed);
-  if (split.validation.empty() || split.train.empty()) {
-    throw InputError(fmt::format("data.validation_fraction: {} of {} examples leaves an empty split",
-                                 d.validation_fraction, examples.size()));
+  const auto split = training_splits(examples.size(), d);
+  const bool carve_validation = d.validation.empty();
+  if ((carve_validation && split.validation.empty()) || split.train.empty()) {
+    throw InputError(fmt::format("data.validation_fraction: {} (test_fraction {}) of {} examples leaves an empty split",
+                                 d.validation_fraction, d.test_fraction, examples.size()));
+  }
+  if (d.test_fraction > 0.0 && split.test.empty()) {
+    spdlog::warn("data.test_fraction: {} of {} examples rounds to no test example", d.test_fraction, examples.size());
   }
   for (size_t i : split.train) train->push_back(std::move(examples[i]));
   for (size_t i : split.validation) validation->push_back(std::move(examples[i]));
-  spdlog::info("split: {} train, {} validation (fraction {}, seed {})", train->size(), validation->size(),
-               d.validation_fraction, d.split_seed);
+  spdlog::info("split: {} train, {} validation{}, {} test held out (fractions {}/{}, seed {})", train->size(),
+               validation->size(), carve_validation ? "" : " (separate file)", split.test.size(),
+               carve_validation ? d.validation_fraction : 0.0, d.test_fraction, d.split_seed);
 }
 
 std::vector<data::SummaryExample> read_pairs(const DataOptions& d, const std::string& path, bool validation_split,
@@ -144,12 +151,8 @@ std::vector<std::string> read_and_split_labelled(const RunSetup& r, std::vector<
   std::vector<data::TextExample> validation_file;
   if (!d.validation.empty()) validation_file = read_examples(d, d.validation, "validation");
   const auto labels = r.options.resume ? read_labels(r.run) : collect_labels(examples, validation_file);
-  if (!d.validation.empty()) {
-    *train = std::move(examples);
-    *validation = std::move(validation_file);
-  } else {
-    split_train_validation(std::move(examples), d, train, validation);
-  }
+  split_train_validation(std::move(examples), d, train, validation);
+  if (!d.validation.empty()) *validation = std::move(validation_file);
   std::set<std::string> trained;
   for (const auto& e : *train) trained.insert(e.label);
   for (const auto& label : labels) {
@@ -318,12 +321,8 @@ int train_summarizer(const RunSetup& r) {
   // --- Data: files -> (article, summary) pairs -> train/validation. ---
   auto pairs = read_pairs(config.data, config.data.train, false, "train");
   std::vector<data::SummaryExample> train, validation;
-  if (!config.data.validation.empty()) {
-    train = std::move(pairs);
-    validation = read_pairs(config.data, config.data.validation, true, "validation");
-  } else {
-    split_train_validation(std::move(pairs), config.data, &train, &validation);
-  }
+  split_train_validation(std::move(pairs), config.data, &train, &validation);
+  if (!config.data.validation.empty()) validation = read_pairs(config.data, config.data.validation, true, "validation");
   std::vector<std::string> train_sources, train_targets, validation_sources, validation_targets;
   SummarizationData data;
   for (auto& e : train) {
