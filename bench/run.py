@@ -12,6 +12,7 @@ import argparse
 import json
 import os
 import random
+import re
 import shlex
 import statistics
 import subprocess
@@ -201,6 +202,13 @@ def main():
     for path in (HEED, BENCH):
         if not os.path.exists(path):
             sys.exit(f"bench: {path} is missing; build first (scripts/setup.sh)")
+    # The same BLAS kernels on both sides: heed chooses OpenBLAS's best kernels for this CPU itself
+    # (data_pipeline/base/runtime.h: Debian's OpenBLAS 0.3.21 falls back to SSE3 ones on CPUs newer
+    # than itself); heed_bench and the reference get that choice through the environment.
+    kernels = re.search(r"OpenBLAS kernels: (\w+)", run([HEED, "--version"]))
+    if kernels and "OPENBLAS_CORETYPE" not in os.environ:
+        os.environ["OPENBLAS_CORETYPE"] = kernels.group(1)
+    print(f"bench: OpenBLAS kernels {os.environ.get('OPENBLAS_CORETYPE', 'as detected')} on both sides", file=sys.stderr)
     steps = 3 if args.quick else args.steps
     new_tokens = 16 if args.quick else 64
     repeats = 1 if args.quick else 3  # generation: processes per side
@@ -249,7 +257,7 @@ def main():
             classify_wall([PYTHON, REFERENCE, "classify", WORK, "--text", review], 2 * repeats - 1),
             higher_is_better=False)
 
-    result = {"threads": args.threads, "steps": steps, "new_tokens": new_tokens, "cases": rows}
+    result = {"threads": args.threads, "openblas_kernels": os.environ.get("OPENBLAS_CORETYPE"), "steps": steps, "new_tokens": new_tokens, "cases": rows}
     print(json.dumps(result, indent=1))
     if args.json:
         with open(args.json, "w") as f:
