@@ -47,11 +47,25 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void softmax_rows(f
                                                                               int64_t len) {
   for (int64_t i = 0; i < rows; ++i) {
     float* row = scores + i * len;
+    // Maximum and sum over 16 lanes (vector registers), then across the lanes.
+    constexpr int64_t kLanes = 16;
+    const int64_t body = len / kLanes * kLanes;
+    float lanes[kLanes];
+    for (int64_t l = 0; l < kLanes; ++l) lanes[l] = row[0];
+    for (int64_t j = 0; j < body; j += kLanes) {
+      for (int64_t l = 0; l < kLanes; ++l) lanes[l] = row[j + l] > lanes[l] ? row[j + l] : lanes[l];
+    }
     float top = row[0];
-    for (int64_t j = 1; j < len; ++j) top = row[j] > top ? row[j] : top;
+    for (int64_t l = 0; l < kLanes; ++l) top = lanes[l] > top ? lanes[l] : top;
+    for (int64_t j = body; j < len; ++j) top = row[j] > top ? row[j] : top;
     for (int64_t j = 0; j < len; ++j) row[j] = exp_approx(row[j] - top);
+    for (int64_t l = 0; l < kLanes; ++l) lanes[l] = 0.0f;
+    for (int64_t j = 0; j < body; j += kLanes) {
+      for (int64_t l = 0; l < kLanes; ++l) lanes[l] += row[j + l];
+    }
     float sum = 0.0f;
-    for (int64_t j = 0; j < len; ++j) sum += row[j];
+    for (int64_t l = 0; l < kLanes; ++l) sum += lanes[l];
+    for (int64_t j = body; j < len; ++j) sum += row[j];
     const float inv = 1.0f / sum;
     for (int64_t j = 0; j < len; ++j) row[j] *= inv;
   }
