@@ -2,8 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
-#include "data_pipeline/base/errors.h"
 #include "app/config/classifier_run.h"
+#include "data_pipeline/base/errors.h"
 #include "data_pipeline/text.h"
 #include "model/native/flat_weights.h"
 
