@@ -354,15 +354,23 @@ def summarize(self, ids: Tensor, lengths: Tensor, features: Tensor) -> Tuple[Ten
     order: List[int] = torch.sort(p, stable=True, dim=0, descending=True)[1].tolist()
     sizes: List[int] = lengths.tolist()
     threshold = float(self.selection_threshold[0].item())
+    ratio = float(self.selection_ratio[0].item())
+    cap = self.max_selected
+    if ratio > 0.0:
+        cap = int(ratio * float(S) + 0.5)
+        if cap < self.min_sentences:
+            cap = self.min_sentences
+        if self.max_selected > 0 and cap > self.max_selected:
+            cap = self.max_selected
     chosen: List[bool] = []
     for i in range(S):
         chosen.append(False)
     seen: Dict[str, bool] = {}
     k = 0
     for i in order:
-        if self.max_selected > 0 and k >= self.max_selected:
+        if (self.max_selected > 0 or ratio > 0.0) and k >= cap:
             break
-        if k >= self.min_sentences and probs[i] < threshold:
+        if ratio <= 0.0 and k >= self.min_sentences and probs[i] < threshold:
             break
         row: List[int] = ids[i].tolist()
         grams = self._ngrams(row, sizes[i])

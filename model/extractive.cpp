@@ -1,6 +1,7 @@
 #include "model/extractive.h"
 
 #include <algorithm>
+#include <cmath>
 #include <numeric>
 #include <unordered_set>
 
@@ -26,6 +27,7 @@ ExtractiveImpl::ExtractiveImpl(const ModelOptions& options, int64_t vocab_size, 
   feature_projection = register_module("feature_projection", torch::nn::Linear(kSentenceFeatures, options.d_model));
   scorer = register_module("scorer", torch::nn::Linear(options.d_model, 1));
   selection_threshold = register_buffer("selection_threshold", torch::full({1}, 0.5, torch::kFloat32));
+  selection_ratio = register_buffer("selection_ratio", torch::full({1}, 0.0, torch::kFloat32));
   dropout_ = register_module("dropout", Dropout(options.dropout));
   torch::nn::init::normal_(sentence_positions->weight, 0.0, 0.02);
   torch::nn::init::normal_(sentence_lengths->weight, 0.0, 0.02);
@@ -93,12 +95,18 @@ std::vector<int64_t> select_sentences(const std::vector<float>& probabilities,
     }
     return out;
   };
+  int64_t cap = o.max_selected;
+  if (o.ratio > 0.0) {
+    cap = std::max<int64_t>(o.min_sentences,
+                            static_cast<int64_t>(std::floor(o.ratio * static_cast<double>(probabilities.size()) + 0.5)));
+    if (o.max_selected > 0) cap = std::min(cap, o.max_selected);
+  }
   std::unordered_set<std::string> seen;
   std::vector<int64_t> selected;
   for (int64_t i : order) {
     const auto k = static_cast<int64_t>(selected.size());
-    if (o.max_selected > 0 && k >= o.max_selected) break;
-    if (k >= o.min_sentences && probabilities[static_cast<size_t>(i)] < o.threshold) break;
+    if ((o.max_selected > 0 || o.ratio > 0.0) && k >= cap) break;
+    if (o.ratio <= 0.0 && k >= o.min_sentences && probabilities[static_cast<size_t>(i)] < o.threshold) break;
     const auto mine = grams(sentence_ids[static_cast<size_t>(i)]);
     if (std::any_of(mine.begin(), mine.end(), [&](const std::string& g) { return seen.count(g) > 0; })) continue;
     seen.insert(mine.begin(), mine.end());

@@ -44,6 +44,10 @@ class ExtractiveImpl : public torch::nn::Module {
   // validation travels in every checkpoint and export with the weights it was calibrated for.
   double threshold() const { return selection_threshold.item<double>(); }
   void set_threshold(double value) { selection_threshold.fill_(value); }
+  // The share of an article's sentences selected when the count is by ratio (extractive.count);
+  // calibrated and carried like the threshold.
+  double ratio() const { return selection_ratio.item<double>(); }
+  void set_ratio(double value) { selection_ratio.fill_(value); }
 
   Embeddings embeddings{nullptr};
   Encoder encoder{nullptr};                           // token encoder, shared by all sentences
@@ -53,6 +57,7 @@ class ExtractiveImpl : public torch::nn::Module {
   torch::nn::Linear feature_projection{nullptr};      // kSentenceFeatures -> d_model, added to the sentence vector
   torch::nn::Linear scorer{nullptr};                  // d_model -> 1
   torch::Tensor selection_threshold;                  // [1] float buffer
+  torch::Tensor selection_ratio;                      // [1] float buffer
 
  private:
   ModelOptions options_;
@@ -64,6 +69,9 @@ TORCH_MODULE(Extractive);
 // How sentences are chosen from their probabilities.
 struct SelectionOptions {
   double threshold = 0.5;     // probability a sentence needs (beyond the first min_sentences)
+  // > 0: select round(ratio x sentences) sentences (at least min_sentences, at most max_selected),
+  // the highest-scored that are not blocked, whatever their probability; the threshold is unused.
+  double ratio = 0.0;
   int64_t block_ngrams = 3;   // a sentence sharing a token-id n-gram with one already selected is skipped (0 = off)
   int64_t min_sentences = 1;  // the highest-scored sentences taken regardless of the threshold (blocking still applies)
   int64_t max_selected = 0;   // at most this many (0 = no cap)
@@ -71,7 +79,9 @@ struct SelectionOptions {
 
 // Indices (ascending: article order) of the sentences selected: sentences are visited by
 // probability, highest first (ties: earlier sentence first); a visit stops the walk when the cap is
-// reached or when the probability is below the threshold and min_sentences are already selected;
+// reached (max_selected; with a ratio, floor(ratio x n + 0.5) clamped to [min_sentences,
+// max_selected]) or, without a ratio, when the probability is below the threshold and min_sentences
+// are already selected;
 // a sentence whose token ids share an n-gram (n = block_ngrams) with a selected sentence is
 // skipped. A sentence shorter than n tokens is never blocked.
 std::vector<int64_t> select_sentences(const std::vector<float>& probabilities,

@@ -60,6 +60,17 @@ TEST(ExtractiveSelection, ThresholdOrderBlockingAndLimits) {
   o.max_selected = 2;
   EXPECT_EQ(select_sentences({0.6f, 0.6f, 0.6f, 0.1f, 0.1f}, ids, o), (std::vector<int64_t>{0, 1}));
   EXPECT_THROW(select_sentences({0.5f}, ids, o), c10::Error);
+  // By ratio: floor(ratio x 5 + 0.5) sentences whatever their probability; blocking still skips.
+  o = SelectionOptions{};
+  o.ratio = 0.4;  // 2 of 5
+  EXPECT_EQ(select_sentences({0.1f, 0.05f, 0.3f, 0.2f, 0.01f}, ids, o), (std::vector<int64_t>{2, 3}));
+  o.ratio = 0.5;  // 2.5 -> 3; sentence 3 is blocked by sentence 0, so the next best (1) comes in
+  EXPECT_EQ(select_sentences({0.9f, 0.5f, 0.8f, 0.7f, 0.1f}, ids, o), (std::vector<int64_t>{0, 1, 2}));
+  o.ratio = 0.01;  // rounds to 0: min_sentences still gives one
+  EXPECT_EQ(select_sentences(p, ids, o), (std::vector<int64_t>{0}));
+  o.ratio = 0.99;
+  o.max_selected = 2;
+  EXPECT_EQ(select_sentences(p, ids, o), (std::vector<int64_t>{0, 2}));
 }
 
 TEST(ExtractiveFeatures, CentralityRankAndPosition) {
@@ -126,6 +137,7 @@ TEST(ExtractiveConfig, ErrorsNameTheField) {
   };
   EXPECT_NE(message(R"("extractive": {"max_sentences": 0})").find("extractive.max_sentences"), std::string::npos);
   EXPECT_NE(message(R"("extractive": {"threshold": 1.5})").find("extractive.threshold"), std::string::npos);
+  EXPECT_NE(message(R"("extractive": {"count": "fixed"})").find("extractive.count"), std::string::npos);
   EXPECT_NE(message(R"("extractive": {"block_ngrams": -1})").find("extractive.block_ngrams"), std::string::npos);
   EXPECT_NE(message(R"("extractive": {"min_sentences": 3, "max_selected": 2})").find("extractive.max_selected"),
             std::string::npos);

@@ -289,6 +289,7 @@ void ExtractiveOptions::validate() const {
   require_field(max_selected >= 0, s, "max_selected", fmt::format("must be >= 0, got {}", max_selected));
   require_field(max_selected == 0 || max_selected >= min_sentences, s, "max_selected",
                 fmt::format("must be 0 or >= extractive.min_sentences ({}), got {}", min_sentences, max_selected));
+  require_choice(count, {"threshold", "ratio"}, s, "count");
   require_field(threshold >= 0.0 && threshold < 1.0, s, "threshold",
                 fmt::format("must be in [0, 1) (0 = calibrate on validation), got {}", threshold));
 }
@@ -314,8 +315,9 @@ void Config::validate() const {
                 fmt::format("must be > 0 when training.best_metric is \"{}\"", training.best_metric));
   if (task == "extractive") {
     extractive.validate();
-    require_field(extractive.threshold > 0.0 || training.rouge_samples > 0, "training", "rouge_samples",
-                  "must be > 0 when extractive.threshold is 0 (the threshold is calibrated on validation ROUGE)");
+    require_field((extractive.count == "threshold" && extractive.threshold > 0.0) || training.rouge_samples > 0,
+                  "training", "rouge_samples",
+                  "must be > 0 when extractive.count is \"ratio\" or extractive.threshold is 0 (calibrated on validation ROUGE)");
     return;
   }
   require_field(model.decoder_layers >= 1, "model", "decoder_layers", "must be >= 1 for summarization");

@@ -177,6 +177,7 @@ struct ExtractiveOptions {
   int64_t min_sentences = 1;     // always select at least this many (the highest scored)
   int64_t max_selected = 0;      // select at most this many (0 = no cap)
   double threshold = 0.0;        // probability a sentence needs; 0 = calibrated on validation at each validation
+  std::string count = "threshold";  // how many: "threshold" (probability >= threshold) | "ratio" (a calibrated share of the sentences)
 
   template <typename V>
   void visit(V&& v) {
@@ -186,6 +187,7 @@ struct ExtractiveOptions {
     v("min_sentences", min_sentences);
     v("max_selected", max_selected);
     v("threshold", threshold);
+    v("count", count);
   }
   void validate() const;
 };

@@ -168,7 +168,8 @@ int evaluate_summarizer_job(const EvaluateJobOptions& o) {
 
   Generated generated;
   if (extractive) {
-    spdlog::info("extracting summaries of {} articles (threshold {:.3f})...", sources.size(), e->model->threshold());
+    spdlog::info("extracting summaries of {} articles ({} {:.3f})...", sources.size(), config.extractive.count,
+                 config.extractive.count == "ratio" ? e->model->ratio() : e->model->threshold());
     const double generate_start = now_seconds();
     for (const auto& summary : extract_summaries(*e, sources, threads, config.training.eval_batch_tokens)) {
       generated.summaries.push_back(summary.text());
@@ -194,6 +195,7 @@ int evaluate_summarizer_job(const EvaluateJobOptions& o) {
     ExtractiveOptions copy = config.extractive;
     copy.visit([&](const char* key, const auto& value) { report["extractive"][key] = value; });
     report["extractive"]["calibrated_threshold"] = e->model->threshold();
+    report["extractive"]["calibrated_ratio"] = e->model->ratio();
   } else {
     report["decoding"] = nlohmann::json::object();
     model::DecodingOptions copy = config.decoding;

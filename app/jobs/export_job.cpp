@@ -45,7 +45,7 @@ int export_job(const ExportJobOptions& o) {
     extra = export_extra_files(module, "classifier", config_json, clf.tokenizer, clf.labels, o.checkpoint);
   } else if (task == "extractive") {
     LoadedExtractive e = load_extractive(o.run, o.checkpoint);
-    module = model::export_extractive(*e.model, selection_options(e.config.extractive, e.model->threshold()));
+    module = model::export_extractive(*e.model, selection_options(e.config.extractive, e.model->threshold(), e.model->ratio()));
     extra = export_extra_files(module, "extractive", config_json, e.tokenizer, {}, o.checkpoint);
   } else {
     LoadedSummarizer s = load_summarizer(o.run, o.checkpoint);

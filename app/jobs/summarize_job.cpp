@@ -63,7 +63,12 @@ void extract_chunk(const LoadedExtractive& e, const std::vector<std::string>& ar
       std::cout << best << '\n';
       continue;
     }
-    nlohmann::json line = {{"summary", best}, {"threshold", e.model->threshold()}};
+    nlohmann::json line = {{"summary", best}};
+    if (e.config.extractive.count == "ratio") {
+      line["ratio"] = e.model->ratio();
+    } else {
+      line["threshold"] = e.model->threshold();
+    }
     line["sentences"] = nlohmann::json::array();
     for (int64_t i : summary.selected) line["sentences"].push_back(summary.sentences[static_cast<size_t>(i)]);
     line["article_sentences"] = nlohmann::json::array();

@@ -214,9 +214,10 @@ std::vector<std::vector<float>> sentence_probabilities(model::ExtractiveImpl& mo
   return out;
 }
 
-model::SelectionOptions selection_options(const ExtractiveOptions& o, double threshold) {
+model::SelectionOptions selection_options(const ExtractiveOptions& o, double threshold, double ratio) {
   model::SelectionOptions s;
   s.threshold = threshold;
+  s.ratio = o.count == "ratio" ? ratio : 0.0;
   s.block_ngrams = o.block_ngrams;
   s.min_sentences = o.min_sentences;
   s.max_selected = o.max_selected;
@@ -284,8 +285,9 @@ std::map<std::string, double> ExtractiveTask::validate() {
 
   const std::string target = training_.best_metric == "loss" ? "rougeLsum" : training_.best_metric;
   const RougeScorer scorer(true);
-  auto evaluate = [&](double threshold) {
-    const auto options = selection_options(extractive_, threshold);
+  const bool by_ratio = extractive_.count == "ratio";
+  auto evaluate = [&](double value) {
+    const auto options = selection_options(extractive_, by_ratio ? 0.0 : value, by_ratio ? value : 0.0);
     std::map<std::string, double> m{{"rouge1", 0.0}, {"rouge2", 0.0}, {"rougeL", 0.0}, {"rougeLsum", 0.0}};
     double selected = 0.0;
     for (size_t i = 0; i < samples; ++i) {
@@ -300,22 +302,30 @@ std::map<std::string, double> ExtractiveTask::validate() {
     const double scale = 100.0 / static_cast<double>(samples);
     for (auto& [k, v] : m) v *= scale;
     m["sentences"] = selected / static_cast<double>(samples);
-    m["threshold"] = threshold;
+    m[by_ratio ? "ratio" : "threshold"] = value;
     return m;
   };
   std::map<std::string, double> best;
-  if (extractive_.threshold > 0.0) {
+  if (!by_ratio && extractive_.threshold > 0.0) {
     best = evaluate(extractive_.threshold);
   } else {
-    for (int step = 1; step < 40; ++step) {
-      auto m = evaluate(0.025 * step);
-      // Ties (common when the probabilities are well separated) go to the threshold nearest 0.5.
+    // Thresholds 0.025 .. 0.975 (ties, common when the probabilities are well separated, go to the
+    // value nearest 0.5), or ratios 0.01 .. 0.99 (ties go to the smaller share).
+    const char* key = by_ratio ? "ratio" : "threshold";
+    const int steps = by_ratio ? 100 : 40;
+    const double unit = by_ratio ? 0.01 : 0.025;
+    for (int step = 1; step < steps; ++step) {
+      auto m = evaluate(unit * step);
+      const bool tie = !best.empty() && m.at(target) >= best.at(target) - 1e-9;
       const bool better = best.empty() || m.at(target) > best.at(target) + 1e-9 ||
-                          (m.at(target) >= best.at(target) - 1e-9 &&
-                           std::abs(m.at("threshold") - 0.5) < std::abs(best.at("threshold") - 0.5));
+                          (tie && !by_ratio && std::abs(m.at(key) - 0.5) < std::abs(best.at(key) - 0.5));
       if (better) best = std::move(m);
     }
-    model_->set_threshold(best.at("threshold"));
+    if (by_ratio) {
+      model_->set_ratio(best.at("ratio"));
+    } else {
+      model_->set_threshold(best.at("threshold"));
+    }
   }
   for (const auto& [k, v] : best) metrics[k] = v;
   return metrics;
@@ -357,7 +367,7 @@ std::vector<ExtractedSummary> extract_summaries(const LoadedExtractive& e, const
     documents[i].features = out[i].features;
   }
   const auto probs = sentence_probabilities(*e.model.ptr(), documents, e.tokenizer.pad_id(), batch_tokens);
-  const auto options = selection_options(e.config.extractive, e.model->threshold());
+  const auto options = selection_options(e.config.extractive, e.model->threshold(), e.model->ratio());
   for (size_t i = 0; i < articles.size(); ++i) {
     out[i].probabilities = probs[i];
     out[i].selected = model::select_sentences(probs[i], documents[i].sentences, options);

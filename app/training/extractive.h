@@ -56,8 +56,9 @@ std::vector<std::vector<float>> sentence_probabilities(model::ExtractiveImpl& mo
                                                        const std::vector<ExtractiveDocument>& documents,
                                                        int64_t pad_id, int64_t batch_tokens);
 
-// extractive.* as selection options, with `threshold` (the model's calibrated one, or the config's).
-model::SelectionOptions selection_options(const ExtractiveOptions& options, double threshold);
+// extractive.* as selection options, with `threshold` (the model's calibrated one, or the config's)
+// and, with extractive.count "ratio", `ratio` (the model's calibrated share of sentences).
+model::SelectionOptions selection_options(const ExtractiveOptions& options, double threshold, double ratio);
 
 // The selected sentences joined by '\n' (ROUGE-Lsum's convention).
 std::string join_selected(const std::vector<std::string>& sentences, const std::vector<int64_t>& selected);
@@ -77,10 +78,11 @@ class ExtractiveTask : public TrainingTask {
   std::vector<std::vector<size_t>> plan_epoch(uint64_t epoch) override;
   StepOutput forward_loss(const std::vector<size_t>& batch) override;
   // Validation loss (per sentence) over every validation article; then, with extractive.threshold 0,
-  // the threshold (0.025 .. 0.975 in steps of 0.025) whose selections give the first
-  // training.rouge_samples validation articles the best training.best_metric (rougeLsum when that
-  // is "loss") becomes the model's; ROUGE F1 x100 of that selection, the threshold and the mean
-  // number of sentences selected are reported.
+  // the threshold (0.025 .. 0.975 in steps of 0.025) - or with extractive.count "ratio" the share of
+  // sentences (0.01 .. 0.99) - whose selections give the first training.rouge_samples validation
+  // articles the best training.best_metric (rougeLsum when that is "loss") becomes the model's;
+  // ROUGE F1 x100 of that selection, the threshold or ratio and the mean number of sentences
+  // selected are reported.
   std::map<std::string, double> validate() override;
 
  private:

@@ -43,6 +43,52 @@ def heed(args, binary, stdin=None):
     return result.stdout
 
 
+def check_mode(args, folder, rng, count):
+    """Trains with extractive.count `count`, exports, compares the archive's selection with heed's."""
+    run = folder / f"run-{count}"
+    heed(["train", "--config", f"{args.source}/configs/tiny_extractive.json", "--data-dir", str(folder),
+          "--output", str(run), "--set", f"extractive.count={count}"], args.heed)
+    archive = folder / f"model-{count}.pt"
+    heed(["export", "--run", str(run), "--out", str(archive)], args.heed)
+    articles = []
+    for _ in range(12):
+        article = [sentence(rng) for _ in range(rng.randint(2, 6))]
+        articles.append(" ".join(article))
+    first = sentence(rng)
+    articles.append(f"{first} {first} {sentence(rng)}")  # a repeated sentence: blocked by trigrams
+    from_heed = [json.loads(line) for line in
+                 heed(["summarize", "--run", str(run), "--input", "-", "--jsonl"], args.heed,
+                      stdin="\n".join(articles) + "\n").splitlines()]
+    check(len(from_heed) == len(articles), f"{len(from_heed)} JSON lines for {len(articles)} articles")
+
+    extra = {"heed/format.json": "", "heed/config.json": "", "heed/tokenizer.model": ""}
+    module = torch.jit.load(str(archive), _extra_files=extra)
+    fmt = json.loads(extra["heed/format.json"])
+    config = json.loads(extra["heed/config.json"])
+    check(fmt["kind"] == "extractive", f"format.json kind: {fmt}")
+    model = extra["heed/tokenizer.model"]
+    tokenizer = spm.SentencePieceProcessor(model_proto=model if isinstance(model, bytes) else model.encode())
+    max_length = config["data"]["max_length"]
+    for k, line in enumerate(from_heed):
+        sentences = [s["text"] for s in line["article_sentences"]]
+        ids = [(tokenizer.encode(" ".join(s.split()))[:max_length] or [tokenizer.unk_id()]) for s in sentences]
+        longest = max(len(s) for s in ids)
+        batch = torch.full((len(ids), longest), fmt["pad_id"], dtype=torch.long)
+        for row, s in enumerate(ids):
+            batch[row, :len(s)] = torch.tensor(s, dtype=torch.long)
+        features = torch.tensor([s["features"] for s in line["article_sentences"]], dtype=torch.float32)
+        with torch.no_grad():
+            probabilities, selected = module.summarize(batch, torch.tensor([len(s) for s in ids]), features)
+        heed_p = [s["score"] for s in line["article_sentences"]]
+        heed_selected = [s["selected"] for s in line["article_sentences"]]
+        difference = max(abs(a - b) for a, b in zip(probabilities.tolist(), heed_p))
+        check(difference < 1e-5, f"{count}: article {k}: probabilities differ by {difference}")
+        check(selected.tolist() == heed_selected, f"{count}: article {k}: selected {selected.tolist()} vs heed {heed_selected}")
+    repeated = from_heed[-1]["article_sentences"]
+    check(repeated[0]["selected"] and not repeated[1]["selected"],
+          f"the repeated sentence must be blocked: {repeated}")
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--heed", required=True)
@@ -55,51 +101,11 @@ def main():
             for i in range(300):
                 article = [sentence(rng) for _ in range(rng.randint(3, 5))]
                 out.write(json.dumps({"article": " ".join(article), "highlights": article[0], "id": str(i)}) + "\n")
-        run = folder / "run"
-        heed(["train", "--config", f"{args.source}/configs/tiny_extractive.json", "--data-dir", str(folder),
-              "--output", str(run)], args.heed)
-        archive = folder / "model.pt"
-        heed(["export", "--run", str(run), "--out", str(archive)], args.heed)
-        articles = []
-        for _ in range(12):
-            article = [sentence(rng) for _ in range(rng.randint(2, 6))]
-            articles.append(" ".join(article))
-        first = sentence(rng)
-        articles.append(f"{first} {first} {sentence(rng)}")  # a repeated sentence: blocked by trigrams
-        from_heed = [json.loads(line) for line in
-                     heed(["summarize", "--run", str(run), "--input", "-", "--jsonl"], args.heed,
-                          stdin="\n".join(articles) + "\n").splitlines()]
-        check(len(from_heed) == len(articles), f"{len(from_heed)} JSON lines for {len(articles)} articles")
-
-        extra = {"heed/format.json": "", "heed/config.json": "", "heed/tokenizer.model": ""}
-        module = torch.jit.load(str(archive), _extra_files=extra)
-        fmt = json.loads(extra["heed/format.json"])
-        config = json.loads(extra["heed/config.json"])
-        check(fmt["kind"] == "extractive", f"format.json kind: {fmt}")
-        model = extra["heed/tokenizer.model"]
-        tokenizer = spm.SentencePieceProcessor(model_proto=model if isinstance(model, bytes) else model.encode())
-        max_length = config["data"]["max_length"]
-        for k, line in enumerate(from_heed):
-            sentences = [s["text"] for s in line["article_sentences"]]
-            ids = [(tokenizer.encode(" ".join(s.split()))[:max_length] or [tokenizer.unk_id()]) for s in sentences]
-            longest = max(len(s) for s in ids)
-            batch = torch.full((len(ids), longest), fmt["pad_id"], dtype=torch.long)
-            for row, s in enumerate(ids):
-                batch[row, :len(s)] = torch.tensor(s, dtype=torch.long)
-            features = torch.tensor([s["features"] for s in line["article_sentences"]], dtype=torch.float32)
-            with torch.no_grad():
-                probabilities, selected = module.summarize(batch, torch.tensor([len(s) for s in ids]), features)
-            heed_p = [s["score"] for s in line["article_sentences"]]
-            heed_selected = [s["selected"] for s in line["article_sentences"]]
-            difference = max(abs(a - b) for a, b in zip(probabilities.tolist(), heed_p))
-            check(difference < 1e-5, f"article {k}: probabilities differ by {difference}")
-            check(selected.tolist() == heed_selected, f"article {k}: selected {selected.tolist()} vs heed {heed_selected}")
-        repeated = from_heed[-1]["article_sentences"]
-        check(repeated[0]["selected"] and not repeated[1]["selected"],
-              f"the repeated sentence must be blocked: {repeated}")
+        for count in ("threshold", "ratio"):
+            check_mode(args, folder, rng, count)
     if failures:
         sys.exit(f"{len(failures)} failure(s)")
-    print(f"ok: {len(articles)} articles, the archive selects what heed selects")
+    print("ok: for both extractive.count modes the archive selects what heed selects")
 
 
 if __name__ == "__main__":
