@@ -35,7 +35,8 @@ ExtractiveImpl::ExtractiveImpl(const ModelOptions& options, int64_t vocab_size, 
 
 torch::Tensor ExtractiveImpl::forward(const torch::Tensor& ids, const torch::Tensor& lengths,
                                       const torch::Tensor& counts, const torch::Tensor& features) {
-  TORCH_CHECK(ids.dim() == 2 && lengths.dim() == 1 && counts.dim() == 1, "extractive: ids [S, T], lengths [S], counts [B]");
+  TORCH_CHECK(ids.dim() == 2 && lengths.dim() == 1 && counts.dim() == 1,
+              "extractive: ids [S, T], lengths [S], counts [B]");
   const int64_t b = counts.size(0);
   const int64_t n = b == 0 ? 0 : counts.max().item<int64_t>();
   TORCH_CHECK(counts.sum().item<int64_t>() == ids.size(0), "extractive: counts must add up to the sentence rows");
@@ -52,28 +53,29 @@ torch::Tensor ExtractiveImpl::forward(const torch::Tensor& ids, const torch::Ten
     const auto chunk_lengths = lengths.index_select(0, rows);
     const int64_t longest = std::max<int64_t>(1, chunk_lengths.max().item<int64_t>());
     const auto chunk = ids.index_select(0, rows).narrow(1, 0, std::min(longest, ids.size(1)));
-    const auto padding = padding_mask(chunk_lengths, chunk.size(1));                // [R, T]
-    const auto h = encoder(embeddings(chunk), padding);                             // [R, T, D]
-    const auto keep = padding.logical_not().unsqueeze(-1).to(h.dtype());           // [R, T, 1]
+    const auto padding = padding_mask(chunk_lengths, chunk.size(1));                                // [R, T]
+    const auto h = encoder(embeddings(chunk), padding);                                             // [R, T, D]
+    const auto keep = padding.logical_not().unsqueeze(-1).to(h.dtype());                            // [R, T, 1]
     parts.push_back((h * keep).sum(1) / chunk_lengths.to(h.dtype()).clamp_min(1.0).unsqueeze(-1));  // [R, D]
   }
   const int64_t d = options_.d_model;
   const auto sorted_pooled = parts.empty() ? torch::zeros({0, d}) : torch::cat(parts, 0);
-  const auto pooled = torch::zeros({ids.size(0), d}, sorted_pooled.options()).index_copy(0, order, sorted_pooled);  // [S, D]
+  const auto pooled =
+      torch::zeros({ids.size(0), d}, sorted_pooled.options()).index_copy(0, order, sorted_pooled);  // [S, D]
   // Sentence rows -> [B, N] slots: row r of article a at slot a * N + (r - first row of a).
-  const auto article = torch::repeat_interleave(torch::arange(b, counts.options()), counts);           // [S]
+  const auto article = torch::repeat_interleave(torch::arange(b, counts.options()), counts);             // [S]
   const auto starts = torch::cumsum(counts, 0) - counts;                                                 // [B]
   const auto position = torch::arange(ids.size(0), counts.options()) - starts.index_select(0, article);  // [S]
   TORCH_CHECK(features.dim() == 2 && features.size(0) == ids.size(0) && features.size(1) == kSentenceFeatures,
               "extractive: features must be [S, ", kSentenceFeatures, "]");
   const auto vectors = pooled + sentence_positions(position) +
                        sentence_lengths(lengths.clamp_max(options_.max_positions)) +
-                       feature_projection(features.to(pooled.dtype()));                                 // [S, D]
+                       feature_projection(features.to(pooled.dtype()));  // [S, D]
   auto slots = torch::zeros({b * n, pooled.size(1)}, pooled.options());
-  slots = slots.index_copy(0, article * n + position, vectors).view({b, n, pooled.size(1)});          // [B, N, D]
-  const auto sentence_padding = padding_mask(counts, n);                                                 // [B, N]
+  slots = slots.index_copy(0, article * n + position, vectors).view({b, n, pooled.size(1)});  // [B, N, D]
+  const auto sentence_padding = padding_mask(counts, n);                                      // [B, N]
   const auto s = sentence_encoder(dropout_(slots), sentence_padding);
-  return scorer(s).squeeze(-1).masked_fill(sentence_padding, 0.0);                                       // [B, N]
+  return scorer(s).squeeze(-1).masked_fill(sentence_padding, 0.0);  // [B, N]
 }
 
 std::vector<int64_t> select_sentences(const std::vector<float>& probabilities,
@@ -83,8 +85,9 @@ std::vector<int64_t> select_sentences(const std::vector<float>& probabilities,
               " probabilities for ", sentence_ids.size(), " sentences");
   std::vector<int64_t> order(probabilities.size());
   std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(),
-                   [&](int64_t a, int64_t b) { return probabilities[static_cast<size_t>(a)] > probabilities[static_cast<size_t>(b)]; });
+  std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) {
+    return probabilities[static_cast<size_t>(a)] > probabilities[static_cast<size_t>(b)];
+  });
   // n-grams of token ids as strings of their bytes: exact, and what the TorchScript twin compares.
   auto grams = [&](const std::vector<int32_t>& ids) {
     std::vector<std::string> out;
@@ -97,8 +100,8 @@ std::vector<int64_t> select_sentences(const std::vector<float>& probabilities,
   };
   int64_t cap = o.max_selected;
   if (o.ratio > 0.0) {
-    cap = std::max<int64_t>(o.min_sentences,
-                            static_cast<int64_t>(std::floor(o.ratio * static_cast<double>(probabilities.size()) + 0.5)));
+    cap = std::max<int64_t>(
+        o.min_sentences, static_cast<int64_t>(std::floor(o.ratio * static_cast<double>(probabilities.size()) + 0.5)));
     if (o.max_selected > 0) cap = std::min(cap, o.max_selected);
   }
   std::unordered_set<std::string> seen;

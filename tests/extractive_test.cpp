@@ -1,14 +1,14 @@
 // The extractive summarizer: oracle labels, sentence selection, the model's masking, config errors,
 // and train -> summarize -> evaluate -> export through the heed executable on a tiny fixture.
+#include "app/training/extractive.h"
+
 #include <gtest/gtest.h>
 
 #include <filesystem>
-
 #include <nlohmann/json.hpp>
 
 #include "app/config/config.h"
 #include "app/evaluation/oracle.h"
-#include "app/training/extractive.h"
 #include "data_pipeline/base/errors.h"
 #include "data_pipeline/base/io.h"
 #include "model/extractive.h"
@@ -81,8 +81,8 @@ TEST(ExtractiveFeatures, CentralityRankAndPosition) {
   const auto k = static_cast<size_t>(heed::model::kSentenceFeatures);
   double total = 0;
   for (size_t i = 0; i < sentences.size(); ++i) total += f[i * k];
-  EXPECT_NEAR(total, 4.0, 1e-4);  // centrality x count: mean 1
-  EXPECT_LT(f[2 * k], f[1 * k]);   // the unrelated sentence is the least central
+  EXPECT_NEAR(total, 4.0, 1e-4);         // centrality x count: mean 1
+  EXPECT_LT(f[2 * k], f[1 * k]);         // the unrelated sentence is the least central
   EXPECT_FLOAT_EQ(f[2 * k + 1], 0.75f);  // ... so its rank is last (3 of 4)
   EXPECT_FLOAT_EQ(f[3 * k + 2], 0.75f);  // position 3 of 4
   EXPECT_TRUE(heed::app::sentence_features({}).empty());
@@ -126,7 +126,8 @@ TEST(ExtractiveConfig, ErrorsNameTheField) {
   auto parse = [](const std::string& text) {
     return heed::app::parse_config(nlohmann::json::parse(text), {}, "", "test.json");
   };
-  const std::string head = R"({"task": "extractive", "data": {"train": "x.jsonl"}, "training": {"best_metric": "rougeLsum"}, )";
+  const std::string head =
+      R"({"task": "extractive", "data": {"train": "x.jsonl"}, "training": {"best_metric": "rougeLsum"}, )";
   auto message = [&](const std::string& section) {
     try {
       parse(head + section + "}");
@@ -179,7 +180,8 @@ TEST(ExtractiveCli, TinyRunLearnsLeadSentenceThenSummarizesEvaluatesAndExports) 
   // The summary is the first sentence: the model must find it and stop there.
   EXPECT_GT(report["model"]["rouge1"]["f1"]["mid"].get<double>(), 0.9) << out;
   EXPECT_GT(report["model"]["rougeLsum"]["f1"]["mid"].get<double>(), 0.9) << out;
-  EXPECT_GT(report["model"]["rouge1"]["f1"]["mid"].get<double>(), report["lead-3"]["rouge1"]["f1"]["mid"].get<double>());
+  EXPECT_GT(report["model"]["rouge1"]["f1"]["mid"].get<double>(),
+            report["lead-3"]["rouge1"]["f1"]["mid"].get<double>());
   ASSERT_TRUE(report.contains("extractive")) << report.dump();
   const double threshold = report["extractive"]["calibrated_threshold"].get<double>();
   EXPECT_GT(threshold, 0.0);
@@ -189,9 +191,9 @@ TEST(ExtractiveCli, TinyRunLearnsLeadSentenceThenSummarizesEvaluatesAndExports) 
   const std::string article = "The film was great and long. I loved it a lot. The end was sad.";
   ASSERT_EQ(run_command(heed + " summarize --run " + run + " '" + article + "'", &out, false), 0) << out;
   EXPECT_EQ(out, "The film was great and long.\n");
-  ASSERT_EQ(run_command("echo '" + article + "' | " + heed + " summarize --run " + run + " --input - --jsonl", &out,
-                        false),
-            0)
+  ASSERT_EQ(
+      run_command("echo '" + article + "' | " + heed + " summarize --run " + run + " --input - --jsonl", &out, false),
+      0)
       << out;
   const auto line = nlohmann::json::parse(out);
   ASSERT_EQ(line["article_sentences"].size(), 3u) << out;

@@ -1,13 +1,13 @@
 #include "app/training/extractive.h"
 
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <thread>
-
-#include <fmt/format.h>
-#include <spdlog/spdlog.h>
 
 #include "app/config/run_dir.h"
 #include "app/evaluation/baselines.h"
@@ -59,11 +59,18 @@ std::vector<std::vector<uint8_t>> cached_oracle_labels(const std::vector<std::ve
       bool ok = true;
       for (size_t i = 0; i < n && ok; ++i) {
         uint32_t count = 0;
-        if (at + sizeof(count) > bytes.size()) { ok = false; break; }
+        if (at + sizeof(count) > bytes.size()) {
+          ok = false;
+          break;
+        }
         std::memcpy(&count, bytes.data() + at, sizeof(count));
         at += sizeof(count);
-        if (count != sentences[i].size() || at + count > bytes.size()) { ok = false; break; }
-        out[i].assign(bytes.begin() + static_cast<std::ptrdiff_t>(at), bytes.begin() + static_cast<std::ptrdiff_t>(at + count));
+        if (count != sentences[i].size() || at + count > bytes.size()) {
+          ok = false;
+          break;
+        }
+        out[i].assign(bytes.begin() + static_cast<std::ptrdiff_t>(at),
+                      bytes.begin() + static_cast<std::ptrdiff_t>(at + count));
         at += count;
       }
       if (ok && at == bytes.size()) {
@@ -124,8 +131,8 @@ int64_t ExtractiveDocument::tokens() const {
   return t;
 }
 
-ExtractiveBatch make_extractive_batch(const std::vector<ExtractiveDocument>& documents, const std::vector<size_t>& index,
-                                      int64_t pad_id, bool with_labels) {
+ExtractiveBatch make_extractive_batch(const std::vector<ExtractiveDocument>& documents,
+                                      const std::vector<size_t>& index, int64_t pad_id, bool with_labels) {
   ExtractiveBatch b;
   int64_t rows = 0, longest = 1, most = 0;
   for (size_t d : index) {
@@ -195,19 +202,21 @@ std::vector<std::vector<size_t>> inference_batches(const std::vector<ExtractiveD
 }  // namespace
 
 std::vector<std::vector<float>> sentence_probabilities(model::ExtractiveImpl& model,
-                                                       const std::vector<ExtractiveDocument>& documents,
-                                                       int64_t pad_id, int64_t batch_tokens) {
+                                                       const std::vector<ExtractiveDocument>& documents, int64_t pad_id,
+                                                       int64_t batch_tokens) {
   torch::InferenceMode guard;
   const bool was_training = model.is_training();
   model.eval();
   std::vector<std::vector<float>> out(documents.size());
   for (const auto& index : inference_batches(documents, batch_tokens)) {
     const auto batch = make_extractive_batch(documents, index, pad_id, false);
-    const auto probs = torch::sigmoid(model.forward(batch.ids, batch.lengths, batch.counts, batch.features)).contiguous();
+    const auto probs =
+        torch::sigmoid(model.forward(batch.ids, batch.lengths, batch.counts, batch.features)).contiguous();
     const auto* p = probs.data_ptr<float>();
     for (size_t k = 0; k < index.size(); ++k) {
       const auto count = documents[index[k]].sentences.size();
-      out[index[k]].assign(p + static_cast<int64_t>(k) * probs.size(1), p + static_cast<int64_t>(k) * probs.size(1) + static_cast<int64_t>(count));
+      out[index[k]].assign(p + static_cast<int64_t>(k) * probs.size(1),
+                           p + static_cast<int64_t>(k) * probs.size(1) + static_cast<int64_t>(count));
     }
   }
   if (was_training) model.train();
