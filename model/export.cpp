@@ -310,6 +310,83 @@ def attention(self, ids: Tensor, lengths: Tensor,
 )JIT";
 
 // decoding.cpp: greedy and beam search over decode_step, the same bookkeeping in the same order.
+// extractive.cpp: sentence vectors, inter-sentence layers, scores; select_sentences.
+constexpr const char* kExtractiveSource = R"JIT(
+def forward(self, ids: Tensor, lengths: Tensor, features: Tensor) -> Tensor:
+    # ids [S, T], lengths [S], features [S, F]: the sentences of ONE article, in order -> probabilities [S]
+    S = ids.size(0)
+    if S == 0:
+        return torch.zeros([0])
+    assert S <= self.max_sentences, ("an article of " + str(S) + " sentences exceeds extractive.max_sentences (" +
+                                     str(self.max_sentences) + ")")
+    h, padding = self._encode(ids, lengths)  # [S, T, D]
+    keep = padding.logical_not().unsqueeze(-1).type_as(h)
+    pooled = (h * keep).sum(1) / lengths.type_as(h).clamp_min(1.0).unsqueeze(-1)  # [S, D]
+    x = (pooled + torch.embedding(self.sentence_positions__weight, torch.arange(S)) +
+         torch.embedding(self.sentence_lengths__weight, lengths.long().clamp_max(self.max_positions)) +
+         torch.linear(features.type_as(pooled), self.feature_projection__weight, self.feature_projection__bias)).unsqueeze(0)
+    forbidden = (torch.arange(S) >= S).view([1, 1, 1, S])  # one article: nothing padded
+    for w in self._sentence_weights():
+        x, _ = self._encoder_layer(x, forbidden, w)
+    final = self._sentence_final_norm()
+    if len(final) == 2:
+        x = self._norm(x, final, 0)
+    logits = torch.linear(x, self.scorer__weight, self.scorer__bias).squeeze(-1).squeeze(0)  # [S]
+    return torch.sigmoid(logits)
+
+def _ngrams(self, row: List[int], length: int) -> List[str]:
+    n = self.block_ngrams
+    grams: List[str] = []
+    if n > 0 and length >= n:
+        for j in range(length - n + 1):
+            key = ""
+            for t in range(n):
+                key = key + str(row[j + t]) + ","
+            grams.append(key)
+    return grams
+
+def summarize(self, ids: Tensor, lengths: Tensor, features: Tensor) -> Tuple[Tensor, Tensor]:
+    # -> (probabilities [S], selected [S] bool): model::select_sentences with the run's options
+    # and the calibrated threshold (the selection_threshold buffer)
+    p = self.forward(ids, lengths, features)
+    S = p.size(0)
+    probs: List[float] = p.tolist()
+    order: List[int] = torch.sort(p, stable=True, dim=0, descending=True)[1].tolist()
+    sizes: List[int] = lengths.tolist()
+    threshold = float(self.selection_threshold[0].item())
+    ratio = float(self.selection_ratio[0].item())
+    cap = self.max_selected
+    if ratio > 0.0:
+        cap = int(ratio * float(S) + 0.5)
+        if cap < self.min_sentences:
+            cap = self.min_sentences
+        if self.max_selected > 0 and cap > self.max_selected:
+            cap = self.max_selected
+    chosen: List[bool] = []
+    for i in range(S):
+        chosen.append(False)
+    seen: Dict[str, bool] = {}
+    k = 0
+    for i in order:
+        if (self.max_selected > 0 or ratio > 0.0) and k >= cap:
+            break
+        if ratio <= 0.0 and k >= self.min_sentences and probs[i] < threshold:
+            break
+        row: List[int] = ids[i].tolist()
+        grams = self._ngrams(row, sizes[i])
+        blocked = False
+        for g in grams:
+            if g in seen:
+                blocked = True
+        if blocked:
+            continue
+        for g in grams:
+            seen[g] = True
+        chosen[i] = True
+        k += 1
+    return p, torch.tensor(chosen)
+)JIT";
+
 constexpr const char* kSearchSource = R"JIT(
 def _reorder(self, index: Tensor, memory: Tensor, padding: Tensor, source_ids: Tensor,
              cache: Tuple[List[Tensor], List[Tensor], List[Tensor], int]
@@ -747,6 +824,22 @@ torch::jit::Module export_seq2seq(Seq2SeqImpl& model, int64_t pad_id, int64_t bo
                                                           "copy_gate.weight", "copy_gate.bias"})
                                        : "[]");
   define(m, accessors + kLayersSource + kSeq2SeqSource + kSearchSource, "summarizer");
+  return m;
+}
+
+torch::jit::Module export_extractive(ExtractiveImpl& model, const SelectionOptions& selection) {
+  const auto& o = model.options();
+  torch::jit::Module m("heed_extractive");
+  register_common(m, model, o);
+  m.register_attribute("max_sentences", c10::IntType::get(), model.max_sentences());
+  m.register_attribute("block_ngrams", c10::IntType::get(), selection.block_ngrams);
+  m.register_attribute("min_sentences", c10::IntType::get(), selection.min_sentences);
+  m.register_attribute("max_selected", c10::IntType::get(), selection.max_selected);
+  const std::string accessors =
+      common_accessors(o) +
+      stack_accessor("_sentence_weights", "sentence_encoder", model.sentence_layers(), kEncoderLayer) +
+      optional_pair("_sentence_final_norm", o.norm == "pre", "sentence_encoder.final_norm.");
+  define(m, accessors + kLayersSource + kExtractiveSource, "extractive summarizer");
   return m;
 }
 

@@ -25,6 +25,10 @@
 //         is greedy search. The search is heed's model::beam_search / greedy_search (decoding.cpp).
 //     search(ids, lengths, beam_size, max_length, min_length, length_penalty, no_repeat_ngram_size,
 //            early_stopping) -> (tokens [B, L], token counts [B] int64 (-1: no hypothesis), scores)
+//   extractive summarizer (ONE article per call; its sentences are the rows)
+//     forward(ids [S, T], lengths [S], features [S, 3] float) -> probabilities [S]
+//     summarize(ids, lengths, features) -> (probabilities [S], selected [S] bool): model::select_sentences
+//         (threshold = the selection_threshold buffer, n-gram blocking on token ids, min/max counts)
 #pragma once
 #include <cstdint>
 #include <string>
@@ -33,6 +37,7 @@
 #include <torch/torch.h>
 
 #include "model/classifier.h"
+#include "model/extractive.h"
 #include "model/seq2seq.h"
 
 namespace heed::model {
@@ -50,5 +55,9 @@ torch::jit::Module export_classifier(ClassifierImpl& model);
 
 // A TorchScript twin of `model`; the special ids are what generate() starts, stops and pads with.
 torch::jit::Module export_seq2seq(Seq2SeqImpl& model, int64_t pad_id, int64_t bos_id, int64_t eos_id);
+
+// A TorchScript twin of an extractive summarizer; `selection` gives the blocking and counts (the
+// threshold is the model's selection_threshold buffer).
+torch::jit::Module export_extractive(ExtractiveImpl& model, const SelectionOptions& selection);
 
 }  // namespace heed::model

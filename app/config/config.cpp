@@ -104,7 +104,7 @@ json section_to_json(Options options) {
 }
 
 const std::vector<std::string> kSections = {"task", "data", "tokenizer", "model", "training", "decoding",
-                                           "distributed"};
+                                           "distributed", "extractive"};
 
 // Applies one "a.b=value" override to `doc`; returns the field it sets ("training.lr", "task").
 std::string apply_override(json& doc, const std::string& assignment, const std::string& label) {
@@ -174,7 +174,8 @@ Config parse_document(const json& doc, const std::string& data_dir) {
   read_section(doc, "training", config.training);
   read_section(doc, "decoding", config.decoding);
   read_section(doc, "distributed", config.distributed);
-  if (config.task == "summarization" && !(doc.contains("training") && doc["training"].contains("best_metric"))) {
+  read_section(doc, "extractive", config.extractive);
+  if ((config.task == "summarization" || config.task == "extractive") && !(doc.contains("training") && doc["training"].contains("best_metric"))) {
     config.training.best_metric = "loss";  // the classification default means nothing here
   }
   expand_data_dir(config.data.train, data_dir);
@@ -281,8 +282,25 @@ void DistributedOptions::validate() const {
                 fmt::format("must be in [1, 86400], got {}", timeout_s));
 }
 
+void ExtractiveOptions::validate() const {
+  const std::string s = "extractive";
+  require_field(max_sentences >= 1 && max_sentences <= 100000, s, "max_sentences",
+                fmt::format("must be in [1, 100000], got {}", max_sentences));
+  require_field(sentence_layers >= 0 && sentence_layers <= 64, s, "sentence_layers",
+                fmt::format("must be in [0, 64], got {}", sentence_layers));
+  require_field(block_ngrams >= 0 && block_ngrams <= 16, s, "block_ngrams",
+                fmt::format("must be in [0, 16], got {}", block_ngrams));
+  require_field(min_sentences >= 0, s, "min_sentences", fmt::format("must be >= 0, got {}", min_sentences));
+  require_field(max_selected >= 0, s, "max_selected", fmt::format("must be >= 0, got {}", max_selected));
+  require_field(max_selected == 0 || max_selected >= min_sentences, s, "max_selected",
+                fmt::format("must be 0 or >= extractive.min_sentences ({}), got {}", min_sentences, max_selected));
+  require_choice(count, {"threshold", "ratio"}, s, "count");
+  require_field(threshold >= 0.0 && threshold < 1.0, s, "threshold",
+                fmt::format("must be in [0, 1) (0 = calibrate on validation), got {}", threshold));
+}
+
 void Config::validate() const {
-  require_choice(task, {"classification", "summarization"}, "config", "task");
+  require_choice(task, {"classification", "summarization", "extractive"}, "config", "task");
   distributed.validate();
   data.validate();
   tokenizer.validate();
@@ -300,6 +318,13 @@ void Config::validate() const {
   require_choice(training.best_metric, {"loss", "rouge1", "rouge2", "rougeL", "rougeLsum"}, "training", "best_metric");
   require_field(training.best_metric == "loss" || training.rouge_samples > 0, "training", "rouge_samples",
                 fmt::format("must be > 0 when training.best_metric is \"{}\"", training.best_metric));
+  if (task == "extractive") {
+    extractive.validate();
+    require_field((extractive.count == "threshold" && extractive.threshold > 0.0) || training.rouge_samples > 0,
+                  "training", "rouge_samples",
+                  "must be > 0 when extractive.count is \"ratio\" or extractive.threshold is 0 (calibrated on validation ROUGE)");
+    return;
+  }
   require_field(model.decoder_layers >= 1, "model", "decoder_layers", "must be >= 1 for summarization");
   decoding.validate();
   const int64_t longest_target = std::max(data.max_target_length, decoding.max_length);
@@ -348,6 +373,7 @@ json to_json(const Config& config) {
   doc["model"] = section_to_json(config.model);
   doc["training"] = section_to_json(config.training);
   if (config.task == "summarization") doc["decoding"] = section_to_json(config.decoding);
+  if (config.task == "extractive") doc["extractive"] = section_to_json(config.extractive);
   doc["distributed"] = section_to_json(config.distributed);
   return doc;
 }

@@ -171,14 +171,39 @@ struct DistributedOptions {
   void validate() const;
 };
 
+// task "extractive": how sentences are read and selected (docs/CONFIG.md, "extractive"). Each
+// sentence is one text of data.max_length tokens.
+struct ExtractiveOptions {
+  int64_t max_sentences = 128;   // sentences of an article read and scored (later ones are never selected)
+  int64_t sentence_layers = 2;   // inter-sentence Transformer layers over the sentence vectors
+  int64_t block_ngrams = 3;      // skip a sentence sharing a token-id n-gram with one already selected (0 = off)
+  int64_t min_sentences = 1;     // always select at least this many (the highest scored)
+  int64_t max_selected = 0;      // select at most this many (0 = no cap)
+  double threshold = 0.0;        // probability a sentence needs; 0 = calibrated on validation at each validation
+  std::string count = "threshold";  // how many: "threshold" (probability >= threshold) | "ratio" (a calibrated share of the sentences)
+
+  template <typename V>
+  void visit(V&& v) {
+    v("max_sentences", max_sentences);
+    v("sentence_layers", sentence_layers);
+    v("block_ngrams", block_ngrams);
+    v("min_sentences", min_sentences);
+    v("max_selected", max_selected);
+    v("threshold", threshold);
+    v("count", count);
+  }
+  void validate() const;
+};
+
 struct Config {
-  std::string task = "classification";  // "classification" | "summarization"
+  std::string task = "classification";  // "classification" | "summarization" | "extractive"
   DataOptions data;
   TokenizerOptions tokenizer;
   model::ModelOptions model;
   TrainingOptions training;
   model::DecodingOptions decoding;      // summarization: how validation ROUGE and `heed summarize` decode
   DistributedOptions distributed;       // several processes (torchrun); ignored by a single process
+  ExtractiveOptions extractive;         // extractive: sentence reading and selection
 
   void validate() const;
 };

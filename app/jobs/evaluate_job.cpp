@@ -33,7 +33,7 @@ void check_report_paths(const EvaluateJobOptions& o, const std::string& task) {
   const std::vector<NamedInput> inputs = {{"--data", o.data}};
   const std::string report = report_path(o);
   check_output_path("--report", report, inputs, o.run, {"eval/"});
-  if (task == "summarization") {
+  if (task == "summarization" || task == "extractive") {
     const auto summaries = fs::path(report).parent_path() / (fs::path(report).stem().string() + ".summaries.jsonl");
     check_output_path("--report (its summaries file)", summaries.string(), inputs, o.run, {"eval/"});
   }
@@ -47,7 +47,7 @@ int evaluate_job(const EvaluateJobOptions& o) {
   if (!fs::exists(o.data, ec)) throw InputError(fmt::format("--data {}: does not exist", o.data));
   const std::string task = run_task(o.run);
   check_report_paths(o, task);
-  if (task == "summarization") return evaluate_summarizer_job(o);
+  if (task == "summarization" || task == "extractive") return evaluate_summarizer_job(o);
   if (!o.baseline.empty() || !o.decoding_overrides.empty()) {
     throw InputError("evaluate: --baseline and decoding flags apply to summarization runs only");
   }

@@ -3,6 +3,7 @@
 // writes the JSON report and the generated summaries (JSON lines) next to it.
 #include <filesystem>
 #include <iostream>
+#include <optional>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -10,6 +11,8 @@
 #include "app/cli/jobs.h"
 #include "app/evaluation/baselines.h"
 #include "app/evaluation/rouge.h"
+#include "app/config/run_dir.h"
+#include "app/training/extractive.h"
 #include "app/training/summarization.h"
 #include "app/training/torch_runtime.h"
 #include "data_pipeline/base/errors.h"
@@ -143,16 +146,38 @@ int evaluate_summarizer_job(const EvaluateJobOptions& o) {
   if (o.limit < 0) throw InputError("--limit must be >= 0");
   const int threads = configure_runtime(o.threads);
   const double start = now_seconds();
-  LoadedSummarizer s = load_summarizer(o.run, o.checkpoint, o.decoding_overrides);
+  const bool extractive = run_task(o.run) == "extractive";
+  if (extractive && !o.decoding_overrides.empty()) {
+    throw InputError("evaluate: decoding flags apply to abstractive summarizers; this run is extractive");
+  }
+  std::optional<LoadedSummarizer> s;
+  std::optional<LoadedExtractive> e;
+  if (extractive) {
+    e = load_extractive(o.run, o.checkpoint);
+  } else {
+    s = load_summarizer(o.run, o.checkpoint, o.decoding_overrides);
+  }
+  const Config& config = extractive ? e->config : s->config;
   data::ReadReport read_report;
-  const auto pairs = load_pairs(o, s.config, read_report);
+  const auto pairs = load_pairs(o, config, read_report);
   std::vector<std::string> sources, references;
   for (const auto& p : pairs) {
     sources.push_back(p.source);
     references.push_back(p.target);
   }
 
-  const Generated generated = generate_summaries(s, sources, o, threads);
+  Generated generated;
+  if (extractive) {
+    spdlog::info("extracting summaries of {} articles ({} {:.3f})...", sources.size(), config.extractive.count,
+                 config.extractive.count == "ratio" ? e->model->ratio() : e->model->threshold());
+    const double generate_start = now_seconds();
+    for (const auto& summary : extract_summaries(*e, sources, threads, config.training.eval_batch_tokens)) {
+      generated.summaries.push_back(summary.text());
+    }
+    generated.seconds = now_seconds() - generate_start;
+  } else {
+    generated = generate_summaries(*s, sources, o, threads);
+  }
 
   nlohmann::json report = score_summaries(references, generated.summaries, sources, baselines);
   const std::string path = report_path(o);
@@ -165,15 +190,28 @@ int evaluate_summarizer_job(const EvaluateJobOptions& o) {
   report["pairs"] = pairs.size();
   report["skipped"] = read_report.skipped;
   report["reference_mean_words"] = mean_words(references);
-  report["decoding"] = nlohmann::json::object();
-  {
-    model::DecodingOptions copy = s.config.decoding;
+  if (extractive) {
+    report["extractive"] = nlohmann::json::object();
+    ExtractiveOptions copy = config.extractive;
+    copy.visit([&](const char* key, const auto& value) { report["extractive"][key] = value; });
+    report["extractive"]["calibrated_threshold"] = e->model->threshold();
+    report["extractive"]["calibrated_ratio"] = e->model->ratio();
+  } else {
+    report["decoding"] = nlohmann::json::object();
+    model::DecodingOptions copy = config.decoding;
     copy.visit([&](const char* key, const auto& value) { report["decoding"][key] = value; });
   }
   report["summaries"] = summaries_path;
   report["seconds"] = {{"total", now_seconds() - start}, {"generate", generated.seconds}};
-  report["generated_tokens_per_second"] = static_cast<double>(generated.tokens) / std::max(1e-9, generated.seconds);
+  if (!extractive) {
+    report["generated_tokens_per_second"] = static_cast<double>(generated.tokens) / std::max(1e-9, generated.seconds);
+  }
   write_file_atomic(path, report.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
+  if (extractive) {
+    spdlog::info("{} summaries in {:.1f}s; report {}, summaries {}", pairs.size(), generated.seconds, path,
+                 summaries_path);
+    return 0;
+  }
   spdlog::info("{} summaries in {:.1f}s ({:.0f} tokens/s); report {}, summaries {}", pairs.size(), generated.seconds,
                report["generated_tokens_per_second"].get<double>(), path, summaries_path);
   return 0;

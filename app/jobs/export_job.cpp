@@ -8,6 +8,7 @@
 #include "app/config/run_dir.h"
 #include "app/training/classification.h"
 #include "app/training/exported.h"
+#include "app/training/extractive.h"
 #include "app/training/summarization.h"
 #include "data_pipeline/base/errors.h"
 #include "data_pipeline/base/io.h"
@@ -42,6 +43,10 @@ int export_job(const ExportJobOptions& o) {
     LoadedClassifier clf = load_classifier(o.run, o.checkpoint);
     module = model::export_classifier(*clf.model);
     extra = export_extra_files(module, "classifier", config_json, clf.tokenizer, clf.labels, o.checkpoint);
+  } else if (task == "extractive") {
+    LoadedExtractive e = load_extractive(o.run, o.checkpoint);
+    module = model::export_extractive(*e.model, selection_options(e.config.extractive, e.model->threshold(), e.model->ratio()));
+    extra = export_extra_files(module, "extractive", config_json, e.tokenizer, {}, o.checkpoint);
   } else {
     LoadedSummarizer s = load_summarizer(o.run, o.checkpoint);
     const SpecialIds ids = special_ids(s.tokenizer);

@@ -10,6 +10,7 @@
 #include "app/cli/jobs.h"
 #include "app/training/classification.h"
 #include "app/training/distributed.h"
+#include "app/training/extractive.h"
 #include "app/training/summarization.h"
 #include "app/training/torch_runtime.h"
 #include "data_pipeline/base/errors.h"
@@ -316,13 +317,20 @@ int train_classifier(const RunSetup& r) {
   return code;
 }
 
+// (article, summary) pairs from data.train, split into train, validation (or data.validation) and the
+// held-out test part.
+void read_and_split_pairs(const Config& config, std::vector<data::SummaryExample>* train,
+                          std::vector<data::SummaryExample>* validation) {
+  auto pairs = read_pairs(config.data, config.data.train, false, "train");
+  split_train_validation(std::move(pairs), config.data, train, validation);
+  if (!config.data.validation.empty()) *validation = read_pairs(config.data, config.data.validation, true, "validation");
+}
+
 int train_summarizer(const RunSetup& r) {
   const Config& config = r.config;
   // --- Data: files -> (article, summary) pairs -> train/validation. ---
-  auto pairs = read_pairs(config.data, config.data.train, false, "train");
   std::vector<data::SummaryExample> train, validation;
-  split_train_validation(std::move(pairs), config.data, &train, &validation);
-  if (!config.data.validation.empty()) validation = read_pairs(config.data, config.data.validation, true, "validation");
+  read_and_split_pairs(config, &train, &validation);
   std::vector<std::string> train_sources, train_targets, validation_sources, validation_targets;
   SummarizationData data;
   for (auto& e : train) {
@@ -356,6 +364,85 @@ int train_summarizer(const RunSetup& r) {
   torch::manual_seed(config.training.seed);
   model::Seq2Seq model(config.model, tokenizer.vocab_size());
   SummarizationTask task(model, std::move(data), config.training, config.decoding, tokenizer);
+  return train_and_report(r, task);
+}
+
+// Extractive: article sentences (token ids, each cut to data.max_length) and their oracle labels.
+std::vector<ExtractiveDocument> extractive_documents(const RunSetup& r, const data::Tokenizer& tokenizer,
+                                                     const std::vector<data::SummaryExample>& pairs,
+                                                     std::vector<std::vector<std::string>>* sentences_out,
+                                                     const char* what) {
+  std::vector<std::vector<std::string>> sentences;
+  std::vector<std::string> references, flat;
+  for (const auto& p : pairs) {
+    sentences.push_back(article_sentences(p.source, r.config.extractive.max_sentences));
+    references.push_back(p.target);
+    flat.insert(flat.end(), sentences.back().begin(), sentences.back().end());
+  }
+  const auto ids = encode_truncated(r, tokenizer, flat, truncation_of(r.config.data), what);
+  bool hit = false;
+  const double start = now_seconds();
+  const auto labels = local_rank_zero_first(r, fmt::format("oracle labels of {}", what), [&] {
+    return cached_oracle_labels(sentences, references, r.threads, r.cache_dir, &hit);
+  });
+  std::vector<ExtractiveDocument> documents(pairs.size());
+  size_t at = 0, positives = 0;
+  for (size_t i = 0; i < pairs.size(); ++i) {
+    for (size_t j = 0; j < sentences[i].size(); ++j) {
+      documents[i].sentences.push_back(ids[at++]);
+      documents[i].labels.push_back(static_cast<float>(labels[i][j]));
+      positives += labels[i][j];
+    }
+    documents[i].features = sentence_features(sentences[i]);
+  }
+  spdlog::info("{}: {} sentences in {} articles, {} ({:.1f}%) selected by the oracle, {} in {:.1f}s", what, flat.size(),
+               pairs.size(), positives, 100.0 * static_cast<double>(positives) / static_cast<double>(std::max<size_t>(1, flat.size())),
+               hit ? "read from the cache" : "labelled", now_seconds() - start);
+  if (sentences_out != nullptr) *sentences_out = std::move(sentences);
+  return documents;
+}
+
+int train_extractive(const RunSetup& r) {
+  const Config& config = r.config;
+  std::vector<data::SummaryExample> train, validation;
+  read_and_split_pairs(config, &train, &validation);
+  // The tokenizer reads articles and summaries (the same texts as the abstractive summarizer's).
+  std::vector<std::string> tokenizer_texts;  // in the summarizer's order, so both reuse one cached tokenizer
+  for (const auto& e : train) tokenizer_texts.push_back(e.source);
+  for (const auto& e : train) tokenizer_texts.push_back(e.target);
+  const data::Tokenizer tokenizer = shared_tokenizer(r, tokenizer_texts);
+  tokenizer_texts.clear();
+  ExtractiveData data;
+  data.pad_id = tokenizer.pad_id();
+  data.train = extractive_documents(r, tokenizer, train, nullptr, "train sentences");
+  data.validation = extractive_documents(r, tokenizer, validation, &data.validation_sentences, "validation sentences");
+  for (auto& e : validation) data.validation_references.push_back(std::move(e.target));
+  {
+    // The ceiling: ROUGE of the oracle's own selections on the validation articles.
+    const RougeScorer scorer(true);
+    double r1 = 0, r2 = 0, rlsum = 0;
+    for (size_t i = 0; i < data.validation.size(); ++i) {
+      std::vector<int64_t> chosen;
+      for (size_t j = 0; j < data.validation[i].labels.size(); ++j) {
+        if (data.validation[i].labels[j] > 0.5f) chosen.push_back(static_cast<int64_t>(j));
+      }
+      const auto s = scorer.score(data.validation_references[i], join_selected(data.validation_sentences[i], chosen));
+      r1 += s.rouge1.f1;
+      r2 += s.rouge2.f1;
+      rlsum += s.rougeLsum.f1;
+    }
+    const double scale = 100.0 / static_cast<double>(std::max<size_t>(1, data.validation.size()));
+    spdlog::info("oracle labels on validation: ROUGE-1/2/Lsum {:.2f}/{:.2f}/{:.2f}", r1 * scale, r2 * scale,
+                 rlsum * scale);
+  }
+  train.clear();
+  validation.clear();
+
+  create_run_dir(r, tokenizer);
+  torch::manual_seed(config.training.seed);
+  model::Extractive model(config.model, tokenizer.vocab_size(), config.extractive.max_sentences,
+                          config.extractive.sentence_layers);
+  ExtractiveTask task(model, std::move(data), config.training, config.extractive);
   return train_and_report(r, task);
 }
 
@@ -408,6 +495,7 @@ int train_job(const TrainJobOptions& options) {
   spdlog::info("heed train ({}): {} -> {} ({} threads{})", config.task, o.resume ? run.config() : o.config, output,
                threads, comm ? fmt::format(" in each of {} processes", env.world_size) : "");
   const RunSetup setup{o, config, run, output, data::resolve_cache_dir(config.data.cache_dir), threads, comm.get()};
+  if (config.task == "extractive") return train_extractive(setup);
   return config.task == "summarization" ? train_summarizer(setup) : train_classifier(setup);
 }
 

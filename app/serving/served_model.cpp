@@ -47,6 +47,10 @@ ServedModel load_served_model(const ModelSpec& spec, const std::string& checkpoi
   ServedModel m{spec.name, spec.path, "", std::nullopt, std::nullopt};
   if (std::filesystem::is_directory(spec.path)) {
     const std::string task = run_task(spec.path);
+    if (task == "extractive") {
+      throw InputError(fmt::format("--model {}={}: heed serve does not host extractive runs yet; use heed summarize --run {}",
+                                   spec.name, spec.path, spec.path));
+    }
     if (task == "summarization") {
       m.kind = "summarizer";
       m.summarizer = open_summarizer_predictor(spec.path, "", checkpoint, {});

@@ -70,6 +70,11 @@ std::map<std::string, std::string> read_extra_files(const std::string& path, nlo
                                    version.get<int64_t>(), model::kExportFormat));
     }
     const auto kind = format.value("kind", std::string());
+    if (kind == "extractive") {
+      throw InputError(fmt::format("{}: an extractive summarizer's archive runs with torch.jit.load (its summarize "
+                                   "method, docs/EXPORT.md); in heed use the run: heed summarize --run DIR",
+                                   path));
+    }
     if (kind != "classifier" && kind != "summarizer") {
       throw InputError(fmt::format("{}: {} names kind \"{}\", expected \"classifier\" or \"summarizer\"", path,
                                    kFormatFile, kind));
