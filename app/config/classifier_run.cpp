@@ -26,17 +26,19 @@ bool flat_weights_fresh(const RunDir& run, const std::string& checkpoint) {
   }
 }
 
-Config load_classifier_config(const RunDir& run) {
+Config load_run_config(const RunDir& run, const std::string& task, const std::string& what) {
   Config config;
   try {
     config = parse_config(read_json_file(run.config()), {}, "", run.config());
   } catch (const InputError& e) {
     throw Error(fmt::format("{}: the run's config does not load ({})", run.config(), e.what()));
   }
-  if (config.task != "classification") {
-    throw InputError(fmt::format("--run {}: a {} run, not a classifier (use heed summarize)", run.root, config.task));
-  }
+  if (config.task != task) throw InputError(fmt::format("--run {}: a {} run, not {}", run.root, config.task, what));
   return config;
+}
+
+Config load_classifier_config(const RunDir& run) {
+  return load_run_config(run, "classification", "a classifier (use heed summarize)");
 }
 
 InputError vocabulary_mismatch(const RunDir& run, int tokenizer_vocab, const std::string& checkpoint) {

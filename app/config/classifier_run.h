@@ -16,8 +16,11 @@ std::string flat_weights_path(const RunDir& run, const std::string& checkpoint);
 // and its header checksum and length verify (cheap: the tensors are not read or hashed).
 bool flat_weights_fresh(const RunDir& run, const std::string& checkpoint);
 
-// The config of a classifier run: Error when it does not load, InputError when the run is not a
-// classifier. Shared by both classify paths.
+// The config of a run of `task`: Error when it does not load, InputError naming the run's task when
+// it is another (`what` says what was wanted, e.g. "a classifier (use heed summarize)").
+Config load_run_config(const RunDir& run, const std::string& task, const std::string& what);
+
+// load_run_config for a classifier run. Shared by both classify paths.
 Config load_classifier_config(const RunDir& run);
 
 // The error for a run whose tokenizer does not fit its weights (tokenizer.model replaced, or files

@@ -151,13 +151,13 @@ LoadedClassifier load_classifier(const std::string& run_dir, const std::string& 
   return LoadedClassifier{config, std::move(tokenizer), std::move(labels), model, truncation_of(config.data)};
 }
 
-void ensure_flat_weights(const std::string& run_dir, const std::string& checkpoint, model::Classifier& model) {
+std::optional<model::FlatWeights> ensure_flat_weights(const std::string& run_dir, const std::string& checkpoint,
+                                                      model::Classifier& model) {
   const RunDir run{run_dir};
   const auto path = flat_weights_path(run, checkpoint);
   if (flat_weights_fresh(run, checkpoint)) {
     try {
-      model::FlatWeights::read(path);  // verifies the data's checksum too
-      return;
+      return model::FlatWeights::read(path);  // verifies the data's checksum too
     } catch (const Error&) {
       // damaged: written again below from the verified checkpoint in `model`
     }
@@ -165,9 +165,11 @@ void ensure_flat_weights(const std::string& run_dir, const std::string& checkpoi
   try {
     save_flat_weights(path, *model, run.checkpoint(checkpoint));
     spdlog::info("wrote {} (heed classify on this run now starts without libtorch)", path);
+    return model::FlatWeights::read(path);
   } catch (const std::exception& e) {
     spdlog::warn("could not write {} ({}); classify keeps using libtorch", path, e.what());
   }
+  return std::nullopt;
 }
 
 }  // namespace heed::app

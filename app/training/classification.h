@@ -3,6 +3,7 @@
 #pragma once
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -12,6 +13,7 @@
 #include "data_pipeline/batching/batching.h"
 #include "data_pipeline/readers.h"
 #include "data_pipeline/tokenizer.h"
+#include "model/native/flat_weights.h"
 #include "model/classifier.h"
 
 namespace heed::app {
@@ -73,7 +75,9 @@ LoadedClassifier load_classifier(const std::string& run_dir, const std::string& 
 // Writes checkpoints/<checkpoint>.flat next to the .pt unless it is already current and intact (a
 // damaged or truncated file is rewritten), so `heed classify` can run without libtorch
 // (app/config/classifier_run.h, app/cli/classify_native.h). `model` holds that checkpoint's weights.
-// A failure (read-only run, full disk) is logged as a warning, never thrown.
-void ensure_flat_weights(const std::string& run_dir, const std::string& checkpoint, model::Classifier& model);
+// A failure (read-only run, full disk) is logged as a warning, never thrown. Returns the verified flat
+// weights, or nothing when they could not be written.
+std::optional<model::FlatWeights> ensure_flat_weights(const std::string& run_dir, const std::string& checkpoint,
+                                                      model::Classifier& model);
 
 }  // namespace heed::app

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <thread>
 
+#include "app/config/classifier_run.h"
 #include "app/config/run_dir.h"
 #include "app/evaluation/baselines.h"
 #include "app/evaluation/oracle.h"
@@ -342,15 +343,7 @@ std::map<std::string, double> ExtractiveTask::validate() {
 
 LoadedExtractive load_extractive(const std::string& run_dir, const std::string& checkpoint) {
   const RunDir run = open_run_dir(run_dir, checkpoint);
-  Config config;
-  try {
-    config = parse_config(read_json_file(run.config()), {}, "", run.config());
-  } catch (const InputError& e) {
-    throw Error(fmt::format("{}: the run's config does not load ({})", run.config(), e.what()));
-  }
-  if (config.task != "extractive") {
-    throw InputError(fmt::format("--run {}: a {} run, not an extractive summarizer", run_dir, config.task));
-  }
+  const Config config = load_run_config(run, "extractive", "an extractive summarizer");
   auto tokenizer = data::Tokenizer::load(run.tokenizer());
   model::Extractive model(config.model, tokenizer.vocab_size(), config.extractive.max_sentences,
                           config.extractive.sentence_layers);

@@ -2,10 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
-#include "app/config/classifier_run.h"
 #include "data_pipeline/base/errors.h"
 #include "data_pipeline/text.h"
-#include "model/native/flat_weights.h"
 
 namespace heed::app {
 
@@ -15,12 +13,11 @@ ClassifierPredictor open_classifier_predictor(const std::string& run, const std:
   if (!run.empty()) {
     LoadedClassifier clf = load_classifier(run, checkpoint);
     auto module = clf.model;
-    ensure_flat_weights(run, checkpoint, module);
+    auto flat = ensure_flat_weights(run, checkpoint, module);
     std::shared_ptr<const model::NativeClassifier> engine;
-    if (native) {
-      engine = std::make_shared<const model::NativeClassifier>(
-          clf.config.model, clf.tokenizer.vocab_size(), static_cast<int64_t>(clf.labels.size()),
-          model::FlatWeights::read(flat_weights_path(RunDir{run}, checkpoint)));
+    if (native && flat) {  // without flat weights (a read-only run) the module serves instead
+      engine = std::make_shared<const model::NativeClassifier>(clf.config.model, clf.tokenizer.vocab_size(),
+                                                               static_cast<int64_t>(clf.labels.size()), std::move(*flat));
     }
     return {std::move(clf),
             [module](const torch::Tensor& ids, const torch::Tensor& lengths) mutable {

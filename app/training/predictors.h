@@ -26,7 +26,7 @@ struct ClassifierPredictor {
 };
 // Exactly one of `run` (with `checkpoint`) and `model` (an exported .pt) is given, else InputError.
 // A run's flat weights are refreshed (ensure_flat_weights) so the torch-free classify path can use them;
-// `native` (runs only) also loads them into ClassifierPredictor::native.
+// `native` (runs only) also loads them into ClassifierPredictor::native when they could be written.
 ClassifierPredictor open_classifier_predictor(const std::string& run, const std::string& model,
                                               const std::string& checkpoint, bool native = false);
 ClassifierPredictor classifier_predictor(LoadedExport exported);  // a loaded classifier archive
