@@ -483,8 +483,8 @@ TEST_F(Serve, SigtermAnswersEveryRequestInFlightThenExitsZero) {
       return res ? res->status : -1;
     }));
   }
-  // Wait until every request has reached the server (one runs, 15 wait in the model's queue), then
-  // stop it: all 16 are in flight.
+  // Wait until every request has reached the server (one runs and 15 wait in the model's queue, or
+  // all 16 wait when the worker has not yet taken the first), then stop it: all 16 are in flight.
   const std::string depth_key = "heed_queue_depth{model=\"sum\"} ";
   int depth = 0;
   for (int i = 0; i < 3000 && depth < 15; ++i) {
@@ -493,7 +493,8 @@ TEST_F(Serve, SigtermAnswersEveryRequestInFlightThenExitsZero) {
     if (at != std::string::npos) depth = std::stoi(metrics->body.substr(at + depth_key.size()));
     if (depth < 15) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
-  EXPECT_EQ(depth, 15) << "the requests did not all queue up; the test would not test stopping with requests in flight";
+  EXPECT_GE(depth, 15) << "the requests did not all queue up; the test would not test stopping with requests in flight";
+  EXPECT_LE(depth, 16);
   const int pid = std::stoi(heed::read_file(pidfile));
   EXPECT_EQ(::kill(pid, SIGTERM), 0);
   for (auto& a : answers) EXPECT_EQ(a.get(), 200);
