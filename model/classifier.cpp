@@ -1,6 +1,7 @@
 #include "model/classifier.h"
 
 #include "model/masks.h"
+#include "model/ngrams.h"
 
 namespace heed::model {
 
@@ -15,6 +16,24 @@ ClassifierImpl::ClassifierImpl(const ModelOptions& options, int64_t vocab_size, 
   if (pooling_ == Pooling::kAttention) attention_pool = register_module("attention_pool", torch::nn::Linear(options.d_model, 1));
   dropout_ = register_module("dropout", Dropout(options.dropout));
   head = register_module("head", torch::nn::Linear(options.d_model, num_classes));
+  if (has_ngram_head()) {
+    check_ngram_range(options.ngram_order, vocab_size);
+    ngram_table = register_buffer("ngram_table", torch::zeros({options.ngram_buckets, num_classes}));
+    ngram_bias = register_buffer("ngram_bias", torch::zeros({num_classes}));
+    ngram_scale = register_buffer("ngram_scale", torch::ones({1}));
+  }
+}
+
+void ClassifierImpl::set_ngram_head(const torch::Tensor& table, const torch::Tensor& bias) {
+  TORCH_CHECK(has_ngram_head(), "set_ngram_head: the model has no n-gram head (model.ngram_order is 0)");
+  torch::NoGradGuard no_grad;
+  ngram_table.copy_(table);
+  ngram_bias.copy_(bias);
+}
+
+void ClassifierImpl::set_ngram_scale(double scale) {
+  TORCH_CHECK(has_ngram_head(), "set_ngram_scale: the model has no n-gram head (model.ngram_order is 0)");
+  ngram_scale.fill_(scale);
 }
 
 torch::Tensor ClassifierImpl::pool(const torch::Tensor& h, const torch::Tensor& padding, const torch::Tensor& lengths) {
@@ -30,11 +49,25 @@ torch::Tensor ClassifierImpl::pool(const torch::Tensor& h, const torch::Tensor& 
   return (h * keep).sum(1) / count;                                                 // [B, D]
 }
 
-torch::Tensor ClassifierImpl::forward(const torch::Tensor& ids, const torch::Tensor& lengths,
-                                      std::vector<torch::Tensor>* attention) {
+torch::Tensor ClassifierImpl::encoder_logits(const torch::Tensor& ids, const torch::Tensor& lengths,
+                                             std::vector<torch::Tensor>* attention) {
   auto padding = padding_mask(lengths, ids.size(1));    // [B, T]
   auto h = encoder(embeddings(ids), padding, attention);  // [B, T, D]
   return head(dropout_(pool(h, padding, lengths)));  // [B, C]
+}
+
+torch::Tensor ClassifierImpl::ngram_logits(const torch::Tensor& ids, const torch::Tensor& lengths) {
+  TORCH_CHECK(has_ngram_head(), "ngram_logits: the model has no n-gram head (model.ngram_order is 0)");
+  const auto buckets =
+      ngram_bucket_matrix(ids, lengths, options_.ngram_order, vocab_size_, options_.ngram_buckets);
+  return model::ngram_logits(buckets, ngram_table, ngram_bias);
+}
+
+torch::Tensor ClassifierImpl::forward(const torch::Tensor& ids, const torch::Tensor& lengths,
+                                      std::vector<torch::Tensor>* attention) {
+  auto logits = encoder_logits(ids, lengths, attention);
+  if (!has_ngram_head()) return logits;
+  return logits.to(torch::kFloat32) + ngram_scale * ngram_logits(ids, lengths);  // [B, C]
 }
 
 }  // namespace heed::model

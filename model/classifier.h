@@ -1,5 +1,6 @@
 // Transformer text classifier: embeddings -> encoder -> pooling (model.pooling: the mean or an
-// attention-weighted sum over the non-pad positions, or the first position) -> linear.
+// attention-weighted sum over the non-pad positions, or the first position) -> linear; with
+// model.ngram_order > 0, plus the logits of an n-gram head over the same token ids (model/ngrams.h).
 #pragma once
 #include <vector>
 
@@ -16,11 +17,22 @@ class ClassifierImpl : public torch::nn::Module {
  public:
   ClassifierImpl(const ModelOptions& options, int64_t vocab_size, int64_t num_classes);
 
-  // ids [B, T] int64 (padded), lengths [B] int64 -> logits [B, num_classes]. `attention`
-  // (optional): the encoder's self-attention probabilities appended, one [B, heads, T, T] per layer
-  // (the softmax the forward itself uses); null (the default) keeps none.
+  // ids [B, T] int64 (padded), lengths [B] int64 -> logits [B, num_classes]: encoder_logits plus,
+  // with an n-gram head, ngram_scale x ngram_logits. `attention` (optional): the encoder's self-attention
+  // probabilities appended, one [B, heads, T, T] per layer (the softmax the forward itself uses);
+  // null (the default) keeps none.
   torch::Tensor forward(const torch::Tensor& ids, const torch::Tensor& lengths,
                         std::vector<torch::Tensor>* attention = nullptr);
+  // The Transformer's part alone: what training fits (the n-gram head is fit before, on its own).
+  torch::Tensor encoder_logits(const torch::Tensor& ids, const torch::Tensor& lengths,
+                               std::vector<torch::Tensor>* attention = nullptr);
+  // The n-gram head's part alone [B, num_classes]; has_ngram_head() must be true.
+  torch::Tensor ngram_logits(const torch::Tensor& ids, const torch::Tensor& lengths);
+  bool has_ngram_head() const { return options_.ngram_order > 0; }
+  // Installs a fit head (model/ngrams.h fit_ngram_head): table [ngram_buckets, C], bias [C].
+  void set_ngram_head(const torch::Tensor& table, const torch::Tensor& bias);
+  // The head's weight in the sum (1 until set; training calibrates it on validation data).
+  void set_ngram_scale(double scale);
 
   const ModelOptions& options() const { return options_; }
   int64_t vocab_size() const { return vocab_size_; }
@@ -30,6 +42,8 @@ class ClassifierImpl : public torch::nn::Module {
   Encoder encoder{nullptr};
   torch::nn::Linear attention_pool{nullptr};  // pooling "attention": one score per position
   torch::nn::Linear head{nullptr};
+  // buffers of the n-gram head (registered only with model.ngram_order > 0); zero until fit
+  torch::Tensor ngram_table, ngram_bias, ngram_scale;  // [buckets, C], [C], [1]
 
  private:
   // h [B, T, D], padding [B, T] bool, lengths [B] -> [B, D]

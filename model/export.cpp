@@ -164,11 +164,46 @@ def _pool(self, h: Tensor, padding: Tensor, lengths: Tensor) -> Tensor:
     count = lengths.to(h.dtype).clamp_min(1.0).unsqueeze(-1)  # [B, 1]
     return (h * keep).sum(1) / count
 
+def _with_ngrams(self, ids: Tensor, lengths: Tensor, logits: Tensor) -> Tensor:
+    # ngrams.cpp: plus the n-gram head's logits, when the model has one
+    w = self._ngram_weights()
+    if len(w) == 0:
+        return logits
+    T = ids.size(1)
+    V = self.ngram_vocab
+    p = 2147483647
+    parts: List[Tensor] = []
+    offset = 0
+    power = 1
+    for n in range(1, self.ngram_order + 1):
+        if n > T:
+            break
+        count = T - n + 1
+        key = ids.narrow(1, 0, count)
+        for k in range(1, n):
+            key = key * V + ids.narrow(1, k, count)
+        bucket = ((key + offset) % p) * 48271 % p % self.ngram_buckets
+        valid = torch.arange(count, device=ids.device).unsqueeze(0) < (lengths.long().unsqueeze(1) - (n - 1))
+        parts.append(bucket.masked_fill(valid.logical_not(), -1))
+        power = power * V
+        offset = offset + power
+    if len(parts) == 0:
+        return logits.float() + w[2] * w[1]
+    buckets, _ = torch.sort(torch.cat(parts, 1), 1)  # [B, K]
+    K = buckets.size(1)
+    if K > 1:
+        repeat = buckets.narrow(1, 1, K - 1) == buckets.narrow(1, 0, K - 1)
+        buckets = torch.cat([buckets.narrow(1, 0, 1), buckets.narrow(1, 1, K - 1).masked_fill(repeat, -1)], 1)
+    present = (buckets >= 0).unsqueeze(-1).to(w[0].dtype)
+    rows = w[0].index_select(0, buckets.clamp_min(0).flatten()).view([buckets.size(0), K, w[0].size(1)])
+    return logits.float() + w[2] * ((rows * present).sum(1) + w[1])
+
 def forward(self, ids: Tensor, lengths: Tensor) -> Tensor:
     # ids [B, T] int64 (padded), lengths [B] int64 -> logits [B, C]
     ids = ids.long()
     h, padding = self._encode(ids, lengths)
-    return torch.linear(self._pool(h, padding, lengths), self.head__weight, self.head__bias)
+    logits = torch.linear(self._pool(h, padding, lengths), self.head__weight, self.head__bias)
+    return self._with_ngrams(ids, lengths, logits)
 
 def predict(self, ids: Tensor, lengths: Tensor) -> Tuple[Tensor, Tensor]:
     # -> (labels [B] int64, probabilities [B, C])
@@ -181,7 +216,7 @@ def attention(self, ids: Tensor, lengths: Tensor) -> Tuple[Tensor, List[Tensor]]
     ids = ids.long()
     h, padding, attention = self._encode_attending(ids, lengths)
     logits = torch.linear(self._pool(h, padding, lengths), self.head__weight, self.head__bias)
-    return torch.softmax(logits, -1), attention
+    return torch.softmax(self._with_ngrams(ids, lengths, logits), -1), attention
 )JIT";
 
 // seq2seq.cpp: encode, and one decoding step over an explicit cache (Seq2Seq::decode with a state).
@@ -799,8 +834,12 @@ torch::jit::Module export_classifier(ClassifierImpl& model) {
   register_common(m, model, o);
   m.register_attribute("pooling", c10::StringType::get(), o.pooling);
   m.register_attribute("num_classes", c10::IntType::get(), model.num_classes());
-  const std::string accessors = common_accessors(o) +
-                                optional_pair("_attention_pool_weights", o.pooling == "attention", "attention_pool.");
+  m.register_attribute("ngram_order", c10::IntType::get(), o.ngram_order);
+  m.register_attribute("ngram_buckets", c10::IntType::get(), o.ngram_buckets);
+  m.register_attribute("ngram_vocab", c10::IntType::get(), model.vocab_size());
+  const std::string accessors =
+      common_accessors(o) + optional_pair("_attention_pool_weights", o.pooling == "attention", "attention_pool.") +
+      method("_ngram_weights", "List[Tensor]", model.has_ngram_head() ? tensor_list("", {"ngram_table", "ngram_bias", "ngram_scale"}) : "[]");
   define(m, accessors + kLayersSource + kClassifierSource, "classifier");
   return m;
 }

@@ -253,6 +253,7 @@ void TrainingOptions::validate() const {
   require_field(batch_tokens > 0 || batch_size > 0, s, "batch_size", "batch_size or batch_tokens must be > 0");
   require_field(eval_batch_tokens >= 1, s, "eval_batch_tokens", fmt::format("must be >= 1, got {}", eval_batch_tokens));
   require_field(lr > 0.0 && lr < 10.0, s, "lr", fmt::format("must be in (0, 10), got {}", lr));
+  require_field(ngram_l2 >= 0.0 && ngram_l2 < 1.0, s, "ngram_l2", fmt::format("must be in [0, 1), got {}", ngram_l2));
   require_field(weight_decay >= 0.0 && weight_decay < 1.0, s, "weight_decay",
                 fmt::format("must be in [0, 1), got {}", weight_decay));
   require_field(beta1 >= 0.0 && beta1 < 1.0, s, "beta1", fmt::format("must be in [0, 1), got {}", beta1));
@@ -313,6 +314,8 @@ void Config::validate() const {
     require_choice(training.best_metric, {"accuracy", "macro_f1", "loss"}, "training", "best_metric");
     return;
   }
+  require_field(model.ngram_order == 0, "model", "ngram_order",
+                fmt::format("must be 0 for task \"{}\": the n-gram head is a classifier's", task));
   require_choice(data.format, {"auto", "bbc", "cnndm_stories", "cnndm_jsonl", "aligned", "jsonl", "csv", "tsv"}, "data",
                  "format");
   require_choice(training.best_metric, {"loss", "rouge1", "rouge2", "rougeL", "rougeLsum"}, "training", "best_metric");

@@ -120,6 +120,7 @@ struct TrainingOptions {
   // summarization: "loss" | "rouge1" | "rouge2" | "rougeL" | "rougeLsum" (ROUGE needs rouge_samples > 0)
   std::string best_metric = "accuracy";
   int64_t rouge_samples = 100;     // summarization: validation pairs decoded for ROUGE at each validation (0 = off)
+  double ngram_l2 = 1e-4;          // classifier with model.ngram_order > 0: L2 penalty of the n-gram head's fit
 
   template <typename V>
   void visit(V&& v) {
@@ -146,6 +147,7 @@ struct TrainingOptions {
     v("patience", patience);
     v("best_metric", best_metric);
     v("rouge_samples", rouge_samples);
+    v("ngram_l2", ngram_l2);
   }
   void validate() const;
 };

@@ -17,6 +17,7 @@
 #include "data_pipeline/base/io.h"
 #include "data_pipeline/base/runtime.h"
 #include "data_pipeline/text.h"
+#include "model/ngrams.h"
 
 namespace heed::app {
 namespace fs = std::filesystem;
@@ -274,6 +275,23 @@ int train_and_report(const RunSetup& r, TrainingTask& task) {
   return result.reason == StopReason::kInterrupted ? 130 : 0;
 }
 
+// Fits the classifier's n-gram head (model/ngrams.h) on the training split and installs it.
+void fit_classifier_ngram_head(const RunSetup& r, const ClassificationData& data, model::Classifier& model) {
+  const auto& o = r.config.model;
+  model::NgramFitOptions fit_options;
+  fit_options.order = o.ngram_order;
+  fit_options.buckets = o.ngram_buckets;
+  fit_options.l2 = r.config.training.ngram_l2;
+  const double start = now_seconds();
+  const auto fit = model::fit_ngram_head(data.train_ids, data.train_labels, model->num_classes(), model->vocab_size(),
+                                         fit_options, data.validation_ids, data.validation_labels);
+  model->set_ngram_head(fit.table, fit.bias);
+  spdlog::info("n-gram head (orders 1-{}, {} of {} buckets used): fit in {:.1f} s, train accuracy {:.4f}{}",
+               o.ngram_order, fit.used_buckets, o.ngram_buckets, now_seconds() - start, fit.train_accuracy,
+               fit.validation_accuracy < 0.0 ? std::string()
+                                             : fmt::format(", validation accuracy on its own {:.4f}", fit.validation_accuracy));
+}
+
 int train_classifier(const RunSetup& r) {
   const Config& config = r.config;
   // --- Data: files -> examples -> train/validation. ---
@@ -304,6 +322,9 @@ int train_classifier(const RunSetup& r) {
   if (!r.options.resume && r.writes()) write_labels(r.run, labels);
   torch::manual_seed(config.training.seed);
   model::Classifier model(config.model, tokenizer.vocab_size(), static_cast<int64_t>(labels.size()));
+  // A resumed run's head comes with its checkpoint; every rank of a distributed run fits the same
+  // head from the same texts, and the trainer broadcasts rank 0's anyway.
+  if (model->has_ngram_head() && !r.options.resume) fit_classifier_ngram_head(r, data, model);
   ClassificationTask task(model, std::move(data), config.training);
   const int code = train_and_report(r, task);
   if (!r.writes()) return code;

@@ -1,6 +1,7 @@
 #include "app/training/classification.h"
 
 #include <algorithm>
+#include <limits>
 #include <set>
 
 #include <fmt/format.h>
@@ -55,7 +56,10 @@ std::vector<std::vector<size_t>> ClassificationTask::plan_epoch(uint64_t epoch) 
 
 StepOutput ClassificationTask::forward_loss(const std::vector<size_t>& index) {
   auto batch = data::make_batch(data_.train_ids, data_.train_labels, index, data_.pad_id);
-  auto logits = model_->forward(batch.ids, batch.lengths).to(torch::kFloat32);  // [B, C]; float32 under autocast too
+  // The encoder's logits alone: an n-gram head is fit before training (fit_ngram_head) and stays
+  // fixed; trained on the sum, the encoder would learn only what the head, which fits the
+  // training texts almost perfectly, leaves over on them.
+  auto logits = model_->encoder_logits(batch.ids, batch.lengths).to(torch::kFloat32);  // [B, C]; float32 under autocast too
   auto loss = torch::nn::functional::cross_entropy(
       logits, batch.labels, torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(options_.label_smoothing));
   return {loss, batch.tokens, static_cast<int64_t>(index.size())};
@@ -64,35 +68,79 @@ StepOutput ClassificationTask::forward_loss(const std::vector<size_t>& index) {
 std::map<std::string, double> ClassificationTask::validate() { return validate_shard({}); }
 
 std::map<std::string, double> ClassificationTask::validate_shard(const ValidationShard& shard) {
-  torch::Tensor probs;
+  // Logits [N, C] of every validation text; with an n-gram head the encoder's and the head's side
+  // by side [N, 2C], so that the head's weight in the sum can be chosen on them.
+  const bool ngrams = model_->has_ngram_head();
+  const int64_t classes = model_->num_classes(), width = ngrams ? 2 * classes : classes;
+  const LogitsFunction forward = [&](const torch::Tensor& ids, const torch::Tensor& lengths) {
+    if (!ngrams) return model_->forward(ids, lengths).to(torch::kFloat32);
+    return torch::cat({model_->encoder_logits(ids, lengths).to(torch::kFloat32), model_->ngram_logits(ids, lengths)}, 1);
+  };
+  torch::Tensor logits;
   if (shard.count <= 1) {
-    probs = predict_probabilities(model_, data_.validation_ids, data_.pad_id, options_.eval_batch_tokens);
+    logits = predict_logits(forward, width, data_.validation_ids, data_.pad_id, options_.eval_batch_tokens);
   } else {
     const auto n = data_.validation_ids.size();
-    const auto classes = static_cast<size_t>(model_->num_classes());
+    const auto w = static_cast<size_t>(width);
     std::vector<data::TokenIds> mine;
     for (size_t i = static_cast<size_t>(shard.index); i < n; i += static_cast<size_t>(shard.count)) {
       mine.push_back(data_.validation_ids[i]);
     }
-    std::vector<double> table(n * classes, 0.0);  // [N, C], this shard's rows filled
+    std::vector<double> table(n * w, 0.0);  // [N, width], this shard's rows filled
     if (!mine.empty()) {
-      auto part = predict_probabilities(model_, mine, data_.pad_id, options_.eval_batch_tokens).contiguous();
+      auto part = predict_logits(forward, width, mine, data_.pad_id, options_.eval_batch_tokens).contiguous();
       const float* p = part.data_ptr<float>();
       for (size_t k = 0; k < mine.size(); ++k) {
         const size_t row = static_cast<size_t>(shard.index) + k * static_cast<size_t>(shard.count);
-        for (size_t c = 0; c < classes; ++c) table[row * classes + c] = p[k * classes + c];
+        for (size_t c = 0; c < w; ++c) table[row * w + c] = p[k * w + c];
       }
     }
     shard.sum(table);
-    probs = torch::tensor(table, torch::kFloat64).view({static_cast<int64_t>(n), static_cast<int64_t>(classes)})
-                .to(torch::kFloat32);
+    logits = torch::tensor(table, torch::kFloat64).view({static_cast<int64_t>(n), width}).to(torch::kFloat32);
   }
   auto gold = torch::tensor(data_.validation_labels, torch::kInt64);
-  const double loss = torch::nll_loss(probs.clamp_min(1e-12).log(), gold).item<double>();
-  auto predicted = probs.argmax(1);
+  std::map<std::string, double> metrics;
+  if (ngrams) {
+    const auto encoder = logits.narrow(1, 0, classes), head = logits.narrow(1, classes, classes);
+    const double scale = calibrate_ngram_scale(encoder, head, gold, options_.best_metric);
+    model_->set_ngram_scale(scale);  // saved with the checkpoint this validation may write
+    logits = encoder + scale * head;
+    metrics["ngram_scale"] = scale;
+  }
+  const auto log_probs = torch::log_softmax(logits, -1);
+  const double loss = torch::nll_loss(log_probs, gold).item<double>();
+  auto predicted = log_probs.argmax(1);
   std::vector<int64_t> pred(predicted.data_ptr<int64_t>(), predicted.data_ptr<int64_t>() + predicted.numel());
-  const auto m = classification_metrics(pred, data_.validation_labels, model_->num_classes());
-  return {{"loss", loss}, {"accuracy", m.accuracy}, {"macro_f1", m.macro_f1}};
+  const auto m = classification_metrics(pred, data_.validation_labels, classes);
+  metrics["loss"] = loss;
+  metrics["accuracy"] = m.accuracy;
+  metrics["macro_f1"] = m.macro_f1;
+  return metrics;
+}
+
+double calibrate_ngram_scale(const torch::Tensor& encoder, const torch::Tensor& head, const torch::Tensor& gold,
+                             const std::string& metric) {
+  const bool by_loss = metric == "loss";
+  std::vector<int64_t> labels(gold.data_ptr<int64_t>(), gold.data_ptr<int64_t>() + gold.numel());
+  double best_scale = 0.0, best_score = -std::numeric_limits<double>::infinity(),
+         best_loss = std::numeric_limits<double>::infinity();
+  for (const double scale : {0.0, 0.125, 0.25, 0.375, 0.5, 0.625, 0.75, 0.875, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 4.0}) {
+    const auto log_probs = torch::log_softmax(encoder + scale * head, -1);
+    const double loss = torch::nll_loss(log_probs, gold).item<double>();
+    double score = -loss;
+    if (!by_loss) {
+      const auto predicted = log_probs.argmax(1).contiguous();
+      std::vector<int64_t> pred(predicted.data_ptr<int64_t>(), predicted.data_ptr<int64_t>() + predicted.numel());
+      const auto m = classification_metrics(pred, labels, encoder.size(1));
+      score = metric == "macro_f1" ? m.macro_f1 : m.accuracy;
+    }
+    if (score > best_score + 1e-12 || (score > best_score - 1e-12 && loss < best_loss - 1e-12)) {
+      best_scale = scale;
+      best_score = score;
+      best_loss = loss;
+    }
+  }
+  return best_scale;
 }
 
 torch::Tensor predict_probabilities(model::Classifier& model, const std::vector<data::TokenIds>& sequences,
@@ -107,6 +155,11 @@ torch::Tensor predict_probabilities(model::Classifier& model, const std::vector<
 
 torch::Tensor predict_probabilities(const LogitsFunction& forward, int64_t num_classes,
                                     const std::vector<data::TokenIds>& sequences, int64_t pad_id, int64_t batch_tokens) {
+  return torch::softmax(predict_logits(forward, num_classes, sequences, pad_id, batch_tokens), -1);
+}
+
+torch::Tensor predict_logits(const LogitsFunction& forward, int64_t width, const std::vector<data::TokenIds>& sequences,
+                             int64_t pad_id, int64_t batch_tokens) {
   torch::InferenceMode guard;
   std::vector<int64_t> lengths;
   lengths.reserve(sequences.size());
@@ -115,12 +168,12 @@ torch::Tensor predict_probabilities(const LogitsFunction& forward, int64_t num_c
   b.batch_tokens = batch_tokens;
   b.batch_size = 0;
   b.shuffle = false;
-  auto out = torch::empty({static_cast<int64_t>(sequences.size()), num_classes});
+  auto out = torch::empty({static_cast<int64_t>(sequences.size()), width});
   for (const auto& index : data::plan_batches(lengths, b, 0)) {
     auto batch = data::make_batch(sequences, {}, index, pad_id);
-    auto probs = torch::softmax(forward(batch.ids, batch.lengths), -1);  // [B, C]
+    auto logits = forward(batch.ids, batch.lengths).to(torch::kFloat32);  // [B, width]
     auto rows = torch::tensor(std::vector<int64_t>(index.begin(), index.end()), torch::kInt64);
-    out.index_copy_(0, rows, probs);
+    out.index_copy_(0, rows, logits);
   }
   return out;
 }

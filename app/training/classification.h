@@ -59,6 +59,17 @@ torch::Tensor predict_probabilities(model::Classifier& model, const std::vector<
 using LogitsFunction = std::function<torch::Tensor(const torch::Tensor& ids, const torch::Tensor& lengths)>;
 torch::Tensor predict_probabilities(const LogitsFunction& forward, int64_t num_classes,
                                     const std::vector<data::TokenIds>& sequences, int64_t pad_id, int64_t batch_tokens);
+// The same batching, the function's outputs [N, width] as they are (float32).
+torch::Tensor predict_logits(const LogitsFunction& forward, int64_t width, const std::vector<data::TokenIds>& sequences,
+                             int64_t pad_id, int64_t batch_tokens);
+
+// The n-gram head's weight in a classifier's sum (model/classifier.h ngram_scale): the value in
+// 0, 0.125, ..., 1, 1.25, 1.5, 2, 2.5, 3, 4 whose logits encoder + scale x head [N, C] score best
+// on `gold` [N] by `metric` (training.best_metric: "accuracy" or "macro_f1", ties going to the
+// least cross-entropy, or "loss"; remaining ties: the smaller scale). Training calls it at every
+// validation, so the checkpoint a validation chooses carries the scale chosen for its encoder.
+double calibrate_ngram_scale(const torch::Tensor& encoder, const torch::Tensor& head, const torch::Tensor& gold,
+                             const std::string& metric);
 
 // A trained classifier with what it needs to read raw text.
 struct LoadedClassifier {

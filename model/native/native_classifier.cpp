@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include "data_pipeline/base/errors.h"
+#include "model/native/ngram_hash.h"
 
 namespace heed::model {
 namespace {
@@ -109,6 +110,12 @@ NativeClassifier::NativeClassifier(const ModelOptions& options, int64_t vocab_si
   if (has_final_norm_) final_norm_ = norm("encoder.final_norm");
   if (pooling_ == Pooling::kAttention) attention_pool_ = linear("attention_pool", 1, d_);
   head_ = linear("head", num_classes, d_);
+  if (options.ngram_order > 0) {
+    check_ngram_range(options.ngram_order, vocab_size);
+    ngram_table_ = weights_.at("ngram_table", {options.ngram_buckets, num_classes}).data;
+    ngram_bias_ = weights_.at("ngram_bias", {num_classes}).data;
+    ngram_scale_ = *weights_.at("ngram_scale", {1}).data;
+  }
 }
 
 NativeClassifier::Linear NativeClassifier::linear(const std::string& name, int64_t out, int64_t in) const {
@@ -227,6 +234,14 @@ std::vector<float> NativeClassifier::logits(const std::vector<int32_t>& ids) con
   }
   std::vector<float> out(static_cast<size_t>(num_classes_));
   apply(head_, pooled.data(), 1, out.data());
+  if (ngram_table_ != nullptr) {  // model/ngrams.h: scale x (bias + the table's rows over the distinct buckets)
+    std::vector<float> ngram(ngram_bias_, ngram_bias_ + num_classes_);
+    for (const int64_t b : ngram_buckets(ids.data(), len, options_.ngram_order, vocab_size_, options_.ngram_buckets)) {
+      const float* row = ngram_table_ + b * num_classes_;
+      for (int64_t c = 0; c < num_classes_; ++c) ngram[c] += row[c];
+    }
+    for (int64_t c = 0; c < num_classes_; ++c) out[c] += ngram_scale_ * ngram[c];
+  }
   return out;
 }
 

@@ -1,5 +1,5 @@
 // The trained classifier's forward pass without libtorch: the same embeddings -> encoder ->
-// pooling -> linear as model/classifier.h, computed with plain loops and BLAS (cblas_sgemm) from
+// pooling -> linear (plus the n-gram head) as model/classifier.h, computed with plain loops and BLAS (cblas_sgemm) from
 // flat weights (model/native/flat_weights.h). It exists for start-up time: `heed classify` on a few texts
 // would otherwise spend most of its wall time loading libtorch's ~300 shared libraries.
 // One sequence at a time and unpadded, which gives the padded batch's outputs (padding is masked).
@@ -69,6 +69,9 @@ class NativeClassifier {
   Norm final_norm_;
   bool has_final_norm_ = false;
   Linear attention_pool_, head_;
+  const float* ngram_table_ = nullptr;  // [ngram_buckets, num_classes] with model.ngram_order > 0
+  const float* ngram_bias_ = nullptr;   // [num_classes]
+  float ngram_scale_ = 1.0f;
 };
 
 }  // namespace heed::model

@@ -28,6 +28,10 @@ struct ModelOptions {
   int64_t max_positions = 1024;     // longest sequence the position table covers
   std::string pooling = "mean";     // classifier pooling: "mean" | "first" | "attention"
   bool copy_attention = true;       // summarization: pointer-generator copying of source tokens
+  // classifier: a second head over the input's distinct token n-grams of orders 1..ngram_order,
+  // hashed into ngram_buckets rows (model/ngrams.h); 0 = off
+  int64_t ngram_order = 0;
+  int64_t ngram_buckets = int64_t{1} << 21;
 
   template <typename Visitor>
   void visit(Visitor&& v) {
@@ -44,6 +48,8 @@ struct ModelOptions {
     v("max_positions", max_positions);
     v("pooling", pooling);
     v("copy_attention", copy_attention);
+    v("ngram_order", ngram_order);
+    v("ngram_buckets", ngram_buckets);
   }
 
   // Throws InputError("model.<field>: ...") for the first invalid field. `prefix` names the section.
