@@ -20,7 +20,7 @@ ClassifierImpl::ClassifierImpl(const ModelOptions& options, int64_t vocab_size, 
     check_ngram_range(options.ngram_order, vocab_size);
     ngram_table = register_buffer("ngram_table", torch::zeros({options.ngram_buckets, num_classes}));
     ngram_bias = register_buffer("ngram_bias", torch::zeros({num_classes}));
-    ngram_scale = register_buffer("ngram_scale", torch::ones({1}));
+    ngram_mix = register_buffer("ngram_mix", torch::ones({2}));
   }
 }
 
@@ -31,9 +31,10 @@ void ClassifierImpl::set_ngram_head(const torch::Tensor& table, const torch::Ten
   ngram_bias.copy_(bias);
 }
 
-void ClassifierImpl::set_ngram_scale(double scale) {
-  TORCH_CHECK(has_ngram_head(), "set_ngram_scale: the model has no n-gram head (model.ngram_order is 0)");
-  ngram_scale.fill_(scale);
+void ClassifierImpl::set_ngram_mix(double encoder_weight, double head_weight) {
+  TORCH_CHECK(has_ngram_head(), "set_ngram_mix: the model has no n-gram head (model.ngram_order is 0)");
+  ngram_mix[0].fill_(encoder_weight);
+  ngram_mix[1].fill_(head_weight);
 }
 
 torch::Tensor ClassifierImpl::pool(const torch::Tensor& h, const torch::Tensor& padding, const torch::Tensor& lengths) {
@@ -67,7 +68,7 @@ torch::Tensor ClassifierImpl::forward(const torch::Tensor& ids, const torch::Ten
                                       std::vector<torch::Tensor>* attention) {
   auto logits = encoder_logits(ids, lengths, attention);
   if (!has_ngram_head()) return logits;
-  return logits.to(torch::kFloat32) + ngram_scale * ngram_logits(ids, lengths);  // [B, C]
+  return ngram_mix[0] * logits.to(torch::kFloat32) + ngram_mix[1] * ngram_logits(ids, lengths);  // [B, C]
 }
 
 }  // namespace heed::model

@@ -17,8 +17,8 @@ class ClassifierImpl : public torch::nn::Module {
  public:
   ClassifierImpl(const ModelOptions& options, int64_t vocab_size, int64_t num_classes);
 
-  // ids [B, T] int64 (padded), lengths [B] int64 -> logits [B, num_classes]: encoder_logits plus,
-  // with an n-gram head, ngram_scale x ngram_logits. `attention` (optional): the encoder's self-attention
+  // ids [B, T] int64 (padded), lengths [B] int64 -> logits [B, num_classes]: encoder_logits or,
+  // with an n-gram head, ngram_mix[0] x encoder_logits + ngram_mix[1] x ngram_logits. `attention` (optional): the encoder's self-attention
   // probabilities appended, one [B, heads, T, T] per layer (the softmax the forward itself uses);
   // null (the default) keeps none.
   torch::Tensor forward(const torch::Tensor& ids, const torch::Tensor& lengths,
@@ -31,8 +31,9 @@ class ClassifierImpl : public torch::nn::Module {
   bool has_ngram_head() const { return options_.ngram_order > 0; }
   // Installs a fit head (model/ngrams.h fit_ngram_head): table [ngram_buckets, C], bias [C].
   void set_ngram_head(const torch::Tensor& table, const torch::Tensor& bias);
-  // The head's weight in the sum (1 until set; training calibrates it on validation data).
-  void set_ngram_scale(double scale);
+  // The weights of the encoder's and the head's logits in the sum (1 and 1 until set; training
+  // calibrates them on validation data).
+  void set_ngram_mix(double encoder_weight, double head_weight);
 
   const ModelOptions& options() const { return options_; }
   int64_t vocab_size() const { return vocab_size_; }
@@ -43,7 +44,7 @@ class ClassifierImpl : public torch::nn::Module {
   torch::nn::Linear attention_pool{nullptr};  // pooling "attention": one score per position
   torch::nn::Linear head{nullptr};
   // buffers of the n-gram head (registered only with model.ngram_order > 0); zero until fit
-  torch::Tensor ngram_table, ngram_bias, ngram_scale;  // [buckets, C], [C], [1]
+  torch::Tensor ngram_table, ngram_bias, ngram_mix;  // [buckets, C], [C], [2]
 
  private:
   // h [B, T, D], padding [B, T] bool, lengths [B] -> [B, D]

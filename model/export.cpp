@@ -188,7 +188,7 @@ def _with_ngrams(self, ids: Tensor, lengths: Tensor, logits: Tensor) -> Tensor:
         power = power * V
         offset = offset + power
     if len(parts) == 0:
-        return logits.float() + w[2] * w[1]
+        return w[2][0] * logits.float() + w[2][1] * w[1]
     buckets, _ = torch.sort(torch.cat(parts, 1), 1)  # [B, K]
     K = buckets.size(1)
     if K > 1:
@@ -196,7 +196,7 @@ def _with_ngrams(self, ids: Tensor, lengths: Tensor, logits: Tensor) -> Tensor:
         buckets = torch.cat([buckets.narrow(1, 0, 1), buckets.narrow(1, 1, K - 1).masked_fill(repeat, -1)], 1)
     present = (buckets >= 0).unsqueeze(-1).to(w[0].dtype)
     rows = w[0].index_select(0, buckets.clamp_min(0).flatten()).view([buckets.size(0), K, w[0].size(1)])
-    return logits.float() + w[2] * ((rows * present).sum(1) + w[1])
+    return w[2][0] * logits.float() + w[2][1] * ((rows * present).sum(1) + w[1])
 
 def forward(self, ids: Tensor, lengths: Tensor) -> Tensor:
     # ids [B, T] int64 (padded), lengths [B] int64 -> logits [B, C]
@@ -839,7 +839,7 @@ torch::jit::Module export_classifier(ClassifierImpl& model) {
   m.register_attribute("ngram_vocab", c10::IntType::get(), model.vocab_size());
   const std::string accessors =
       common_accessors(o) + optional_pair("_attention_pool_weights", o.pooling == "attention", "attention_pool.") +
-      method("_ngram_weights", "List[Tensor]", model.has_ngram_head() ? tensor_list("", {"ngram_table", "ngram_bias", "ngram_scale"}) : "[]");
+      method("_ngram_weights", "List[Tensor]", model.has_ngram_head() ? tensor_list("", {"ngram_table", "ngram_bias", "ngram_mix"}) : "[]");
   define(m, accessors + kLayersSource + kClassifierSource, "classifier");
   return m;
 }

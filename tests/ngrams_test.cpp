@@ -53,10 +53,10 @@ ModelOptions with_ngrams(int64_t order, int64_t buckets) {
   return o;
 }
 
-// A head with every row different, so a wrong bucket shows, weighed 0.75 in the sum.
+// A head with every row different, so a wrong bucket shows; the sum weighs encoder 1.25, head 0.75.
 void random_head(Classifier& model, int64_t buckets, int64_t classes) {
   model->set_ngram_head(torch::randn({buckets, classes}), torch::randn({classes}));
-  model->set_ngram_scale(0.75);
+  model->set_ngram_mix(1.25, 0.75);
 }
 
 }  // namespace
@@ -101,7 +101,7 @@ TEST(Ngrams, ClassifierAddsTheHeadsLogitsToTheEncoders) {
     for (const auto b : ngram_buckets(s.data(), static_cast<int64_t>(s.size()), 3, 30, 64)) {
       head = head + model->ngram_table[b];
     }
-    const auto expected = encoder[static_cast<int64_t>(i)] + 0.75 * head;
+    const auto expected = 1.25 * encoder[static_cast<int64_t>(i)] + 0.75 * head;
     EXPECT_TRUE(torch::allclose(logits[static_cast<int64_t>(i)], expected, 1e-5, 1e-5)) << "row " << i;
   }
   EXPECT_THROW(Classifier(with_ngrams(4, 64), 2000000, 2), heed::InputError);  // keys beyond 62 bits
@@ -174,13 +174,20 @@ TEST(Ngrams, FitLearnsTheNgramsThatDecideTheClass) {
   EXPECT_LT(unigrams.validation_accuracy, 0.75);
 }
 
+namespace {
+
+// The head's weight relative to the encoder's in the calibrated mix.
+double scale_of(const heed::app::NgramMix& mix) { return mix.head_weight / mix.encoder_weight; }
+
+}  // namespace
+
 TEST(Ngrams, CalibrationPicksTheScaleWithTheLeastValidationLoss) {
   // The encoder is right on rows 0-1 and unsure on 2-3; the head is right on 2-3 and wrong on 0-1:
   // some weight on the head helps, too much hurts. A head that is always wrong gets none.
   const auto encoder = torch::tensor({{2.0f, 0.0f}, {0.0f, 2.0f}, {0.1f, 0.0f}, {0.0f, 0.1f}});
   const auto gold = torch::tensor({0, 1, 1, 0}, torch::kInt64);
   const auto head = torch::tensor({{0.0f, 1.0f}, {1.0f, 0.0f}, {0.0f, 3.0f}, {3.0f, 0.0f}});
-  const double scale = heed::app::calibrate_ngram_scale(encoder, head, gold, "loss");
+  const double scale = scale_of(heed::app::calibrate_ngram_mix(encoder, head, gold, "loss"));
   EXPECT_GT(scale, 0.0);
   EXPECT_LT(scale, 4.0);
   const auto loss = [&](double s) {
@@ -188,8 +195,8 @@ TEST(Ngrams, CalibrationPicksTheScaleWithTheLeastValidationLoss) {
   };
   for (double s = 0.0; s <= 4.0; s += 0.125) EXPECT_LE(loss(scale), loss(s) + 1e-9) << "scale " << s;
   const auto wrong = torch::tensor({{0.0f, 1.0f}, {1.0f, 0.0f}, {3.0f, 0.0f}, {0.0f, 3.0f}});
-  EXPECT_EQ(heed::app::calibrate_ngram_scale(encoder, wrong, gold, "loss"), 0.0);
-  EXPECT_EQ(heed::app::calibrate_ngram_scale(encoder, wrong, gold, "accuracy"), 0.0);
+  EXPECT_EQ(scale_of(heed::app::calibrate_ngram_mix(encoder, wrong, gold, "loss")), 0.0);
+  EXPECT_EQ(scale_of(heed::app::calibrate_ngram_mix(encoder, wrong, gold, "accuracy")), 0.0);
 }
 
 TEST(Ngrams, CalibrationByAccuracyPrefersTheMostCorrectAndThenTheLeastLoss) {
@@ -200,9 +207,16 @@ TEST(Ngrams, CalibrationByAccuracyPrefersTheMostCorrectAndThenTheLeastLoss) {
   const auto encoder = torch::tensor({{0.3f, 0.0f}, {0.3f, 0.0f}, {0.3f, 0.0f}, {0.3f, 0.0f}, {5.0f, 0.0f}});
   const auto head = torch::tensor({{0.0f, 1.0f}, {0.0f, 1.0f}, {0.0f, 1.0f}, {0.0f, 1.0f}, {0.0f, 30.0f}});
   const auto gold = torch::tensor({1, 1, 1, 1, 0}, torch::kInt64);
-  EXPECT_EQ(heed::app::calibrate_ngram_scale(encoder, head, gold, "accuracy"), 0.375);
-  EXPECT_EQ(heed::app::calibrate_ngram_scale(encoder, head, gold, "macro_f1"), 0.375);
-  EXPECT_LT(heed::app::calibrate_ngram_scale(encoder, head, gold, "loss"), 0.375);
+  EXPECT_EQ(scale_of(heed::app::calibrate_ngram_mix(encoder, head, gold, "accuracy")), 0.375);
+  EXPECT_EQ(scale_of(heed::app::calibrate_ngram_mix(encoder, head, gold, "macro_f1")), 0.375);
+  EXPECT_LT(scale_of(heed::app::calibrate_ngram_mix(encoder, head, gold, "loss")), 0.375);
+  // The temperature changes no prediction and lowers the loss of row 5's confident mistake.
+  const auto mix = heed::app::calibrate_ngram_mix(encoder, head, gold, "accuracy");
+  const auto raw = encoder + 0.375 * head, mixed = mix.encoder_weight * encoder + mix.head_weight * head;
+  EXPECT_TRUE(torch::equal(raw.argmax(1), mixed.argmax(1)));
+  EXPECT_LT(mix.encoder_weight, 1.0);  // a temperature above 1
+  const auto nll = [&](const torch::Tensor& x) { return torch::nll_loss(torch::log_softmax(x, -1), gold).item<double>(); };
+  EXPECT_LT(nll(mixed), nll(raw));
 }
 
 TEST(Ngrams, ConfigRefusesBadSettingsNamingTheField) {

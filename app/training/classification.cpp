@@ -1,6 +1,7 @@
 #include "app/training/classification.h"
 
 #include <algorithm>
+#include <cmath>
 #include <limits>
 #include <set>
 
@@ -102,10 +103,11 @@ std::map<std::string, double> ClassificationTask::validate_shard(const Validatio
   std::map<std::string, double> metrics;
   if (ngrams) {
     const auto encoder = logits.narrow(1, 0, classes), head = logits.narrow(1, classes, classes);
-    const double scale = calibrate_ngram_scale(encoder, head, gold, options_.best_metric);
-    model_->set_ngram_scale(scale);  // saved with the checkpoint this validation may write
-    logits = encoder + scale * head;
-    metrics["ngram_scale"] = scale;
+    const auto mix = calibrate_ngram_mix(encoder, head, gold, options_.best_metric);
+    model_->set_ngram_mix(mix.encoder_weight, mix.head_weight);  // saved with the checkpoint this validation may write
+    logits = mix.encoder_weight * encoder + mix.head_weight * head;
+    metrics["ngram_scale"] = mix.head_weight / mix.encoder_weight;
+    metrics["temperature"] = 1.0 / mix.encoder_weight;
   }
   const auto log_probs = torch::log_softmax(logits, -1);
   const double loss = torch::nll_loss(log_probs, gold).item<double>();
@@ -118,29 +120,46 @@ std::map<std::string, double> ClassificationTask::validate_shard(const Validatio
   return metrics;
 }
 
-double calibrate_ngram_scale(const torch::Tensor& encoder, const torch::Tensor& head, const torch::Tensor& gold,
+NgramMix calibrate_ngram_mix(const torch::Tensor& encoder, const torch::Tensor& head, const torch::Tensor& gold,
                              const std::string& metric) {
   const bool by_loss = metric == "loss";
   std::vector<int64_t> labels(gold.data_ptr<int64_t>(), gold.data_ptr<int64_t>() + gold.numel());
-  double best_scale = 0.0, best_score = -std::numeric_limits<double>::infinity(),
+  const auto nll = [&gold](const torch::Tensor& logits) {
+    return torch::nll_loss(torch::log_softmax(logits, -1), gold).item<double>();
+  };
+  // 1. The head's weight relative to the encoder's, by the metric.
+  double scale = 0.0, best_score = -std::numeric_limits<double>::infinity(),
          best_loss = std::numeric_limits<double>::infinity();
-  for (const double scale : {0.0, 0.125, 0.25, 0.375, 0.5, 0.625, 0.75, 0.875, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 4.0}) {
-    const auto log_probs = torch::log_softmax(encoder + scale * head, -1);
-    const double loss = torch::nll_loss(log_probs, gold).item<double>();
+  for (const double s : {0.0, 0.125, 0.25, 0.375, 0.5, 0.625, 0.75, 0.875, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 4.0}) {
+    const auto logits = encoder + s * head;
+    const double loss = nll(logits);
     double score = -loss;
     if (!by_loss) {
-      const auto predicted = log_probs.argmax(1).contiguous();
+      const auto predicted = logits.argmax(1).contiguous();
       std::vector<int64_t> pred(predicted.data_ptr<int64_t>(), predicted.data_ptr<int64_t>() + predicted.numel());
       const auto m = classification_metrics(pred, labels, encoder.size(1));
       score = metric == "macro_f1" ? m.macro_f1 : m.accuracy;
     }
     if (score > best_score + 1e-12 || (score > best_score - 1e-12 && loss < best_loss - 1e-12)) {
-      best_scale = scale;
+      scale = s;
       best_score = score;
       best_loss = loss;
     }
   }
-  return best_scale;
+  // 2. A temperature for the sum (Guo et al. 2017): 1 / T in 2^(k/8), k = -48..16, with the least
+  // cross-entropy. It leaves every prediction as it is and makes the probabilities honest: the
+  // head, fit to the training texts, is far more confident than it is right.
+  const auto sum = encoder + scale * head;
+  double inverse = 1.0, least = std::numeric_limits<double>::infinity();
+  for (int k = -48; k <= 16; ++k) {
+    const double b = std::exp2(k / 8.0);
+    const double loss = nll(b * sum);
+    if (loss < least - 1e-12) {
+      least = loss;
+      inverse = b;
+    }
+  }
+  return {inverse, inverse * scale};
 }
 
 torch::Tensor predict_probabilities(model::Classifier& model, const std::vector<data::TokenIds>& sequences,

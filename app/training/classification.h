@@ -63,12 +63,18 @@ torch::Tensor predict_probabilities(const LogitsFunction& forward, int64_t num_c
 torch::Tensor predict_logits(const LogitsFunction& forward, int64_t width, const std::vector<data::TokenIds>& sequences,
                              int64_t pad_id, int64_t batch_tokens);
 
-// The n-gram head's weight in a classifier's sum (model/classifier.h ngram_scale): the value in
-// 0, 0.125, ..., 1, 1.25, 1.5, 2, 2.5, 3, 4 whose logits encoder + scale x head [N, C] score best
-// on `gold` [N] by `metric` (training.best_metric: "accuracy" or "macro_f1", ties going to the
-// least cross-entropy, or "loss"; remaining ties: the smaller scale). Training calls it at every
-// validation, so the checkpoint a validation chooses carries the scale chosen for its encoder.
-double calibrate_ngram_scale(const torch::Tensor& encoder, const torch::Tensor& head, const torch::Tensor& gold,
+// How a classifier with an n-gram head sums its two logits (model/classifier.h ngram_mix), chosen
+// on validation logits encoder [N, C], head [N, C] and labels `gold` [N]: first the head's weight
+// relative to the encoder's, the value in 0, 0.125, ..., 1, 1.25, 1.5, 2, 2.5, 3, 4 that scores
+// best by `metric` (training.best_metric: "accuracy" or "macro_f1", ties going to the least
+// cross-entropy, or "loss"; remaining ties: the smaller); then a temperature for the sum, the one
+// of least cross-entropy, which changes no prediction. Training calls it at every validation, so
+// the checkpoint a validation chooses carries the mix chosen for its encoder.
+struct NgramMix {
+  double encoder_weight = 1.0;  // 1 / temperature
+  double head_weight = 1.0;     // scale / temperature
+};
+NgramMix calibrate_ngram_mix(const torch::Tensor& encoder, const torch::Tensor& head, const torch::Tensor& gold,
                              const std::string& metric);
 
 // A trained classifier with what it needs to read raw text.

@@ -114,7 +114,9 @@ NativeClassifier::NativeClassifier(const ModelOptions& options, int64_t vocab_si
     check_ngram_range(options.ngram_order, vocab_size);
     ngram_table_ = weights_.at("ngram_table", {options.ngram_buckets, num_classes}).data;
     ngram_bias_ = weights_.at("ngram_bias", {num_classes}).data;
-    ngram_scale_ = *weights_.at("ngram_scale", {1}).data;
+    const float* mix = weights_.at("ngram_mix", {2}).data;
+    ngram_mix_[0] = mix[0];
+    ngram_mix_[1] = mix[1];
   }
 }
 
@@ -234,13 +236,13 @@ std::vector<float> NativeClassifier::logits(const std::vector<int32_t>& ids) con
   }
   std::vector<float> out(static_cast<size_t>(num_classes_));
   apply(head_, pooled.data(), 1, out.data());
-  if (ngram_table_ != nullptr) {  // model/ngrams.h: scale x (bias + the table's rows over the distinct buckets)
+  if (ngram_table_ != nullptr) {  // model/ngrams.h: mix . (encoder, bias + the table's rows over the distinct buckets)
     std::vector<float> ngram(ngram_bias_, ngram_bias_ + num_classes_);
     for (const int64_t b : ngram_buckets(ids.data(), len, options_.ngram_order, vocab_size_, options_.ngram_buckets)) {
       const float* row = ngram_table_ + b * num_classes_;
       for (int64_t c = 0; c < num_classes_; ++c) ngram[c] += row[c];
     }
-    for (int64_t c = 0; c < num_classes_; ++c) out[c] += ngram_scale_ * ngram[c];
+    for (int64_t c = 0; c < num_classes_; ++c) out[c] = ngram_mix_[0] * out[c] + ngram_mix_[1] * ngram[c];
   }
   return out;
 }

@@ -71,7 +71,7 @@ class NativeClassifier {
   Linear attention_pool_, head_;
   const float* ngram_table_ = nullptr;  // [ngram_buckets, num_classes] with model.ngram_order > 0
   const float* ngram_bias_ = nullptr;   // [num_classes]
-  float ngram_scale_ = 1.0f;
+  float ngram_mix_[2] = {1.0f, 1.0f};  // weights of the encoder's and the head's logits
 };
 
 }  // namespace heed::model
