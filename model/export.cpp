@@ -165,7 +165,7 @@ def _pool(self, h: Tensor, padding: Tensor, lengths: Tensor) -> Tensor:
     return (h * keep).sum(1) / count
 
 def _with_ngrams(self, ids: Tensor, lengths: Tensor, logits: Tensor) -> Tensor:
-    # ngrams.cpp: plus the n-gram head's logits, when the model has one
+    # classifier.cpp, ngrams.cpp: mix[0] x logits + mix[1] x the n-gram head's logits, when the model has one
     w = self._ngram_weights()
     if len(w) == 0:
         return logits
