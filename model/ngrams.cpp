@@ -138,7 +138,6 @@ NgramFit fit_ngram_head(const std::vector<std::vector<int32_t>>& train, const st
   fit.table = (ratio * weight.detach()).contiguous();
   fit.bias = bias.detach().clone();
   const auto train_logits = bag_logits(bags, fit.table, fit.bias);
-  fit.train_loss = torch::nn::functional::cross_entropy(train_logits, gold).item<double>();
   fit.train_accuracy = accuracy(train_logits, labels);
   if (!validation.empty()) {
     const Bags v = bags_of(validation, options.order, vocab_size, B);

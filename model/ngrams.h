@@ -42,7 +42,7 @@ struct NgramFitOptions {
 struct NgramFit {
   torch::Tensor table;  // [buckets, C] float32: ratio x weight
   torch::Tensor bias;   // [C]
-  double train_loss = 0.0, train_accuracy = 0.0;
+  double train_accuracy = 0.0;
   double validation_accuracy = -1.0;  // of the head alone; -1 without validation texts
   int64_t used_buckets = 0;           // buckets some training text has
 };
