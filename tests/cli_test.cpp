@@ -168,6 +168,17 @@ TEST(Cli, TokenizerTrainAndEncode) {
 // Debian 12's OpenBLAS 0.3.21 falls back to its SSE3 kernels on CPUs newer than itself; heed then
 // re-executes itself with OPENBLAS_CORETYPE naming the best kernels the CPU runs
 // (data_pipeline/base/runtime.h). A user's own OPENBLAS_CORETYPE is kept.
+// heed links tcmalloc unless built with HEED_ALLOCATOR=system (CMakeLists.txt); --version names it.
+TEST(Runtime, VersionNamesTheMallocHeedRuns) {
+  std::string out;
+  ASSERT_EQ(run_command(heed::test::heed_binary() + " --version", &out), 0) << out;
+#ifdef HEED_TCMALLOC
+  EXPECT_NE(out.find("malloc: tcmalloc"), std::string::npos) << out;
+#else
+  EXPECT_NE(out.find("malloc: glibc"), std::string::npos) << out;
+#endif
+}
+
 TEST(Runtime, HeedRunsTheBestBlasKernelsTheCpuHas) {
   std::string out;
   ASSERT_EQ(run_command("env -u OPENBLAS_CORETYPE " + heed::test::heed_binary() + " --version", &out), 0) << out;

@@ -4,7 +4,10 @@
 #include <torch/torch.h>
 #endif
 
+#include <dlfcn.h>
+
 #include "data_pipeline/base/errors.h"
+#include "data_pipeline/base/runtime.h"
 #include "data_pipeline/tokenizer.h"
 #include "tests/test_corpus.h"
 #include "tests/test_utils.h"
@@ -37,6 +40,23 @@ TEST(Tokenizer, TrainsAlongsideLibtorchAndReservesSpecialIds) {
   EXPECT_EQ(tok.bos_id(), 2);
   EXPECT_EQ(tok.eos_id(), 3);
   EXPECT_FALSE(heed::data::spm_shim_path().empty());
+}
+
+// heed's executables run tcmalloc (CMakeLists.txt, HEED_ALLOCATOR). The shim is loaded with
+// RTLD_DEEPBIND, which binds its symbols to its own dependencies first: unless the shim links tcmalloc
+// too, SentencePiece would allocate with glibc's malloc inside a tcmalloc process. A handle's dlsym()
+// searches in that same order, so it names the malloc the shim's code calls.
+TEST(Tokenizer, TheShimAllocatesWithTheProcessMalloc) {
+  shared_tokenizer();  // loads the shim
+#ifdef HEED_TCMALLOC
+  EXPECT_EQ(heed::allocator_name(), "tcmalloc");
+#endif
+  if (heed::allocator_name() != "tcmalloc") GTEST_SKIP() << "malloc is glibc's: nothing interposes it";
+  void* handle = ::dlopen(heed::data::spm_shim_path().c_str(), RTLD_NOW | RTLD_NOLOAD);
+  ASSERT_NE(handle, nullptr) << heed::data::spm_shim_path();
+  EXPECT_EQ(::dlsym(handle, "malloc"), ::dlsym(RTLD_DEFAULT, "malloc"));
+  EXPECT_EQ(::dlsym(handle, "free"), ::dlsym(RTLD_DEFAULT, "free"));
+  ::dlclose(handle);  // drops the reference RTLD_NOLOAD took; the shim stays loaded
 }
 
 TEST(Tokenizer, EncodeDecodeRoundTrip) {

@@ -273,8 +273,9 @@ std::optional<int> parse_command_line(int argc, char** argv, Command& cmd) {
   CLI::App app{"heed: train and run Transformer text classifiers and summarizers from the command line"};
   app.require_subcommand(1);
   const std::string blas = blas_core_name();
-  app.set_version_flag("--version", blas.empty() ? std::string("heed 0.1.0")
-                                                 : fmt::format("heed 0.1.0 (OpenBLAS kernels: {})", blas));
+  app.set_version_flag("--version", blas.empty() ? fmt::format("heed 0.1.0 (malloc: {})", allocator_name())
+                                                 : fmt::format("heed 0.1.0 (OpenBLAS kernels: {}, malloc: {})", blas,
+                                                               allocator_name()));
   DecodingFlagValues summarize_decoding, evaluate_decoding;
   auto* train = add_train_options(app, cmd.train);
   auto* classify = add_classify_options(app, cmd.classify);

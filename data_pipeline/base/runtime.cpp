@@ -68,7 +68,14 @@ void reexec_for_fast_blas() {
   spdlog::debug("could not re-execute with OPENBLAS_CORETYPE={}: {}", better, std::strerror(errno));
 }
 
+std::string allocator_name() {
+  // tcmalloc exports tc_malloc next to the malloc it interposes; glibc has no such symbol.
+  static const bool tcmalloc = ::dlsym(RTLD_DEFAULT, "tc_malloc") != nullptr;
+  return tcmalloc ? "tcmalloc" : "glibc";
+}
+
 void tune_allocator() {
+  if (allocator_name() != "glibc") return;  // mallopt() tunes glibc's malloc only
   const char* tuning = std::getenv("HEED_MALLOC_TUNING");
   if (tuning == nullptr || std::strcmp(tuning, "0") != 0) {
     mallopt(M_MMAP_MAX, 0);                  // never serve allocations with mmap

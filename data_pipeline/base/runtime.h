@@ -10,9 +10,13 @@ namespace heed {
 // a larger count is warned about and lowered).
 int resolve_thread_count(int64_t requested);
 
-// Keeps large tensor buffers in the heap instead of returning them to the OS after every step (glibc
-// would otherwise mmap/munmap them and page-fault them in again; set HEED_MALLOC_TUNING=0 to measure
-// the difference).
+// The malloc this process runs: "tcmalloc" (heed's executables link it; CMake's HEED_ALLOCATOR) or
+// "glibc" (HEED_ALLOCATOR=system, sanitizer builds).
+std::string allocator_name();
+
+// Under glibc's malloc only (tcmalloc needs no tuning): keeps large tensor buffers in the heap instead
+// of returning them to the OS after every step (glibc would otherwise mmap/munmap them and page-fault
+// them in again; set HEED_MALLOC_TUNING=0 to measure the difference).
 void tune_allocator();
 
 // OpenBLAS chooses its kernels once, when it is loaded, from the CPU model. Debian 12's OpenBLAS
