@@ -4,10 +4,12 @@
 // Google Benchmark runs each case once per process (bench/run.py measures peak RSS per process):
 //
 //   heed_bench WORK --threads N [--steps S] [--batch B] [--new-tokens K] [--precision auto|fp32|bf16]
-//              --benchmark_filter=<case>
+//              [--data FILE] --benchmark_filter=<case>
 //
 // Cases: train_classifier, infer_classifier, train_seq2seq, generate_greedy, generate_beam4,
 // generate_greedy_nocache, tokenize. Counters: tokens_per_second (or mb_per_second), ms_per_step.
+// --data names the training cases' batches file in WORK (default classifier.json / seq2seq.json; the
+// 1,024-token cases use classifier_long.json / seq2seq_long.json).
 #include <benchmark/benchmark.h>
 #include <torch/torch.h>
 
@@ -39,6 +41,7 @@ struct Args {
   int batch = 1;
   int new_tokens = 64;
   std::string precision = "auto";  // training cases: training.precision (heed's default)
+  std::string data;                 // training cases: batches file in WORK ("" = the case's default)
 };
 Args g_args;
 
@@ -91,7 +94,7 @@ void run_training(benchmark::State& state, app::TrainingTask& task, const std::v
 }
 
 void train_classifier(benchmark::State& state) {
-  const auto data = load("classifier.json");
+  const auto data = load(g_args.data.empty() ? "classifier.json" : g_args.data);
   app::ClassificationData d;
   std::vector<std::vector<size_t>> batches;
   for (const auto& b : data.at("batches")) {
@@ -133,7 +136,7 @@ void infer_classifier(benchmark::State& state) {
 }
 
 void train_seq2seq(benchmark::State& state) {
-  const auto data = load("seq2seq.json");
+  const auto data = load(g_args.data.empty() ? "seq2seq.json" : g_args.data);
   const auto tokenizer = data::Tokenizer::load(g_args.work + "/spm.model");
   app::SummarizationData d;
   d.ids = app::special_ids(tokenizer);
@@ -209,6 +212,7 @@ int main(int argc, char** argv) {
     else if (a == "--batch") g_args.batch = value();
     else if (a == "--new-tokens") g_args.new_tokens = value();
     else if (a == "--precision" && i + 1 < argc) g_args.precision = argv[++i];
+    else if (a == "--data" && i + 1 < argc) g_args.data = argv[++i];
     else if (a.rfind("--", 0) != 0 && g_args.work.empty()) g_args.work = a;
     else rest.push_back(argv[i]);
   }

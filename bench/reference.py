@@ -2,9 +2,10 @@
 """The plain-PyTorch reference for bench/run.py: what a user would write in Python (eager mode) for
 the same models heed trains, run on the same batches with the same thread count.
 
-  reference.py train-classifier  WORK --threads N --steps S
+  reference.py train-classifier  WORK --threads N --steps S [--precision fp32|bf16] [--data classifier.json]
   reference.py infer-classifier  WORK --threads N
-  reference.py train-seq2seq     WORK --threads N --steps S
+  reference.py train-seq2seq     WORK --threads N --steps S [--precision fp32|bf16] [--data seq2seq.json]
+  reference.py gemm-peak         WORK --threads N [--precision fp32|bf16]
   reference.py generate          WORK --threads N --batch B --cache 0|1 --new-tokens K
   reference.py tokenize          WORK --threads N
   reference.py save-classifier   WORK
@@ -12,7 +13,10 @@ the same models heed trains, run on the same batches with the same thread count.
 
 WORK is the folder bench/run.py prepared (spm.model, classifier.json, seq2seq.json, articles.json).
 Each call prints one JSON object on stdout. Models follow heed's defaults: pre-norm, GELU,
-sinusoidal positions scaled by sqrt(d), mean pooling; encoder-decoder with tied embeddings.
+sinusoidal positions scaled by sqrt(d), mean pooling; encoder-decoder with tied embeddings; dropout
+0.1 on embeddings, residuals and the feed-forward's hidden layer, none on attention weights (as
+heed's). `--precision bf16` trains under `torch.autocast("cpu", dtype=torch.bfloat16)`: matrix
+products in bfloat16, float32 weights, optimizer and loss, which is what heed's bf16 does.
 """
 import argparse
 import json
@@ -54,6 +58,9 @@ class Classifier(nn.Module):
         super().__init__()
         self.embed = Embed(vocab, d, max_positions, dropout)
         layer = nn.TransformerEncoderLayer(d, heads, ff, dropout, activation="gelu", batch_first=True, norm_first=True)
+        # nn.TransformerEncoderLayer also drops attention weights with `dropout`; heed's configs and its
+        # bench model use attention_dropout 0, so the reference does too (like for like).
+        layer.self_attn.dropout = 0.0
         self.encoder = nn.TransformerEncoder(layer, layers, norm=nn.LayerNorm(d), enable_nested_tensor=False)
         self.head = nn.Linear(d, classes)
 
@@ -159,6 +166,11 @@ def padded(rows, pad=0):
     return ids, torch.tensor([len(r) for r in rows], dtype=torch.long)
 
 
+def autocast(a):
+    """The one line a PyTorch user adds for bf16 on CPU (a no-op context for fp32)."""
+    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.precision == "bf16")
+
+
 def timed_steps(batches, steps, step_fn, warmup=2):
     for b in batches[:warmup]:
         step_fn(b)
@@ -170,7 +182,7 @@ def timed_steps(batches, steps, step_fn, warmup=2):
 
 
 def train_classifier(a):
-    data = load(a.work, "classifier.json")
+    data = load(a.work, a.data or "classifier.json")
     torch.manual_seed(1)
     model = Classifier(data["vocab_size"], max_positions=data["max_length"])
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.98), weight_decay=0.01)
@@ -179,7 +191,8 @@ def train_classifier(a):
 
     def step(batch):
         (ids, lengths), labels = batch
-        loss = F.cross_entropy(model(ids, lengths), labels)
+        with autocast(a):
+            loss = F.cross_entropy(model(ids, lengths).float(), labels)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -204,7 +217,7 @@ def infer_classifier(a):
 
 
 def train_seq2seq(a):
-    data = load(a.work, "seq2seq.json")
+    data = load(a.work, a.data or "seq2seq.json")
     torch.manual_seed(1)
     model = Seq2Seq(data["vocab_size"], max_positions=data["max_positions"])
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.98), weight_decay=0.01)
@@ -219,10 +232,11 @@ def train_seq2seq(a):
 
     def step(batch):
         (src, src_len), tgt_in, tgt_out = batch
-        memory, mask = model.encode(src, src_len)
-        logits = model.decode(tgt_in, memory, mask)
-        loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), tgt_out.reshape(-1), ignore_index=-100,
-                               label_smoothing=0.1)
+        with autocast(a):
+            memory, mask = model.encode(src, src_len)
+            logits = model.decode(tgt_in, memory, mask)
+            loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), tgt_out.reshape(-1),
+                                   ignore_index=-100, label_smoothing=0.1)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -265,6 +279,25 @@ def generate(a):
     return {"batch": src.size(0), "new_tokens": a.new_tokens, "seconds": seconds, "tokens_per_second": tokens / seconds}
 
 
+def gemm_peak(a):
+    """The best matrix-product rate this process reaches at the given precision: square products of a
+    few sizes, each timed over repeats after a warm-up; the highest GFLOP/s is the peak the training
+    rows are measured against (model FLOPs utilisation)."""
+    dtype = torch.bfloat16 if a.precision == "bf16" else torch.float32
+    best, rates = 0.0, {}
+    for n in (512, 1024, 2048, 3072):
+        x, y = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
+        torch.mm(x, y)
+        reps = max(3, int(2e10 / (2 * n ** 3)))
+        start = time.perf_counter()
+        for _ in range(reps):
+            torch.mm(x, y)
+        rate = 2 * n ** 3 * reps / (time.perf_counter() - start) / 1e9
+        rates[str(n)] = round(rate, 1)
+        best = max(best, rate)
+    return {"precision": a.precision, "gflops": best, "gflops_by_size": rates}
+
+
 def tokenize(a):
     import sentencepiece as spm
     sp = spm.SentencePieceProcessor(model_file=os.path.join(a.work, "spm.model"))
@@ -302,7 +335,7 @@ def classify(a):
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("task", choices=["train-classifier", "infer-classifier", "train-seq2seq", "generate", "tokenize",
-                                    "save-classifier", "classify"])
+                                    "save-classifier", "classify", "gemm-peak"])
     p.add_argument("work")
     p.add_argument("--threads", type=int, default=os.cpu_count())
     p.add_argument("--steps", type=int, default=10)
@@ -310,10 +343,13 @@ def main():
     p.add_argument("--cache", type=int, default=1)
     p.add_argument("--new-tokens", type=int, default=64)
     p.add_argument("--text", default="")
+    p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
+    p.add_argument("--data", help="batches file in WORK (training cases; default classifier.json / seq2seq.json)")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     fn = {"train-classifier": train_classifier, "infer-classifier": infer_classifier, "train-seq2seq": train_seq2seq,
-          "generate": generate, "tokenize": tokenize, "save-classifier": save_classifier, "classify": classify}[a.task]
+          "generate": generate, "tokenize": tokenize, "save-classifier": save_classifier, "classify": classify,
+          "gemm-peak": gemm_peak}[a.task]
     json.dump(fn(a), sys.stdout)
     print()
 
