@@ -165,9 +165,6 @@ TEST(Cli, TokenizerTrainAndEncode) {
   EXPECT_EQ(run_command(heed_exe() + " tokenizer encode --model " + input + " x", &out), 2);
 }
 
-// Debian 12's OpenBLAS 0.3.21 falls back to its SSE3 kernels on CPUs newer than itself; heed then
-// re-executes itself with OPENBLAS_CORETYPE naming the best kernels the CPU runs
-// (data_pipeline/base/runtime.h). A user's own OPENBLAS_CORETYPE is kept.
 // heed links tcmalloc unless built with HEED_ALLOCATOR=system (CMakeLists.txt); --version names it.
 TEST(Runtime, VersionNamesTheMallocHeedRuns) {
   std::string out;
@@ -179,6 +176,9 @@ TEST(Runtime, VersionNamesTheMallocHeedRuns) {
 #endif
 }
 
+// Debian 12's OpenBLAS 0.3.21 falls back to its SSE3 kernels on CPUs newer than itself; heed then
+// re-executes itself with OPENBLAS_CORETYPE naming the best kernels the CPU runs
+// (data_pipeline/base/runtime.h). A user's own OPENBLAS_CORETYPE is kept.
 TEST(Runtime, HeedRunsTheBestBlasKernelsTheCpuHas) {
   std::string out;
   ASSERT_EQ(run_command("env -u OPENBLAS_CORETYPE " + heed::test::heed_binary() + " --version", &out), 0) << out;
