@@ -9,7 +9,7 @@ process for heed (build/heed_bench, build/heed) and for bench/reference.py, alte
 a table and JSON with the ratios. Cases and shapes are issue 5's, plus 1,024-token inputs
 (docs/BENCHMARKS.md). Training rows are like for like (issue 15): both sides at the same precision
 (fp32, and bf16 = CPU autocast where the CPU has it), the same model and dropout, the same batches,
-threads and glibc allocator settings; each also reports model FLOP/s and its share of the
+threads and malloc (heed's); each also reports model FLOP/s and its share of the
 matrix-product peak measured in the same run.
 """
 import argparse
@@ -80,7 +80,7 @@ def training_flops(data_file, steps):
             continue
         for src, tgt in zip(b["source"], b["target"]):
             s, t = len(src), len(tgt) + 1  # BOS + target in, target + EOS out
-            dec = 3 * (2 * t * (2 * d * d + 2 * d * FF_DIM)          # self-attention q, k, v, o; feed-forward
+            dec = 3 * (2 * t * (4 * d * d + 2 * d * FF_DIM)          # self-attention q, k, v, o; feed-forward
                        + 2 * 2 * d * t * (t + 1) // 2                # causal scores and weighted sum
                        + 2 * t * 2 * d * d + 2 * s * 2 * d * d       # cross-attention q, o; k, v of the source
                        + 2 * 2 * t * s * d)                          # cross scores and weighted sum
