@@ -13,6 +13,7 @@ threads and malloc (heed's); each also reports model FLOP/s and its share of the
 matrix-product peak measured in the same run.
 """
 import argparse
+import functools
 import json
 import os
 import random
@@ -118,8 +119,10 @@ def clean(text):
     return " ".join(text.replace("<br />", " ").split())
 
 
+@functools.lru_cache(maxsize=None)
 def read_corpora(data):
-    """2,048 IMDB train reviews (every 6th file of each label) and 300 BBC article/summary pairs."""
+    """2,048 IMDB train reviews (every 6th file of each label) and 300 BBC article/summary pairs (read
+    once: prepare() and prepare_long() both use them)."""
     imdb = []
     for label in ("neg", "pos"):
         folder = os.path.join(data, "aclImdb", "train", label)
