@@ -78,6 +78,46 @@ TEST(NativeClassifier, EqualsTheTorchModuleForEveryArchitecture) {
   }
 }
 
+TEST(NativeClassifier, EqualsTheTorchModuleOnLongSequencesAndOddWidths) {
+  // Lengths around and past 16 and a width that is not a multiple of 16: the vectorized bodies of the
+  // softmax, layer norm and GELU loops and their scalar tails both run.
+  const std::vector<int64_t> lengths_list = {16, 17, 40, 63};
+  const int64_t longest = 63;
+  std::vector<std::vector<int32_t>> sequences;
+  auto ids = torch::zeros({4, longest}, torch::kInt64);
+  for (size_t i = 0; i < lengths_list.size(); ++i) {
+    std::vector<int32_t> seq;
+    for (int64_t t = 0; t < lengths_list[i]; ++t) {
+      seq.push_back(static_cast<int32_t>(4 + (t * 7 + static_cast<int64_t>(i) * 3) % 26));
+      ids[static_cast<int64_t>(i)][t] = seq.back();
+    }
+    sequences.push_back(seq);
+  }
+  const auto lengths = torch::tensor(lengths_list, torch::kInt64);
+  for (const std::string norm : {"pre", "post"}) {
+    torch::manual_seed(12);
+    auto options = tiny(norm, "sinusoidal", "mean", "gelu");
+    options.d_model = 40;
+    options.ff_dim = 72;
+    Classifier model(options, 30, 3);
+    model->eval();
+    TempDir dir;
+    const NativeClassifier native(options, 30, 3, FlatWeights::read(save_both(model, dir)));
+    torch::NoGradGuard no_grad;
+    const auto expected = model(ids, lengths);
+    const auto batched = native.probabilities(sequences, 2);
+    for (size_t i = 0; i < sequences.size(); ++i) {
+      const auto logits = native.logits(sequences[i]);
+      const auto p = torch::softmax(expected[static_cast<int64_t>(i)], 0);
+      for (int64_t c = 0; c < 3; ++c) {
+        EXPECT_NEAR(logits[static_cast<size_t>(c)], expected[static_cast<int64_t>(i)][c].item<float>(), 2e-5)
+            << norm << " length " << lengths_list[i];
+        EXPECT_NEAR(batched[i][static_cast<size_t>(c)], p[c].item<float>(), 1e-6) << norm << " length " << lengths_list[i];
+      }
+    }
+  }
+}
+
 TEST(NativeClassifier, RejectsWrongShapesAndBrokenFiles) {
   torch::manual_seed(1);
   const auto options = tiny("pre", "sinusoidal", "mean", "gelu");

@@ -15,66 +15,140 @@
 namespace heed::model {
 namespace {
 
-// exp and erf written so that GCC vectorizes whole rows of them (no calls, no branches); libm's
+// 16 floats (one AVX-512 register; GCC splits it into narrower ones for the other clones) and 16 ints.
+// Every function taking or returning them is inlined, so GCC's note that their calling convention
+// differs with and without AVX-512 (-Wpsabi) does not apply.
+#pragma GCC diagnostic ignored "-Wpsabi"
+typedef float Floats16 __attribute__((vector_size(64)));
+typedef int32_t Ints16 __attribute__((vector_size(64)));
+constexpr int64_t kLanes = 16;
+
+inline __attribute__((always_inline)) Floats16 load16(const float* p) {
+  Floats16 v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+inline __attribute__((always_inline)) void store16(float* p, Floats16 v) { std::memcpy(p, &v, sizeof v); }
+inline __attribute__((always_inline)) int32_t round_to_int(float n) { return static_cast<int32_t>(n); }
+inline __attribute__((always_inline)) Ints16 round_to_int(Floats16 n) { return __builtin_convertvector(n, Ints16); }
+inline __attribute__((always_inline)) float bits_to_float(int32_t bits) {
+  float f;
+  std::memcpy(&f, &bits, sizeof f);
+  return f;
+}
+inline __attribute__((always_inline)) Floats16 bits_to_float(Ints16 bits) {
+  Floats16 f;
+  std::memcpy(&f, &bits, sizeof f);
+  return f;
+}
+
+// exp and erf with no calls or branches, for one float or 16 at once (F = float or Floats16); libm's
 // scalar expf and erff were ~40% of a review's time. exp: the Cephes expf reduction and polynomial
 // (about 1 ulp); inputs below -87 give ~1e-38 instead of 0. erf: Abramowitz & Stegun 7.1.26
 // (absolute error <= 1.5e-7), over that exp.
-inline __attribute__((always_inline)) float exp_approx(float x) {
-  x = std::min(std::max(x, -87.0f), 88.0f);
-  const float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;  // round(x / ln 2)
-  const float r = x - n * 0.693359375f + n * 2.12194440e-4f;              // x - n ln 2, in two parts
-  float p = 1.9875691500e-4f;
+template <class F>
+inline __attribute__((always_inline)) F exp_approx(F x) {
+  const F lo = F{} - 87.0f, hi = F{} + 88.0f;
+  x = x < lo ? lo : x;
+  x = x > hi ? hi : x;
+  const F n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;  // round(x / ln 2)
+  const F r = x - n * 0.693359375f + n * 2.12194440e-4f;              // x - n ln 2, in two parts
+  F p = F{} + 1.9875691500e-4f;
   p = p * r + 1.3981999507e-3f;
   p = p * r + 8.3334519073e-3f;
   p = p * r + 4.1665795894e-2f;
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
-  const float e = p * r * r + r + 1.0f;
-  const int32_t bits = (static_cast<int32_t>(n) + 127) * (1 << 23);  // 2^n
-  float scale;
-  std::memcpy(&scale, &bits, sizeof scale);
-  return e * scale;
+  const F e = p * r * r + r + 1.0f;
+  return e * bits_to_float((round_to_int(n) + 127) << 23);  // e * 2^n
 }
 
-inline __attribute__((always_inline)) float erf_approx(float x) {
-  const float a = std::fabs(x);
-  const float t = 1.0f / (1.0f + 0.3275911f * a);
-  const float poly = ((((1.061405429f * t - 1.453152027f) * t + 1.421413741f) * t - 0.284496736f) * t + 0.254829592f) * t;
-  return std::copysign(1.0f - poly * exp_approx(-a * a), x);
+template <class F>
+inline __attribute__((always_inline)) F erf_approx(F x) {
+  const F a = x < 0.0f ? -x : x;
+  const F t = 1.0f / (1.0f + 0.3275911f * a);
+  const F poly = ((((1.061405429f * t - 1.453152027f) * t + 1.421413741f) * t - 0.284496736f) * t + 0.254829592f) * t;
+  const F y = 1.0f - poly * exp_approx(-a * a);
+  return x < 0.0f ? -y : y;
 }
 
-// Each row of scores [rows, len] -> its softmax. One clone per instruction set; the loader picks the best.
-__attribute__((target_clones("avx512f", "avx2", "default"))) void softmax_rows(float* scores, int64_t rows,
-                                                                              int64_t len) {
+// Each row of scores [rows, len] -> exp(row - max(row)) in place, and the row's sum into sums[row]:
+// the softmax's numerators. The caller divides by the sum after multiplying by V (dh columns a row
+// instead of len). One clone per instruction set; the loader picks the best.
+__attribute__((target_clones("avx512f", "avx2", "default"))) void exp_rows(float* scores, int64_t rows, int64_t len,
+                                                                          float* sums) {
+  const int64_t body = len / kLanes * kLanes;
   for (int64_t i = 0; i < rows; ++i) {
     float* row = scores + i * len;
-    // Maximum and sum over 16 lanes (vector registers), then across the lanes.
-    constexpr int64_t kLanes = 16;
-    const int64_t body = len / kLanes * kLanes;
-    float lanes[kLanes];
-    for (int64_t l = 0; l < kLanes; ++l) lanes[l] = row[0];
-    for (int64_t j = 0; j < body; j += kLanes) {
-      for (int64_t l = 0; l < kLanes; ++l) lanes[l] = row[j + l] > lanes[l] ? row[j + l] : lanes[l];
-    }
     float top = row[0];
-    for (int64_t l = 0; l < kLanes; ++l) top = lanes[l] > top ? lanes[l] : top;
+    if (body > 0) {  // the maximum over 16 lanes, then across them
+      Floats16 m = load16(row);
+      for (int64_t j = kLanes; j < body; j += kLanes) {
+        const Floats16 v = load16(row + j);
+        m = v > m ? v : m;
+      }
+      for (int64_t l = 0; l < kLanes; ++l) top = m[l] > top ? m[l] : top;
+    }
     for (int64_t j = body; j < len; ++j) top = row[j] > top ? row[j] : top;
-    for (int64_t j = 0; j < len; ++j) row[j] = exp_approx(row[j] - top);
-    for (int64_t l = 0; l < kLanes; ++l) lanes[l] = 0.0f;
+    Floats16 lanes = {};
     for (int64_t j = 0; j < body; j += kLanes) {
-      for (int64_t l = 0; l < kLanes; ++l) lanes[l] += row[j + l];
+      const Floats16 e = exp_approx(load16(row + j) - top);
+      store16(row + j, e);
+      lanes += e;
     }
     float sum = 0.0f;
     for (int64_t l = 0; l < kLanes; ++l) sum += lanes[l];
-    for (int64_t j = body; j < len; ++j) sum += row[j];
-    const float inv = 1.0f / sum;
-    for (int64_t j = 0; j < len; ++j) row[j] *= inv;
+    for (int64_t j = body; j < len; ++j) sum += (row[j] = exp_approx(row[j] - top));
+    sums[i] = sum;
   }
+}
+
+// Each row of x [rows, d] -> (row - mean) / sqrt(var + eps) * weight + bias into y (which may be x),
+// eps 1e-5 as torch::nn::LayerNorm's. Float sums over 16 lanes, vectorized.
+__attribute__((target_clones("avx512f", "avx2", "default"))) void layer_norm_rows(const float* x, float* y,
+                                                                                 int64_t rows, int64_t d,
+                                                                                 const float* weight,
+                                                                                 const float* bias) {
+  constexpr float kEps = 1e-5f;
+  const int64_t body = d / kLanes * kLanes;
+  const float inv_d = 1.0f / static_cast<float>(d);
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* v = x + r * d;
+    float* out = y + r * d;
+    float lanes[kLanes] = {};
+    for (int64_t i = 0; i < body; i += kLanes) {
+      for (int64_t l = 0; l < kLanes; ++l) lanes[l] += v[i + l];
+    }
+    float sum = 0.0f;
+    for (int64_t l = 0; l < kLanes; ++l) sum += lanes[l];
+    for (int64_t i = body; i < d; ++i) sum += v[i];
+    const float mean = sum * inv_d;
+    for (int64_t l = 0; l < kLanes; ++l) lanes[l] = 0.0f;
+    for (int64_t i = 0; i < body; i += kLanes) {
+      for (int64_t l = 0; l < kLanes; ++l) lanes[l] += (v[i + l] - mean) * (v[i + l] - mean);
+    }
+    float var = 0.0f;
+    for (int64_t l = 0; l < kLanes; ++l) var += lanes[l];
+    for (int64_t i = body; i < d; ++i) var += (v[i] - mean) * (v[i] - mean);
+    const float inv = 1.0f / std::sqrt(var * inv_d + kEps);
+    for (int64_t i = 0; i < d; ++i) out[i] = (v[i] - mean) * inv * weight[i] + bias[i];
+  }
+}
+
+// Grows v to at least n elements (never shrinks, so a reused buffer is not zero-filled again) -> its data.
+float* room(std::vector<float>& v, int64_t n) {
+  if (v.size() < static_cast<size_t>(n)) v.resize(static_cast<size_t>(n));
+  return v.data();
 }
 
 // x -> 0.5 x (1 + erf(x / sqrt 2)), in place (exact-erf GELU, as torch's default).
 __attribute__((target_clones("avx512f", "avx2", "default"))) void gelu_in_place(float* x, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) x[i] = 0.5f * x[i] * (1.0f + erf_approx(x[i] * 0.70710678118654752f));
+  const int64_t body = n / kLanes * kLanes;
+  for (int64_t i = 0; i < body; i += kLanes) {
+    const Floats16 v = load16(x + i);
+    store16(x + i, 0.5f * v * (1.0f + erf_approx(v * 0.70710678118654752f)));
+  }
+  for (int64_t i = body; i < n; ++i) x[i] = 0.5f * x[i] * (1.0f + erf_approx(x[i] * 0.70710678118654752f));
 }
 
 }  // namespace
@@ -135,58 +209,64 @@ void NativeClassifier::apply(const Linear& l, const float* x, int64_t rows, floa
               static_cast<int>(l.out));
 }
 
-void NativeClassifier::layer_norm(const Norm& n, float* x, int64_t rows) const {
-  constexpr double kEps = 1e-5;  // torch::nn::LayerNorm's default
-  for (int64_t r = 0; r < rows; ++r) {
-    float* v = x + r * d_;
-    double mean = 0.0, var = 0.0;
-    for (int64_t i = 0; i < d_; ++i) mean += v[i];
-    mean /= static_cast<double>(d_);
-    for (int64_t i = 0; i < d_; ++i) var += (v[i] - mean) * (v[i] - mean);
-    var /= static_cast<double>(d_);
-    const double inv = 1.0 / std::sqrt(var + kEps);
-    for (int64_t i = 0; i < d_; ++i) v[i] = static_cast<float>((v[i] - mean) * inv) * n.weight[i] + n.bias[i];
-  }
+void NativeClassifier::layer_norm(const Norm& n, const float* x, float* y, int64_t rows) const {
+  layer_norm_rows(x, y, rows, d_, n.weight, n.bias);
 }
 
 // softmax(Q K^T / sqrt(d_k)) V per head, heads side by side, then the output projection.
-void NativeClassifier::attention(const Layer& layer, const float* x, int64_t len, float* out) const {
+void NativeClassifier::attention(const Layer& layer, const float* x, int64_t len, float* out, Workspace& work) const {
   const int64_t heads = options_.heads, dh = d_ / heads, d3 = 3 * d_;
-  std::vector<float> qkv(static_cast<size_t>(len * d3)), scores(static_cast<size_t>(len * len)),
-      mixed(static_cast<size_t>(len * d_));
-  apply(layer.in_proj, x, len, qkv.data());  // [len, 3d]: q | k | v, head h at columns h*dh
+  float* qkv = room(work.qkv, len * d3);
+  float* scores = room(work.scores, len * len + len);  // [len, len] scores, then the len row sums
+  float* sums = scores + len * len;
+  float* mixed = room(work.mixed, len * d_);
+  apply(layer.in_proj, x, len, qkv);  // [len, 3d]: q | k | v, head h at columns h*dh
   const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(dh)));
   const int n = static_cast<int>(len), k = static_cast<int>(dh);
   for (int64_t h = 0; h < heads; ++h) {
-    const float* q = qkv.data() + h * dh;
-    const float* kk = qkv.data() + d_ + h * dh;
-    const float* v = qkv.data() + 2 * d_ + h * dh;
+    const float* q = qkv + h * dh;
+    const float* kk = qkv + d_ + h * dh;
+    const float* v = qkv + 2 * d_ + h * dh;
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, n, k, scale, q, static_cast<int>(d3), kk,
-                static_cast<int>(d3), 0.0f, scores.data(), n);
-    softmax_rows(scores.data(), len, len);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, k, n, 1.0f, scores.data(), n, v, static_cast<int>(d3),
-                0.0f, mixed.data() + h * dh, static_cast<int>(d_));
+                static_cast<int>(d3), 0.0f, scores, n);
+    exp_rows(scores, len, len, sums);
+    float* head_out = mixed + h * dh;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, k, n, 1.0f, scores, n, v, static_cast<int>(d3), 0.0f,
+                head_out, static_cast<int>(d_));
+    for (int64_t i = 0; i < len; ++i) {  // the softmax's division, on the dh outputs of each query
+      const float inv = 1.0f / sums[i];
+      for (int64_t j = 0; j < dh; ++j) head_out[i * d_ + j] *= inv;
+    }
   }
-  apply(layer.out_proj, mixed.data(), len, out);
+  apply(layer.out_proj, mixed, len, out);
 }
 
-void NativeClassifier::feed_forward(const Layer& layer, const float* x, int64_t len, float* out) const {
-  std::vector<float> hidden(static_cast<size_t>(len * options_.ff_dim));
-  apply(layer.fc1, x, len, hidden.data());
+void NativeClassifier::feed_forward(const Layer& layer, const float* x, int64_t len, float* out, Workspace& work) const {
+  const int64_t size = len * options_.ff_dim;
+  float* hidden = room(work.hidden, size);
+  apply(layer.fc1, x, len, hidden);
   if (activation_ == Activation::kGelu) {
-    gelu_in_place(hidden.data(), static_cast<int64_t>(hidden.size()));
+    gelu_in_place(hidden, size);
   } else {
-    for (auto& h : hidden) h = std::max(h, 0.0f);
+    for (int64_t i = 0; i < size; ++i) hidden[i] = std::max(hidden[i], 0.0f);
   }
-  apply(layer.fc2, hidden.data(), len, out);
+  apply(layer.fc2, hidden, len, out);
 }
 
 std::vector<float> NativeClassifier::logits(const std::vector<int32_t>& ids) const {
+  Workspace work;
+  return logits(ids, work);
+}
+
+std::vector<float> NativeClassifier::logits(const std::vector<int32_t>& ids, Workspace& work) const {
   const auto len = static_cast<int64_t>(ids.size());
   if (len < 1 || len > options_.max_positions) {
     throw InputError(fmt::format("classifier input of {} tokens; the model takes 1 to {}", len, options_.max_positions));
   }
-  std::vector<float> x(static_cast<size_t>(len * d_)), h(x.size()), branch(x.size());
+  const int64_t size = len * d_;
+  float* x = room(work.x, size);
+  float* h = room(work.h, size);
+  float* branch = room(work.branch, size);
   for (int64_t t = 0; t < len; ++t) {
     const int32_t id = ids[static_cast<size_t>(t)];
     if (id < 0 || id >= vocab_size_) throw Error(fmt::format("token id {} outside the vocabulary ({})", id, vocab_size_));
@@ -197,31 +277,29 @@ std::vector<float> NativeClassifier::logits(const std::vector<int32_t>& ids) con
   const bool pre = norm_placement_ == model::Norm::kPre;
   for (const auto& layer : layers_) {
     if (pre) {  // y = x + attn(norm1(x)); x = y + ff(norm2(y))
-      h = x;
-      layer_norm(layer.norm1, h.data(), len);
-      attention(layer, h.data(), len, branch.data());
-      for (size_t i = 0; i < x.size(); ++i) x[i] += branch[i];
-      h = x;
-      layer_norm(layer.norm2, h.data(), len);
-      feed_forward(layer, h.data(), len, branch.data());
-      for (size_t i = 0; i < x.size(); ++i) x[i] += branch[i];
+      layer_norm(layer.norm1, x, h, len);
+      attention(layer, h, len, branch, work);
+      for (int64_t i = 0; i < size; ++i) x[i] += branch[i];
+      layer_norm(layer.norm2, x, h, len);
+      feed_forward(layer, h, len, branch, work);
+      for (int64_t i = 0; i < size; ++i) x[i] += branch[i];
     } else {  // y = norm1(x + attn(x)); x = norm2(y + ff(y))
-      attention(layer, x.data(), len, branch.data());
-      for (size_t i = 0; i < x.size(); ++i) x[i] += branch[i];
-      layer_norm(layer.norm1, x.data(), len);
-      feed_forward(layer, x.data(), len, branch.data());
-      for (size_t i = 0; i < x.size(); ++i) x[i] += branch[i];
-      layer_norm(layer.norm2, x.data(), len);
+      attention(layer, x, len, branch, work);
+      for (int64_t i = 0; i < size; ++i) x[i] += branch[i];
+      layer_norm(layer.norm1, x, x, len);
+      feed_forward(layer, x, len, branch, work);
+      for (int64_t i = 0; i < size; ++i) x[i] += branch[i];
+      layer_norm(layer.norm2, x, x, len);
     }
   }
-  if (has_final_norm_) layer_norm(final_norm_, x.data(), len);
+  if (has_final_norm_) layer_norm(final_norm_, x, x, len);
 
   std::vector<float> pooled(static_cast<size_t>(d_), 0.0f);
   if (pooling_ == Pooling::kFirst) {
-    std::copy(x.begin(), x.begin() + d_, pooled.begin());
+    std::copy(x, x + d_, pooled.begin());
   } else if (pooling_ == Pooling::kAttention) {
     std::vector<float> score(static_cast<size_t>(len));
-    apply(attention_pool_, x.data(), len, score.data());
+    apply(attention_pool_, x, len, score.data());
     const float top = *std::max_element(score.begin(), score.end());
     float sum = 0.0f;
     for (auto& s : score) sum += (s = std::exp(s - top));
@@ -252,17 +330,21 @@ std::vector<std::vector<float>> NativeClassifier::probabilities(const std::vecto
   const auto n = static_cast<int64_t>(sequences.size());
   std::vector<std::vector<float>> out(sequences.size());
   std::vector<std::exception_ptr> errors(sequences.size());
-#pragma omp parallel for schedule(dynamic, 1) num_threads(std::max(1, threads)) if (n > 1)
-  for (int64_t i = 0; i < n; ++i) {
-    try {
-      auto p = logits(sequences[static_cast<size_t>(i)]);
-      const float top = *std::max_element(p.begin(), p.end());
-      float sum = 0.0f;
-      for (auto& v : p) sum += (v = std::exp(v - top));
-      for (auto& v : p) v /= sum;
-      out[static_cast<size_t>(i)] = std::move(p);
-    } catch (...) {
-      errors[static_cast<size_t>(i)] = std::current_exception();
+#pragma omp parallel num_threads(std::max(1, threads)) if (n > 1)
+  {
+    Workspace work;  // one per thread
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t i = 0; i < n; ++i) {
+      try {
+        auto p = logits(sequences[static_cast<size_t>(i)], work);
+        const float top = *std::max_element(p.begin(), p.end());
+        float sum = 0.0f;
+        for (auto& v : p) sum += (v = std::exp(v - top));
+        for (auto& v : p) v /= sum;
+        out[static_cast<size_t>(i)] = std::move(p);
+      } catch (...) {
+        errors[static_cast<size_t>(i)] = std::current_exception();
+      }
     }
   }
   for (const auto& e : errors) {

@@ -20,9 +20,16 @@ class NativeClassifier {
   // mis-shaped tensor.
   NativeClassifier(const ModelOptions& options, int64_t vocab_size, int64_t num_classes, FlatWeights weights);
 
+  // The buffers one forward pass works in; one per thread, reused across sequences so that a batch
+  // allocates (and zero-fills) them once instead of once per sequence and layer.
+  struct Workspace {
+    std::vector<float> x, h, branch, qkv, scores, mixed, hidden;
+  };
+
   // ids of one sequence (1 <= length <= max_positions) -> logits [num_classes].
-  // Safe to call from several threads at once.
+  // Safe to call from several threads at once, each with its own workspace.
   std::vector<float> logits(const std::vector<int32_t>& ids) const;
+  std::vector<float> logits(const std::vector<int32_t>& ids, Workspace& work) const;
 
   // Class probabilities (softmax of logits) of each sequence, in order. Several sequences run one
   // per thread on up to `threads` threads (BLAS then single-threaded inside each); one sequence gets
@@ -51,9 +58,9 @@ class NativeClassifier {
   Norm norm(const std::string& name) const;
   // y [rows, out] = x [rows, in] W^T + b
   static void apply(const Linear& l, const float* x, int64_t rows, float* y);
-  void layer_norm(const Norm& n, float* x, int64_t rows) const;  // in place
-  void attention(const Layer& layer, const float* x, int64_t len, float* out) const;
-  void feed_forward(const Layer& layer, const float* x, int64_t len, float* out) const;
+  void layer_norm(const Norm& n, const float* x, float* y, int64_t rows) const;  // y may be x
+  void attention(const Layer& layer, const float* x, int64_t len, float* out, Workspace& work) const;
+  void feed_forward(const Layer& layer, const float* x, int64_t len, float* out, Workspace& work) const;
 
   ModelOptions options_;
   // options_' choice fields, parsed once (model::Norm: the placement; Norm above: a norm's weights)
