@@ -1,6 +1,7 @@
 // heed's side of bench/run.py: the same measurements as bench/reference.py, through heed's own
-// code paths (ClassificationTask / SummarizationTask and the trainer's optimizer step, batched
-// prediction, app::generate, Tokenizer::encode_all), on the batches bench/run.py prepared.
+// code paths (ClassificationTask / SummarizationTask and the trainer's optimizer step, the torch-free
+// classifier engine that heed evaluate / classify / serve run, app::generate, Tokenizer::encode_all),
+// on the batches bench/run.py prepared.
 // Google Benchmark runs each case once per process (bench/run.py measures peak RSS per process):
 //
 //   heed_bench WORK --threads N [--steps S] [--batch B] [--new-tokens K] [--precision auto|fp32|bf16]
@@ -22,6 +23,7 @@
 #include <nlohmann/json.hpp>
 
 #include "app/config/config.h"
+#include "app/training/checkpoint.h"
 #include "app/training/classification.h"
 #include "app/training/summarization.h"
 #include "app/training/torch_runtime.h"
@@ -29,6 +31,7 @@
 #include "data_pipeline/base/io.h"
 #include "data_pipeline/base/runtime.h"
 #include "data_pipeline/tokenizer.h"
+#include "model/native/native_classifier.h"
 
 namespace {
 
@@ -116,18 +119,24 @@ void train_classifier(benchmark::State& state) {
 
 void infer_classifier(benchmark::State& state) {
   const auto data = load("classifier.json");
-  std::vector<std::vector<data::TokenIds>> batches;
-  for (const auto& b : data.at("batches")) batches.push_back(b.at("ids").get<std::vector<data::TokenIds>>());
+  std::vector<std::vector<std::vector<int32_t>>> batches;
+  for (const auto& b : data.at("batches")) batches.push_back(b.at("ids").get<std::vector<std::vector<int32_t>>>());
   torch::manual_seed(1);
-  model::Classifier model(model_options(4, data.at("max_length").get<int64_t>(), false),
-                          data.at("vocab_size").get<int64_t>(), 2);
+  const auto options = model_options(4, data.at("max_length").get<int64_t>(), false);
+  const auto vocab = data.at("vocab_size").get<int64_t>();
+  model::Classifier model(options, vocab, 2);
   model->eval();
-  // heed evaluate's path: predict_probabilities with a token budget that keeps each prepared batch whole.
-  app::predict_probabilities(model, batches[0], 0, 1 << 20);  // warm-up
+  // heed evaluate's path (and heed classify's and heed serve's): the torch-free engine over the
+  // model's flat weights, each sequence unpadded, one per thread.
+  const std::string pt = g_args.work + "/infer_classifier.pt", flat = g_args.work + "/infer_classifier.flat";
+  app::save_checkpoint(pt, *model, nullptr, {});
+  app::save_flat_weights(flat, *model, pt);
+  const model::NativeClassifier engine(options, vocab, 2, model::FlatWeights::read(flat));
+  engine.probabilities(batches[0], g_args.threads);  // warm-up
   double tokens = 0;
   for (auto _ : state) {
     for (const auto& b : batches) {
-      app::predict_probabilities(model, b, 0, 1 << 20);
+      benchmark::DoNotOptimize(engine.probabilities(b, g_args.threads));
       for (const auto& s : b) tokens += static_cast<double>(s.size());
     }
   }

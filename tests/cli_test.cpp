@@ -119,6 +119,18 @@ TEST(Cli, TrainClassifyEvaluateEndToEnd) {
   EXPECT_GT(r["accuracy"].get<double>(), 0.85);
   EXPECT_EQ(r["count"], 100);
   EXPECT_EQ(r["confusion"].size(), 2u);
+  // By default it runs heed classify's torch-free engine; libtorch's padded batches give the same confusion.
+  EXPECT_EQ(r["engine"], "native");
+  const auto torch_report = dir.str() + "/report_torch.json";
+  ASSERT_EQ(run_command(heed_exe() + " evaluate --engine torch --run " + run + " --data " + dir.str() +
+                            "/test.jsonl --report " + torch_report,
+                        &out),
+            0)
+      << out;
+  const auto rt = nlohmann::json::parse(std::ifstream(torch_report));
+  EXPECT_EQ(rt["engine"], "torch");
+  EXPECT_EQ(rt["confusion"], r["confusion"]);
+  EXPECT_EQ(run_command(heed_exe() + " evaluate --engine fast --run " + run + " --data " + dir.str() + "/test.jsonl", &out), 2);
   // --split validation scores exactly the examples training held out (tiny config: 20% of 400).
   ASSERT_EQ(run_command(heed_exe() + " evaluate --run " + run + " --data " + dir.str() + "/train.jsonl --split validation --report " +
                             report,

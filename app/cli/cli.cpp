@@ -171,6 +171,11 @@ CLI::App* add_evaluate_options(CLI::App& app, EvaluateJobOptions& o, DecodingFla
       ->capture_default_str();
   e->add_flag("--no-kv-cache{false}", o.use_cache,
               "summarizers: re-run the decoder over the whole prefix at every step (slow; for measurements)");
+  e->add_option("--engine", o.engine,
+                "classifiers: auto: the torch-free engine (as heed classify and heed serve), else libtorch; native; "
+                "torch")
+      ->check(CLI::IsMember({"auto", "native", "torch"}))
+      ->capture_default_str();
   e->add_option("--baseline", o.baseline, "summarizers: also score baselines on the same articles: lead-N (the first N sentences), textrank-N (the N most central sentences, TextRank over tf-idf); several separated by commas");
   e->add_option("--batch-size", o.batch_size, "summarizers: articles decoded together")
       ->check(CLI::Range(int64_t{1}, kMaxDecodeBatch))

@@ -79,6 +79,9 @@ struct EvaluateJobOptions {
   int64_t batch_size = 16;                      // articles decoded together
   int64_t limit = 0;                            // score only the first N pairs (0 = all)
   bool use_cache = true;                        // false: re-run the decoder over the prefix each step (measurement)
+  // Classifiers only: "auto" (the torch-free engine over the run's flat weights when they can be
+  // written, else libtorch), "native" (that engine or an error) or "torch" (padded libtorch batches).
+  std::string engine = "auto";
 };
 int evaluate_job(const EvaluateJobOptions& options);  // dispatches on the run's task
 int evaluate_summarizer_job(const EvaluateJobOptions& options);

@@ -1,4 +1,5 @@
 // heed evaluate (classification): labelled data -> accuracy, macro-F1, confusion matrix, JSON report.
+#include <algorithm>
 #include <filesystem>
 #include <iostream>
 
@@ -9,6 +10,7 @@
 #include "app/config/run_dir.h"
 #include "app/evaluation/metrics.h"
 #include "app/training/classification.h"
+#include "app/training/predictors.h"
 #include "app/training/torch_runtime.h"
 #include "data_pipeline/base/errors.h"
 #include "data_pipeline/base/io.h"
@@ -53,7 +55,17 @@ int evaluate_job(const EvaluateJobOptions& o) {
   }
   const int threads = configure_runtime(o.threads);
   const double start = now_seconds();
-  LoadedClassifier clf = load_classifier(o.run, o.checkpoint);
+  if (!o.engine.empty() && o.engine != "auto" && o.engine != "native" && o.engine != "torch") {
+    throw InputError(fmt::format("evaluate: --engine {}: expected auto, native or torch", o.engine));
+  }
+  // heed classify's and heed serve's way to a text's probabilities, so all three agree.
+  const ClassifierPredictor predictor = open_classifier_predictor(o.run, "", o.checkpoint, o.engine != "torch");
+  if (o.engine == "native" && !predictor.native) {
+    throw InputError(fmt::format("evaluate: --engine native: {} has no flat weights for the {} checkpoint and they "
+                                 "cannot be written there; use --engine torch",
+                                 o.run, o.checkpoint));
+  }
+  const LoadedClassifier& clf = predictor.clf;
   const auto& d = clf.config.data;
 
   data::ReadReport report;
@@ -74,11 +86,13 @@ int evaluate_job(const EvaluateJobOptions& o) {
   for (auto& e : examples) texts.push_back(std::move(e.text));
 
   const double predict_start = now_seconds();
-  auto ids = clf.encode(texts, threads);
-  auto probs = predict_probabilities(clf.model, ids, clf.tokenizer.pad_id(), clf.config.training.eval_batch_tokens);
+  const auto probs = classify_texts(predictor, texts, threads);
   const double predict_seconds = now_seconds() - predict_start;
-  auto predicted_t = probs.argmax(1);
-  std::vector<int64_t> predicted(predicted_t.data_ptr<int64_t>(), predicted_t.data_ptr<int64_t>() + predicted_t.numel());
+  std::vector<int64_t> predicted;
+  predicted.reserve(probs.size());
+  for (const auto& p : probs) {  // the first highest, as heed classify's label
+    predicted.push_back(static_cast<int64_t>(std::max_element(p.begin(), p.end()) - p.begin()));
+  }
   const auto m = classification_metrics(predicted, gold, static_cast<int64_t>(clf.labels.size()));
 
   // Human-readable summary on stdout.
@@ -105,6 +119,7 @@ int evaluate_job(const EvaluateJobOptions& o) {
   out["split"] = o.split;
   out["run"] = o.run;
   out["checkpoint"] = o.checkpoint;
+  out["engine"] = predictor.native ? "native" : "torch";
   out["skipped"] = report.skipped;
   out["seconds"] = {{"total", now_seconds() - start}, {"predict", predict_seconds}};
   out["examples_per_second"] = static_cast<double>(m.count) / std::max(1e-9, predict_seconds);
