@@ -105,16 +105,26 @@ TEST(NativeClassifier, EqualsTheTorchModuleOnLongSequencesAndOddWidths) {
     const NativeClassifier native(options, 30, 3, FlatWeights::read(save_both(model, dir)));
     torch::NoGradGuard no_grad;
     const auto expected = model(ids, lengths);
-    const auto batched = native.probabilities(sequences, 2);
+    // Two threads: every sequence a group of its own; one thread: the 16- and 17-token sequences
+    // share a group (one product over their 33 rows, attention within each).
+    const auto two_threads = native.probabilities(sequences, 2);
+    const auto one_thread = native.probabilities(sequences, 1);
     for (size_t i = 0; i < sequences.size(); ++i) {
       const auto logits = native.logits(sequences[i]);
       const auto p = torch::softmax(expected[static_cast<int64_t>(i)], 0);
       for (int64_t c = 0; c < 3; ++c) {
         EXPECT_NEAR(logits[static_cast<size_t>(c)], expected[static_cast<int64_t>(i)][c].item<float>(), 2e-5)
             << norm << " length " << lengths_list[i];
-        EXPECT_NEAR(batched[i][static_cast<size_t>(c)], p[c].item<float>(), 1e-6) << norm << " length " << lengths_list[i];
+        for (const auto* batched : {&two_threads, &one_thread}) {
+          EXPECT_NEAR((*batched)[i][static_cast<size_t>(c)], p[c].item<float>(), 1e-6)
+              << norm << " length " << lengths_list[i];
+        }
       }
     }
+    // A bad sequence fails the call, naming the problem; the others still run.
+    auto with_bad = sequences;
+    with_bad.insert(with_bad.begin() + 1, std::vector<int32_t>{4, 99});
+    EXPECT_THROW(native.probabilities(with_bad, 1), heed::Error);
   }
 }
 

@@ -214,138 +214,207 @@ void NativeClassifier::layer_norm(const Norm& n, const float* x, float* y, int64
 }
 
 // softmax(Q K^T / sqrt(d_k)) V per head, heads side by side, then the output projection.
-void NativeClassifier::attention(const Layer& layer, const float* x, int64_t len, float* out, Workspace& work) const {
+void NativeClassifier::attention(const Layer& layer, const float* x, const std::vector<Span>& spans, int64_t rows,
+                                 float* out, Workspace& work) const {
   const int64_t heads = options_.heads, dh = d_ / heads, d3 = 3 * d_;
-  float* qkv = room(work.qkv, len * d3);
-  float* scores = room(work.scores, len * len + len);  // [len, len] scores, then the len row sums
-  float* sums = scores + len * len;
-  float* mixed = room(work.mixed, len * d_);
-  apply(layer.in_proj, x, len, qkv);  // [len, 3d]: q | k | v, head h at columns h*dh
+  int64_t longest = 0;
+  for (const auto& s : spans) longest = std::max(longest, s.length);
+  float* qkv = room(work.qkv, rows * d3);
+  float* scores = room(work.scores, longest * longest + longest);  // [len, len] scores, then the len row sums
+  float* sums = scores + longest * longest;
+  float* mixed = room(work.mixed, rows * d_);
+  apply(layer.in_proj, x, rows, qkv);  // [rows, 3d]: q | k | v, head h at columns h*dh
   const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(dh)));
-  const int n = static_cast<int>(len), k = static_cast<int>(dh);
-  for (int64_t h = 0; h < heads; ++h) {
-    const float* q = qkv + h * dh;
-    const float* kk = qkv + d_ + h * dh;
-    const float* v = qkv + 2 * d_ + h * dh;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, n, k, scale, q, static_cast<int>(d3), kk,
-                static_cast<int>(d3), 0.0f, scores, n);
-    exp_rows(scores, len, len, sums);
-    float* head_out = mixed + h * dh;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, k, n, 1.0f, scores, n, v, static_cast<int>(d3), 0.0f,
-                head_out, static_cast<int>(d_));
-    for (int64_t i = 0; i < len; ++i) {  // the softmax's division, on the dh outputs of each query
-      const float inv = 1.0f / sums[i];
-      for (int64_t j = 0; j < dh; ++j) head_out[i * d_ + j] *= inv;
+  const int k = static_cast<int>(dh);
+  for (const auto& span : spans) {  // each sequence attends within itself
+    const int64_t len = span.length;
+    const int n = static_cast<int>(len);
+    const float* base = qkv + span.offset * d3;
+    for (int64_t h = 0; h < heads; ++h) {
+      const float* q = base + h * dh;
+      const float* kk = base + d_ + h * dh;
+      const float* v = base + 2 * d_ + h * dh;
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, n, k, scale, q, static_cast<int>(d3), kk,
+                  static_cast<int>(d3), 0.0f, scores, n);
+      exp_rows(scores, len, len, sums);
+      float* head_out = mixed + span.offset * d_ + h * dh;
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, k, n, 1.0f, scores, n, v, static_cast<int>(d3), 0.0f,
+                  head_out, static_cast<int>(d_));
+      for (int64_t i = 0; i < len; ++i) {  // the softmax's division, on the dh outputs of each query
+        const float inv = 1.0f / sums[i];
+        for (int64_t j = 0; j < dh; ++j) head_out[i * d_ + j] *= inv;
+      }
     }
   }
-  apply(layer.out_proj, mixed, len, out);
+  apply(layer.out_proj, mixed, rows, out);
 }
 
-void NativeClassifier::feed_forward(const Layer& layer, const float* x, int64_t len, float* out, Workspace& work) const {
-  const int64_t size = len * options_.ff_dim;
+void NativeClassifier::feed_forward(const Layer& layer, const float* x, int64_t rows, float* out, Workspace& work) const {
+  const int64_t size = rows * options_.ff_dim;
   float* hidden = room(work.hidden, size);
-  apply(layer.fc1, x, len, hidden);
+  apply(layer.fc1, x, rows, hidden);
   if (activation_ == Activation::kGelu) {
     gelu_in_place(hidden, size);
   } else {
     for (int64_t i = 0; i < size; ++i) hidden[i] = std::max(hidden[i], 0.0f);
   }
-  apply(layer.fc2, hidden, len, out);
+  apply(layer.fc2, hidden, rows, out);
 }
 
-std::vector<float> NativeClassifier::logits(const std::vector<int32_t>& ids) const {
-  Workspace work;
-  return logits(ids, work);
-}
-
-std::vector<float> NativeClassifier::logits(const std::vector<int32_t>& ids, Workspace& work) const {
+void NativeClassifier::check_input(const std::vector<int32_t>& ids) const {
   const auto len = static_cast<int64_t>(ids.size());
   if (len < 1 || len > options_.max_positions) {
     throw InputError(fmt::format("classifier input of {} tokens; the model takes 1 to {}", len, options_.max_positions));
   }
-  const int64_t size = len * d_;
+  for (const int32_t id : ids) {
+    if (id < 0 || id >= vocab_size_) throw Error(fmt::format("token id {} outside the vocabulary ({})", id, vocab_size_));
+  }
+}
+
+std::vector<float> NativeClassifier::logits(const std::vector<int32_t>& ids) const {
+  check_input(ids);
+  Workspace work;
+  return logits_group({&ids}, work)[0];
+}
+
+std::vector<std::vector<float>> NativeClassifier::logits_group(const std::vector<const std::vector<int32_t>*>& group,
+                                                               Workspace& work) const {
+  std::vector<Span> spans;
+  int64_t rows = 0;
+  for (const auto* ids : group) {
+    spans.push_back({rows, static_cast<int64_t>(ids->size())});
+    rows += static_cast<int64_t>(ids->size());
+  }
+  const int64_t size = rows * d_;
   float* x = room(work.x, size);
   float* h = room(work.h, size);
   float* branch = room(work.branch, size);
-  for (int64_t t = 0; t < len; ++t) {
-    const int32_t id = ids[static_cast<size_t>(t)];
-    if (id < 0 || id >= vocab_size_) throw Error(fmt::format("token id {} outside the vocabulary ({})", id, vocab_size_));
-    const float* e = token_embedding_ + static_cast<int64_t>(id) * d_;
-    const float* p = positions_ + t * d_;
-    for (int64_t i = 0; i < d_; ++i) x[t * d_ + i] = e[i] * embedding_scale_ + p[i];
+  for (size_t s = 0; s < group.size(); ++s) {
+    const auto& ids = *group[s];
+    for (int64_t t = 0; t < spans[s].length; ++t) {  // positions count from each sequence's start
+      const float* e = token_embedding_ + static_cast<int64_t>(ids[static_cast<size_t>(t)]) * d_;
+      const float* p = positions_ + t * d_;
+      float* row = x + (spans[s].offset + t) * d_;
+      for (int64_t i = 0; i < d_; ++i) row[i] = e[i] * embedding_scale_ + p[i];
+    }
   }
   const bool pre = norm_placement_ == model::Norm::kPre;
   for (const auto& layer : layers_) {
     if (pre) {  // y = x + attn(norm1(x)); x = y + ff(norm2(y))
-      layer_norm(layer.norm1, x, h, len);
-      attention(layer, h, len, branch, work);
+      layer_norm(layer.norm1, x, h, rows);
+      attention(layer, h, spans, rows, branch, work);
       for (int64_t i = 0; i < size; ++i) x[i] += branch[i];
-      layer_norm(layer.norm2, x, h, len);
-      feed_forward(layer, h, len, branch, work);
+      layer_norm(layer.norm2, x, h, rows);
+      feed_forward(layer, h, rows, branch, work);
       for (int64_t i = 0; i < size; ++i) x[i] += branch[i];
     } else {  // y = norm1(x + attn(x)); x = norm2(y + ff(y))
-      attention(layer, x, len, branch, work);
+      attention(layer, x, spans, rows, branch, work);
       for (int64_t i = 0; i < size; ++i) x[i] += branch[i];
-      layer_norm(layer.norm1, x, x, len);
-      feed_forward(layer, x, len, branch, work);
+      layer_norm(layer.norm1, x, x, rows);
+      feed_forward(layer, x, rows, branch, work);
       for (int64_t i = 0; i < size; ++i) x[i] += branch[i];
-      layer_norm(layer.norm2, x, x, len);
+      layer_norm(layer.norm2, x, x, rows);
     }
   }
-  if (has_final_norm_) layer_norm(final_norm_, x, x, len);
+  if (has_final_norm_) layer_norm(final_norm_, x, x, rows);
 
-  std::vector<float> pooled(static_cast<size_t>(d_), 0.0f);
-  if (pooling_ == Pooling::kFirst) {
-    std::copy(x, x + d_, pooled.begin());
-  } else if (pooling_ == Pooling::kAttention) {
-    std::vector<float> score(static_cast<size_t>(len));
-    apply(attention_pool_, x, len, score.data());
-    const float top = *std::max_element(score.begin(), score.end());
-    float sum = 0.0f;
-    for (auto& s : score) sum += (s = std::exp(s - top));
-    for (int64_t t = 0; t < len; ++t) {
-      for (int64_t i = 0; i < d_; ++i) pooled[i] += x[t * d_ + i] * (score[t] / sum);
+  std::vector<std::vector<float>> out;
+  for (size_t s = 0; s < group.size(); ++s) {
+    const auto& ids = *group[s];
+    const int64_t len = spans[s].length;
+    const float* xs = x + spans[s].offset * d_;
+    std::vector<float> pooled(static_cast<size_t>(d_), 0.0f);
+    if (pooling_ == Pooling::kFirst) {
+      std::copy(xs, xs + d_, pooled.begin());
+    } else if (pooling_ == Pooling::kAttention) {
+      std::vector<float> score(static_cast<size_t>(len));
+      apply(attention_pool_, xs, len, score.data());
+      const float top = *std::max_element(score.begin(), score.end());
+      float sum = 0.0f;
+      for (auto& v : score) sum += (v = std::exp(v - top));
+      for (int64_t t = 0; t < len; ++t) {
+        for (int64_t i = 0; i < d_; ++i) pooled[i] += xs[t * d_ + i] * (score[t] / sum);
+      }
+    } else {  // mean over the (unpadded) tokens
+      for (int64_t t = 0; t < len; ++t) {
+        for (int64_t i = 0; i < d_; ++i) pooled[i] += xs[t * d_ + i];
+      }
+      for (auto& v : pooled) v /= static_cast<float>(len);
     }
-  } else {  // mean over the (unpadded) tokens
-    for (int64_t t = 0; t < len; ++t) {
-      for (int64_t i = 0; i < d_; ++i) pooled[i] += x[t * d_ + i];
+    std::vector<float> logits(static_cast<size_t>(num_classes_));
+    apply(head_, pooled.data(), 1, logits.data());
+    if (ngram_table_ != nullptr) {  // model/ngrams.h: mix . (encoder, bias + the table's rows over the distinct buckets)
+      std::vector<float> ngram(ngram_bias_, ngram_bias_ + num_classes_);
+      for (const int64_t b : ngram_buckets(ids.data(), len, options_.ngram_order, vocab_size_, options_.ngram_buckets)) {
+        const float* row = ngram_table_ + b * num_classes_;
+        for (int64_t c = 0; c < num_classes_; ++c) ngram[c] += row[c];
+      }
+      for (int64_t c = 0; c < num_classes_; ++c) logits[c] = ngram_mix_[0] * logits[c] + ngram_mix_[1] * ngram[c];
     }
-    for (auto& p : pooled) p /= static_cast<float>(len);
-  }
-  std::vector<float> out(static_cast<size_t>(num_classes_));
-  apply(head_, pooled.data(), 1, out.data());
-  if (ngram_table_ != nullptr) {  // model/ngrams.h: mix . (encoder, bias + the table's rows over the distinct buckets)
-    std::vector<float> ngram(ngram_bias_, ngram_bias_ + num_classes_);
-    for (const int64_t b : ngram_buckets(ids.data(), len, options_.ngram_order, vocab_size_, options_.ngram_buckets)) {
-      const float* row = ngram_table_ + b * num_classes_;
-      for (int64_t c = 0; c < num_classes_; ++c) ngram[c] += row[c];
-    }
-    for (int64_t c = 0; c < num_classes_; ++c) out[c] = ngram_mix_[0] * out[c] + ngram_mix_[1] * ngram[c];
+    out.push_back(std::move(logits));
   }
   return out;
 }
 
 std::vector<std::vector<float>> NativeClassifier::probabilities(const std::vector<std::vector<int32_t>>& sequences,
                                                                 int threads) const {
-  const auto n = static_cast<int64_t>(sequences.size());
+  threads = std::max(1, threads);
   std::vector<std::vector<float>> out(sequences.size());
   std::vector<std::exception_ptr> errors(sequences.size());
-#pragma omp parallel num_threads(std::max(1, threads)) if (n > 1)
+  // Valid sequences, in order, cut into groups of consecutive ones: each group runs its linear layers
+  // as one product over its concatenated rows (the weights are packed once per group, not once per
+  // sequence). A group holds up to kGroupTokens tokens, fewer when that leaves too few groups to keep
+  // every thread busy; a longer sequence is a group of its own.
+  constexpr int64_t kGroupTokens = 1024;
+  std::vector<size_t> valid;
+  int64_t total = 0;
+  for (size_t i = 0; i < sequences.size(); ++i) {
+    try {
+      check_input(sequences[i]);
+      valid.push_back(i);
+      total += static_cast<int64_t>(sequences[i].size());
+    } catch (...) {
+      errors[i] = std::current_exception();
+    }
+  }
+  const int64_t budget = std::max<int64_t>(1, std::min(kGroupTokens, total / (4 * static_cast<int64_t>(threads))));
+  std::vector<std::vector<size_t>> groups;
+  int64_t filled = 0;
+  for (const size_t i : valid) {
+    const auto len = static_cast<int64_t>(sequences[i].size());
+    if (groups.empty() || filled + len > budget) {
+      groups.emplace_back();
+      filled = 0;
+    }
+    groups.back().push_back(i);
+    filled += len;
+  }
+  const auto n = static_cast<int64_t>(groups.size());
+  std::vector<std::exception_ptr> group_errors(groups.size());
+#pragma omp parallel num_threads(threads) if (n > 1)
   {
     Workspace work;  // one per thread
 #pragma omp for schedule(dynamic, 1)
-    for (int64_t i = 0; i < n; ++i) {
+    for (int64_t g = 0; g < n; ++g) {
       try {
-        auto p = logits(sequences[static_cast<size_t>(i)], work);
-        const float top = *std::max_element(p.begin(), p.end());
-        float sum = 0.0f;
-        for (auto& v : p) sum += (v = std::exp(v - top));
-        for (auto& v : p) v /= sum;
-        out[static_cast<size_t>(i)] = std::move(p);
+        std::vector<const std::vector<int32_t>*> members;
+        for (const size_t i : groups[static_cast<size_t>(g)]) members.push_back(&sequences[i]);
+        auto logits = logits_group(members, work);
+        for (size_t m = 0; m < members.size(); ++m) {
+          auto& p = logits[m];
+          const float top = *std::max_element(p.begin(), p.end());
+          float sum = 0.0f;
+          for (auto& v : p) sum += (v = std::exp(v - top));
+          for (auto& v : p) v /= sum;
+          out[groups[static_cast<size_t>(g)][m]] = std::move(p);
+        }
       } catch (...) {
-        errors[static_cast<size_t>(i)] = std::current_exception();
+        group_errors[static_cast<size_t>(g)] = std::current_exception();
       }
     }
+  }
+  for (size_t g = 0; g < groups.size(); ++g) {  // a group's failure (allocation) counts against its first member
+    if (group_errors[g]) errors[groups[g][0]] = group_errors[g];
   }
   for (const auto& e : errors) {
     if (e) std::rethrow_exception(e);

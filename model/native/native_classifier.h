@@ -20,21 +20,15 @@ class NativeClassifier {
   // mis-shaped tensor.
   NativeClassifier(const ModelOptions& options, int64_t vocab_size, int64_t num_classes, FlatWeights weights);
 
-  // The buffers one forward pass works in; one per thread, reused across sequences so that a batch
-  // allocates (and zero-fills) them once instead of once per sequence and layer.
-  struct Workspace {
-    std::vector<float> x, h, branch, qkv, scores, mixed, hidden;
-  };
-
   // ids of one sequence (1 <= length <= max_positions) -> logits [num_classes].
-  // Safe to call from several threads at once, each with its own workspace.
+  // Safe to call from several threads at once.
   std::vector<float> logits(const std::vector<int32_t>& ids) const;
-  std::vector<float> logits(const std::vector<int32_t>& ids, Workspace& work) const;
 
-  // Class probabilities (softmax of logits) of each sequence, in order. Several sequences run one
-  // per thread on up to `threads` threads (BLAS then single-threaded inside each); one sequence gets
-  // BLAS's own threads. Unpadded, so a batch costs the sum of its sequences, not batch x longest.
-  // The first failing sequence's error is thrown after the others finish.
+  // Class probabilities (softmax of logits) of each sequence, in order. Consecutive sequences form
+  // groups (linear layers over the group's concatenated rows, attention within each sequence), and
+  // groups run one per thread on up to `threads` threads (BLAS then single-threaded inside each); one
+  // group gets BLAS's own threads. Unpadded, so a batch costs the sum of its sequences, not batch x
+  // longest. The first failing sequence's error is thrown after the others finish.
   std::vector<std::vector<float>> probabilities(const std::vector<std::vector<int32_t>>& sequences,
                                                 int threads) const;
 
@@ -59,8 +53,23 @@ class NativeClassifier {
   // y [rows, out] = x [rows, in] W^T + b
   static void apply(const Linear& l, const float* x, int64_t rows, float* y);
   void layer_norm(const Norm& n, const float* x, float* y, int64_t rows) const;  // y may be x
-  void attention(const Layer& layer, const float* x, int64_t len, float* out, Workspace& work) const;
-  void feed_forward(const Layer& layer, const float* x, int64_t len, float* out, Workspace& work) const;
+  // The buffers one forward pass works in; one per thread, reused across sequences so that a batch
+  // allocates (and zero-fills) them once instead of once per sequence and layer.
+  struct Workspace {
+    std::vector<float> x, h, branch, qkv, scores, mixed, hidden;
+  };
+
+  struct Span {  // the rows of one sequence within a group
+    int64_t offset = 0, length = 0;
+  };
+  // InputError / Error for a length outside [1, max_positions] or an id outside the vocabulary.
+  void check_input(const std::vector<int32_t>& ids) const;
+  // Logits of each sequence of a group of checked sequences, in order.
+  std::vector<std::vector<float>> logits_group(const std::vector<const std::vector<int32_t>*>& group,
+                                               Workspace& work) const;
+  void attention(const Layer& layer, const float* x, const std::vector<Span>& spans, int64_t rows, float* out,
+                 Workspace& work) const;
+  void feed_forward(const Layer& layer, const float* x, int64_t rows, float* out, Workspace& work) const;
 
   ModelOptions options_;
   // options_' choice fields, parsed once (model::Norm: the placement; Norm above: a norm's weights)
