@@ -296,7 +296,11 @@ def main():
     p.add_argument("--json", help="also write the results here")
     p.add_argument("--precisions", help="training precisions, comma-separated (default: fp32, and bf16 where the CPU has it)")
     p.add_argument("--only-training", action="store_true", help="run the training cases only")
+    p.add_argument("--only-inference", action="store_true",
+                   help="skip the training cases (and the GEMM peak they are measured against)")
     args = p.parse_args()
+    if args.only_training and args.only_inference:
+        sys.exit("bench: --only-training and --only-inference exclude each other")
     WORK = os.path.abspath(args.work)
     HEED = os.path.join(args.build, "heed")
     BENCH = os.path.join(args.build, "heed_bench")
@@ -334,7 +338,8 @@ def main():
     # The matrix-product peak each training row is measured against, per precision, in this run:
     # the best of a few square products (torch.mm, the same libtorch and BLAS both sides call),
     # measured before and after the training cases; the higher of the two counts.
-    peak = {p: reference_case("gemm-peak", args, ["--precision", p])["gflops"] for p in precisions}
+    peak = {} if args.only_inference else {p: reference_case("gemm-peak", args, ["--precision", p])["gflops"]
+                                           for p in precisions}
     # Training, like for like: the same batches, model (dropout 0.1, none on attention weights),
     # precision (bf16 = CPU autocast on both sides), threads and allocator settings.
     training = [("train classifier (4x256, b32, <=256)", "train_classifier", "train-classifier", "classifier.json"),
@@ -342,7 +347,7 @@ def main():
                 ("train enc-dec (3+3x256, b16, 400->128)", "train_seq2seq", "train-seq2seq", "seq2seq.json"),
                 ("train enc-dec (3+3x256, b8, 1024->128)", "train_seq2seq", "train-seq2seq", "seq2seq_long.json")]
     training_rows = []
-    for name, heed_name, ref_name, data_file in training:
+    for name, heed_name, ref_name, data_file in ([] if args.only_inference else training):
         flops = training_flops(data_file, steps)
         for precision in precisions:
             extra = s + ["--precision", precision, "--data", data_file]
@@ -353,9 +358,10 @@ def main():
             compare(f"{name} {precision}", "tokens_per_second", heed, ref)
             rows[-1]["precision"] = precision
             training_rows.append(rows[-1])
-    for p in precisions:
+    for p in peak:
         peak[p] = max(peak[p], reference_case("gemm-peak", args, ["--precision", p])["gflops"])
-    print("  GEMM peak, GFLOP/s: " + ", ".join(f"{p} {peak[p]:.0f}" for p in precisions), file=sys.stderr)
+    if peak:
+        print("  GEMM peak, GFLOP/s: " + ", ".join(f"{p} {peak[p]:.0f}" for p in precisions), file=sys.stderr)
     for row in training_rows:
         for side in ("heed", "reference"):
             row[side]["peak_share"] = row[side]["model_gflops"] / peak[row["precision"]]
