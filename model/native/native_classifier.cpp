@@ -12,125 +12,85 @@
 #include "data_pipeline/base/errors.h"
 #include "model/native/ngram_hash.h"
 
+// Sanitizer builds (clang at -O1) do not vectorize the `omp simd` loops below and would say so for each.
+#ifdef __clang__
+#pragma clang diagnostic ignored "-Wpass-failed"
+#endif
+
 namespace heed::model {
 namespace {
 
-// 16 floats (one AVX-512 register; GCC splits it into narrower ones for the other clones) and 16 ints.
-// Every function taking or returning them is inlined, so GCC's note that their calling convention
-// differs with and without AVX-512 (-Wpsabi) does not apply.
-#pragma GCC diagnostic ignored "-Wpsabi"
-typedef float Floats16 __attribute__((vector_size(64)));
-typedef int32_t Ints16 __attribute__((vector_size(64)));
-constexpr int64_t kLanes = 16;
-
-inline __attribute__((always_inline)) Floats16 load16(const float* p) {
-  Floats16 v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
-inline __attribute__((always_inline)) void store16(float* p, Floats16 v) { std::memcpy(p, &v, sizeof v); }
-inline __attribute__((always_inline)) int32_t round_to_int(float n) { return static_cast<int32_t>(n); }
-inline __attribute__((always_inline)) Ints16 round_to_int(Floats16 n) { return __builtin_convertvector(n, Ints16); }
-inline __attribute__((always_inline)) float bits_to_float(int32_t bits) {
-  float f;
-  std::memcpy(&f, &bits, sizeof f);
-  return f;
-}
-inline __attribute__((always_inline)) Floats16 bits_to_float(Ints16 bits) {
-  Floats16 f;
-  std::memcpy(&f, &bits, sizeof f);
-  return f;
-}
-
-// exp and erf with no calls or branches, for one float or 16 at once (F = float or Floats16); libm's
+// exp and erf with no calls or branches, so that `#pragma omp simd` loops vectorize them whole; libm's
 // scalar expf and erff were ~40% of a review's time. exp: the Cephes expf reduction and polynomial
 // (about 1 ulp); inputs below -87 give ~1e-38 instead of 0. erf: Abramowitz & Stegun 7.1.26
-// (absolute error <= 1.5e-7), over that exp.
-template <class F>
-inline __attribute__((always_inline)) F exp_approx(F x) {
-  const F lo = F{} - 87.0f, hi = F{} + 88.0f;
-  x = x < lo ? lo : x;
-  x = x > hi ? hi : x;
-  const F n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;  // round(x / ln 2)
-  const F r = x - n * 0.693359375f + n * 2.12194440e-4f;              // x - n ln 2, in two parts
-  F p = F{} + 1.9875691500e-4f;
+// (absolute error <= 1.5e-7), over that exp. (Plain floats, not GCC vector types: clang rejects
+// 512-bit vector arguments in the clones built without AVX-512.)
+inline __attribute__((always_inline)) float exp_approx(float x) {
+  x = std::min(std::max(x, -87.0f), 88.0f);
+  const float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;  // round(x / ln 2)
+  const float r = x - n * 0.693359375f + n * 2.12194440e-4f;              // x - n ln 2, in two parts
+  float p = 1.9875691500e-4f;
   p = p * r + 1.3981999507e-3f;
   p = p * r + 8.3334519073e-3f;
   p = p * r + 4.1665795894e-2f;
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
-  const F e = p * r * r + r + 1.0f;
-  return e * bits_to_float((round_to_int(n) + 127) << 23);  // e * 2^n
+  const float e = p * r * r + r + 1.0f;
+  const int32_t bits = (static_cast<int32_t>(n) + 127) * (1 << 23);  // 2^n
+  float scale;
+  std::memcpy(&scale, &bits, sizeof scale);
+  return e * scale;
 }
 
-template <class F>
-inline __attribute__((always_inline)) F erf_approx(F x) {
-  const F a = x < 0.0f ? -x : x;
-  const F t = 1.0f / (1.0f + 0.3275911f * a);
-  const F poly = ((((1.061405429f * t - 1.453152027f) * t + 1.421413741f) * t - 0.284496736f) * t + 0.254829592f) * t;
-  const F y = 1.0f - poly * exp_approx(-a * a);
-  return x < 0.0f ? -y : y;
+inline __attribute__((always_inline)) float erf_approx(float x) {
+  const float a = std::fabs(x);
+  const float t = 1.0f / (1.0f + 0.3275911f * a);
+  const float poly = ((((1.061405429f * t - 1.453152027f) * t + 1.421413741f) * t - 0.284496736f) * t + 0.254829592f) * t;
+  return std::copysign(1.0f - poly * exp_approx(-a * a), x);
 }
 
 // Each row of scores [rows, len] -> exp(row - max(row)) in place, and the row's sum into sums[row]:
 // the softmax's numerators. The caller divides by the sum after multiplying by V (dh columns a row
-// instead of len). One clone per instruction set; the loader picks the best.
+// instead of len). One clone per instruction set; the loader picks the best. The reductions are
+// `omp simd` ones: lanes first, then across them.
 __attribute__((target_clones("avx512f", "avx2", "default"))) void exp_rows(float* scores, int64_t rows, int64_t len,
                                                                           float* sums) {
-  const int64_t body = len / kLanes * kLanes;
   for (int64_t i = 0; i < rows; ++i) {
     float* row = scores + i * len;
     float top = row[0];
-    if (body > 0) {  // the maximum over 16 lanes, then across them
-      Floats16 m = load16(row);
-      for (int64_t j = kLanes; j < body; j += kLanes) {
-        const Floats16 v = load16(row + j);
-        m = v > m ? v : m;
-      }
-      for (int64_t l = 0; l < kLanes; ++l) top = m[l] > top ? m[l] : top;
-    }
-    for (int64_t j = body; j < len; ++j) top = row[j] > top ? row[j] : top;
-    Floats16 lanes = {};
-    for (int64_t j = 0; j < body; j += kLanes) {
-      const Floats16 e = exp_approx(load16(row + j) - top);
-      store16(row + j, e);
-      lanes += e;
-    }
+#pragma omp simd reduction(max : top)
+    for (int64_t j = 0; j < len; ++j) top = row[j] > top ? row[j] : top;
     float sum = 0.0f;
-    for (int64_t l = 0; l < kLanes; ++l) sum += lanes[l];
-    for (int64_t j = body; j < len; ++j) sum += (row[j] = exp_approx(row[j] - top));
+#pragma omp simd reduction(+ : sum)
+    for (int64_t j = 0; j < len; ++j) {
+      const float e = exp_approx(row[j] - top);
+      row[j] = e;
+      sum += e;
+    }
     sums[i] = sum;
   }
 }
 
 // Each row of x [rows, d] -> (row - mean) / sqrt(var + eps) * weight + bias into y (which may be x),
-// eps 1e-5 as torch::nn::LayerNorm's. Float sums over 16 lanes, vectorized.
+// eps 1e-5 as torch::nn::LayerNorm's. Float sums, vectorized.
 __attribute__((target_clones("avx512f", "avx2", "default"))) void layer_norm_rows(const float* x, float* y,
                                                                                  int64_t rows, int64_t d,
                                                                                  const float* weight,
                                                                                  const float* bias) {
   constexpr float kEps = 1e-5f;
-  const int64_t body = d / kLanes * kLanes;
   const float inv_d = 1.0f / static_cast<float>(d);
   for (int64_t r = 0; r < rows; ++r) {
     const float* v = x + r * d;
     float* out = y + r * d;
-    float lanes[kLanes] = {};
-    for (int64_t i = 0; i < body; i += kLanes) {
-      for (int64_t l = 0; l < kLanes; ++l) lanes[l] += v[i + l];
-    }
     float sum = 0.0f;
-    for (int64_t l = 0; l < kLanes; ++l) sum += lanes[l];
-    for (int64_t i = body; i < d; ++i) sum += v[i];
+#pragma omp simd reduction(+ : sum)
+    for (int64_t i = 0; i < d; ++i) sum += v[i];
     const float mean = sum * inv_d;
-    for (int64_t l = 0; l < kLanes; ++l) lanes[l] = 0.0f;
-    for (int64_t i = 0; i < body; i += kLanes) {
-      for (int64_t l = 0; l < kLanes; ++l) lanes[l] += (v[i + l] - mean) * (v[i + l] - mean);
-    }
     float var = 0.0f;
-    for (int64_t l = 0; l < kLanes; ++l) var += lanes[l];
-    for (int64_t i = body; i < d; ++i) var += (v[i] - mean) * (v[i] - mean);
+#pragma omp simd reduction(+ : var)
+    for (int64_t i = 0; i < d; ++i) var += (v[i] - mean) * (v[i] - mean);
     const float inv = 1.0f / std::sqrt(var * inv_d + kEps);
+#pragma omp simd
     for (int64_t i = 0; i < d; ++i) out[i] = (v[i] - mean) * inv * weight[i] + bias[i];
   }
 }
@@ -143,12 +103,8 @@ float* room(std::vector<float>& v, int64_t n) {
 
 // x -> 0.5 x (1 + erf(x / sqrt 2)), in place (exact-erf GELU, as torch's default).
 __attribute__((target_clones("avx512f", "avx2", "default"))) void gelu_in_place(float* x, int64_t n) {
-  const int64_t body = n / kLanes * kLanes;
-  for (int64_t i = 0; i < body; i += kLanes) {
-    const Floats16 v = load16(x + i);
-    store16(x + i, 0.5f * v * (1.0f + erf_approx(v * 0.70710678118654752f)));
-  }
-  for (int64_t i = body; i < n; ++i) x[i] = 0.5f * x[i] * (1.0f + erf_approx(x[i] * 0.70710678118654752f));
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) x[i] = 0.5f * x[i] * (1.0f + erf_approx(x[i] * 0.70710678118654752f));
 }
 
 }  // namespace
