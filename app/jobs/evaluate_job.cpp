@@ -55,9 +55,6 @@ int evaluate_job(const EvaluateJobOptions& o) {
   }
   const int threads = configure_runtime(o.threads);
   const double start = now_seconds();
-  if (!o.engine.empty() && o.engine != "auto" && o.engine != "native" && o.engine != "torch") {
-    throw InputError(fmt::format("evaluate: --engine {}: expected auto, native or torch", o.engine));
-  }
   // heed classify's and heed serve's way to a text's probabilities, so all three agree.
   const ClassifierPredictor predictor = open_classifier_predictor(o.run, "", o.checkpoint, o.engine != "torch");
   if (o.engine == "native" && !predictor.native) {
