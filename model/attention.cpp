@@ -130,7 +130,8 @@ AttentionOutput MultiHeadAttentionImpl::forward(const torch::Tensor& query, cons
       v = cache->value;
     } else {
       // Keys and values from the other sequence in one matmul: [B, Tk, 2D].
-      auto kv = torch::nn::functional::linear(key_value, torch::cat({w[1], w[2]}, 0), torch::cat({b[1], b[2]}, 0))
+      auto kv = project(key_value, in_proj_weight.narrow(0, d_model_, 2 * d_model_),
+                        in_proj_bias.narrow(0, d_model_, 2 * d_model_))
                     .chunk(2, -1);
       k = split_heads(kv[0]);
       v = split_heads(kv[1]);

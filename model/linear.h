@@ -6,6 +6,8 @@
 // - 2 to 8 rows, float32 on the CPU, no gradients: a vectorized kernel that reads each row of W once
 //   per block of 4 input rows, the outputs split over threads (few_rows_linear in linear.cpp);
 // - 2 to 4 rows elsewhere (a GPU, gradients on): one matrix-vector product per row.
+// A weight stored as bfloat16 or per-channel int8 (quantize.h, `--quantize`) is read as stored by the
+// same kernel for 1 to 8 float32 rows, and widened to float32 for torch's linear on more rows.
 #pragma once
 #include <torch/torch.h>
 

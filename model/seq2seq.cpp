@@ -67,7 +67,8 @@ torch::Tensor Seq2SeqImpl::decode(const torch::Tensor& target_in, const EncoderO
   if (state != nullptr) state->position += len;
   // The output projection is the embedding table transposed: [B, T, D] x [D, V] -> [B, T, V];
   // float32 from here on also when the product ran in bf16 (training.precision).
-  auto logits = project(h, embeddings->tokens->weight, torch::Tensor()).to(torch::kFloat32) + output_bias;
+  const auto& table = output_weight.defined() ? output_weight : embeddings->tokens->weight;
+  auto logits = project(h, table, torch::Tensor()).to(torch::kFloat32) + output_bias;
   if (!copy_attention) {
     if (report != nullptr) report->copy_probability = torch::zeros({batch, len}, logits.options());
     return torch::log_softmax(logits, -1);

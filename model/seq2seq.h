@@ -78,6 +78,8 @@ class Seq2SeqImpl : public torch::nn::Module {
   Encoder encoder{nullptr};
   Decoder decoder{nullptr};
   torch::Tensor output_bias;                    // [vocab] generator bias
+  // The output projection's own copy of the table, narrow (quantize.h); undefined: the embedding table.
+  torch::Tensor output_weight;
   MultiHeadAttention copy_attention{nullptr};   // one head over the encoder output (copy_attention only)
   torch::nn::Linear copy_gate{nullptr};         // [hidden; context; input embedding] -> p(generate)
 

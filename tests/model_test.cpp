@@ -5,6 +5,7 @@
 #include "data_pipeline/base/errors.h"
 #include "model/classifier.h"
 #include "model/linear.h"
+#include "model/quantize.h"
 #include "tests/test_utils.h"
 
 using namespace heed::model;
@@ -101,4 +102,57 @@ TEST(Linear, ProjectEqualsLinearForEveryRowCount) {
       }
     }
   }
+}
+
+// Narrow weights (quantize.h): project() reads bfloat16 and per-channel int8 matrices as stored, and
+// every row count computes x W'^T + b with W' the weight widened back to float32 (the few-rows kernel
+// up to 8 rows, the widened matrix through BLAS beyond).
+TEST(Linear, NarrowWeightsComputeWithTheirWidenedMatrix) {
+  torch::manual_seed(3);
+  for (const auto format : {WeightFormat::kBFloat16, WeightFormat::kInt8}) {
+    for (const int64_t in : {20, 64, 83}) {
+      for (const int64_t out : {1, 7, 130}) {
+        const auto weight = torch::randn({out, in});
+        const auto bias = torch::randn({out});
+        const auto narrow = quantize_weight(weight, format);
+        const auto widened = narrow.is_quantized() ? narrow.dequantize() : narrow.to(torch::kFloat32);
+        for (int64_t rows = 1; rows <= 11; ++rows) {
+          const auto x = torch::randn({rows, 1, in});
+          const auto expected = torch::nn::functional::linear(x, widened, bias);
+          torch::NoGradGuard no_grad;
+          const auto got = project(x, narrow, bias);
+          ASSERT_EQ(got.sizes(), expected.sizes());
+          EXPECT_TRUE(torch::allclose(got, expected, 1e-4, 1e-4))
+              << weight_format_name(format) << " " << in << " -> " << out << ", " << rows << " rows";
+          EXPECT_TRUE(torch::allclose(project(x, narrow, torch::Tensor()), expected - bias, 1e-4, 1e-4));
+        }
+        // The columns of a row split (cross-attention's query / key-value blocks) keep their scales.
+        if (out == 130) {
+          const auto x = torch::randn({1, 1, in});
+          torch::NoGradGuard no_grad;
+          EXPECT_TRUE(torch::allclose(project(x, narrow.narrow(0, 50, 80), bias.narrow(0, 50, 80)),
+                                      torch::nn::functional::linear(x, widened.narrow(0, 50, 80), bias.narrow(0, 50, 80)),
+                                      1e-4, 1e-4));
+        }
+      }
+    }
+  }
+}
+
+TEST(Quantize, Int8RowsAreWithinHalfAStepAndBf16IsRounded) {
+  torch::manual_seed(4);
+  auto w = torch::randn({9, 40});
+  w[3].zero_();  // an all-zero row stays zero (scale 1, not 0)
+  const auto q = quantize_weight(w, WeightFormat::kInt8);
+  ASSERT_TRUE(q.is_quantized());
+  const auto scales = q.q_per_channel_scales().to(torch::kFloat32);  // [9]
+  const auto error = (q.dequantize() - w).abs();
+  EXPECT_TRUE(error.le(scales.unsqueeze(1) * 0.5 + 1e-6).all().item<bool>());
+  EXPECT_TRUE(q.dequantize()[3].eq(0).all().item<bool>());
+  EXPECT_NEAR(scales[0].item<float>(), w[0].abs().max().item<float>() / 127.0f, 1e-7);
+  const auto b = quantize_weight(w, WeightFormat::kBFloat16);
+  EXPECT_EQ(b.scalar_type(), torch::kBFloat16);
+  EXPECT_TRUE(torch::allclose(b.to(torch::kFloat32), w, 1e-2, 0));
+  EXPECT_THROW(parse_weight_format("int4"), std::invalid_argument);
+  EXPECT_EQ(parse_weight_format("none"), WeightFormat::kFloat32);
 }
