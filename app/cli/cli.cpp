@@ -149,6 +149,10 @@ CLI::App* add_summarize_options(CLI::App& app, SummarizeJobOptions& o, DecodingF
       ->capture_default_str();
   s->add_flag("--no-kv-cache{false}", o.use_cache,
               "re-run the decoder over the whole prefix at every step (slow; for measurements)");
+  s->add_option("--quantize", o.quantize,
+                "store the weights as bf16 or int8 (per channel) for decoding: less memory read per token")
+      ->check(CLI::IsMember({"none", "bf16", "int8"}))
+      ->capture_default_str();
   add_decoding_options(s, decoding);
   return s;
 }
@@ -182,6 +186,11 @@ CLI::App* add_evaluate_options(CLI::App& app, EvaluateJobOptions& o, DecodingFla
       ->capture_default_str();
   e->add_option("--limit", o.limit, "summarizers: score only the first N pairs (0 = all)")
       ->check(at_least(0))
+      ->capture_default_str();
+  e->add_option("--quantize", o.quantize,
+                "abstractive summarizers: decode with bf16 or int8 (per channel) weights, as heed summarize "
+                "--quantize (the default report name gets .bf16 / .int8)")
+      ->check(CLI::IsMember({"none", "bf16", "int8"}))
       ->capture_default_str();
   add_decoding_options(e, decoding);
   return e;

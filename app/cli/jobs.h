@@ -41,6 +41,7 @@ struct SummarizeJobOptions {
   bool use_cache = true;                       // false: re-run the decoder over the prefix each step (measurement)
   int64_t threads = 0;                         // 0 = all cores
   int64_t batch_size = 16;                     // articles decoded together (streaming granularity)
+  std::string quantize = "none";               // "none" | "bf16" | "int8": weight storage (model/quantize.h)
 };
 int summarize_job(const SummarizeJobOptions& options);
 
@@ -79,6 +80,7 @@ struct EvaluateJobOptions {
   int64_t batch_size = 16;                      // articles decoded together
   int64_t limit = 0;                            // score only the first N pairs (0 = all)
   bool use_cache = true;                        // false: re-run the decoder over the prefix each step (measurement)
+  std::string quantize = "none";                // "none" | "bf16" | "int8": weight storage (model/quantize.h)
   // Classifiers only: "auto" (the torch-free engine over the run's flat weights when they can be
   // written, else libtorch), "native" (that engine or an error) or "torch" (padded libtorch batches).
   std::string engine = "auto";

@@ -13,6 +13,7 @@
 #include "app/evaluation/rouge.h"
 #include "app/config/run_dir.h"
 #include "app/training/extractive.h"
+#include "app/training/predictors.h"
 #include "app/training/summarization.h"
 #include "app/training/torch_runtime.h"
 #include "data_pipeline/base/errors.h"
@@ -119,6 +120,7 @@ std::string report_path(const EvaluateJobOptions& o) {
   if (!o.report.empty()) return o.report;
   std::string name = fs::path(o.data).filename().string();
   if (name.empty()) name = fs::path(o.data).parent_path().filename().string();
+  if (o.quantize != "none") name += "." + o.quantize;  // beside the float32 report, not over it
   return (fs::path(o.run) / "eval" / (name + ".json")).string();
 }
 
@@ -150,12 +152,16 @@ int evaluate_summarizer_job(const EvaluateJobOptions& o) {
   if (extractive && !o.decoding_overrides.empty()) {
     throw InputError("evaluate: decoding flags apply to abstractive summarizers; this run is extractive");
   }
+  if (extractive && o.quantize != "none") {
+    throw InputError("evaluate: --quantize applies to abstractive summarizers; this run is extractive");
+  }
   std::optional<LoadedSummarizer> s;
   std::optional<LoadedExtractive> e;
   if (extractive) {
     e = load_extractive(o.run, o.checkpoint);
   } else {
     s = load_summarizer(o.run, o.checkpoint, o.decoding_overrides);
+    quantize_summarizer(*s, model::parse_weight_format(o.quantize));
   }
   const Config& config = extractive ? e->config : s->config;
   data::ReadReport read_report;
@@ -185,6 +191,7 @@ int evaluate_summarizer_job(const EvaluateJobOptions& o) {
   report["data"] = o.data;
   report["split"] = o.split;
   report["kv_cache"] = o.use_cache;
+  report["quantize"] = o.quantize;
   report["run"] = o.run;
   report["checkpoint"] = o.checkpoint;
   report["pairs"] = pairs.size();

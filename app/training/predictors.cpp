@@ -57,12 +57,21 @@ std::vector<std::vector<float>> classify_texts(const ClassifierPredictor& predic
   return out;
 }
 
+void quantize_summarizer(LoadedSummarizer& s, model::WeightFormat weights) {
+  if (weights == model::WeightFormat::kFloat32) return;
+  const auto r = model::quantize_for_inference(*s.model, weights);
+  spdlog::info("quantize {}: {} weight matrices, {:.1f} MB -> {:.1f} MB", model::weight_format_name(weights),
+               r.matrices, static_cast<double>(r.bytes_before) / 1e6, static_cast<double>(r.bytes_after) / 1e6);
+}
+
 SummarizerPredictor open_summarizer_predictor(const std::string& run, const std::string& model,
                                               const std::string& checkpoint,
-                                              const std::vector<std::string>& decoding_overrides, bool use_cache) {
+                                              const std::vector<std::string>& decoding_overrides, bool use_cache,
+                                              model::WeightFormat weights) {
   if (run.empty() == model.empty()) throw InputError("summarize: give either --run DIR or --model FILE.pt");
   if (!run.empty()) {
     LoadedSummarizer s = load_summarizer(run, checkpoint, decoding_overrides);
+    quantize_summarizer(s, weights);
     const SpecialIds ids = special_ids(s.tokenizer);
     auto module = s.model;
     SummarizerPredictor p{std::move(s), nullptr, nullptr};
@@ -75,6 +84,9 @@ SummarizerPredictor open_summarizer_predictor(const std::string& run, const std:
     return p;
   }
   if (!use_cache) throw InputError("--no-kv-cache applies to --run only (an archive always uses its cache)");
+  if (weights != model::WeightFormat::kFloat32) {
+    throw InputError("--quantize applies to --run only (an archive keeps the weights it was exported with)");
+  }
   LoadedExport exported = load_export(model, "summarizer", decoding_overrides);
   if (const auto warning = ignored_decoding_flags(exported.config.decoding, decoding_overrides); !warning.empty()) {
     spdlog::warn("{}", warning);

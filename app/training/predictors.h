@@ -12,6 +12,7 @@
 #include "app/training/exported.h"
 #include "app/training/summarization.h"
 #include "model/native/native_classifier.h"
+#include "model/quantize.h"
 
 namespace heed::app {
 
@@ -46,9 +47,14 @@ struct SummarizerPredictor {
 };
 // `decoding_overrides` ("key=value") replace the run's or archive's decoding section (warned about
 // when the method ignores them). use_cache false: re-run the decoder over the prefix (runs only).
+// Narrows a loaded run's weights for decoding (model/quantize.h) and says so on the log; float32: nothing.
+void quantize_summarizer(LoadedSummarizer& s, model::WeightFormat weights);
+// `weights` other than float32: the run's weights are narrowed for decoding (model/quantize.h; runs
+// only, an archive keeps the weights it was exported with).
 SummarizerPredictor open_summarizer_predictor(const std::string& run, const std::string& model,
                                               const std::string& checkpoint,
-                                              const std::vector<std::string>& decoding_overrides, bool use_cache = true);
+                                              const std::vector<std::string>& decoding_overrides, bool use_cache = true,
+                                              model::WeightFormat weights = model::WeightFormat::kFloat32);
 SummarizerPredictor summarizer_predictor(LoadedExport exported);  // a loaded summarizer archive
 // InputError when an archive cannot decode with `decoding` (sampling, n_best > 1).
 void check_exported_decoding(const SummarizerPredictor& predictor, const model::DecodingOptions& decoding);
