@@ -5,12 +5,13 @@
 // Google Benchmark runs each case once per process (bench/run.py measures peak RSS per process):
 //
 //   heed_bench WORK --threads N [--steps S] [--batch B] [--new-tokens K] [--precision auto|fp32|bf16]
-//              [--data FILE] --benchmark_filter=<case>
+//              [--data FILE] [--quantize none|bf16|int8] --benchmark_filter=<case>
 //
 // Cases: train_classifier, infer_classifier, train_seq2seq, generate_greedy, generate_beam4,
 // generate_greedy_nocache, tokenize. Counters: tokens_per_second (or mb_per_second), ms_per_step.
 // --data names the training cases' batches file in WORK (default classifier.json / seq2seq.json; the
-// 1,024-token cases use classifier_long.json / seq2seq_long.json).
+// 1,024-token cases use classifier_long.json / seq2seq_long.json). --quantize: the generate cases'
+// weights (model/quantize.h, heed summarize --quantize).
 #include <benchmark/benchmark.h>
 #include <torch/torch.h>
 
@@ -32,6 +33,7 @@
 #include "data_pipeline/base/runtime.h"
 #include "data_pipeline/tokenizer.h"
 #include "model/native/native_classifier.h"
+#include "model/quantize.h"
 
 namespace {
 
@@ -45,6 +47,7 @@ struct Args {
   int new_tokens = 64;
   std::string precision = "auto";  // training cases: training.precision (heed's default)
   std::string data;                 // training cases: batches file in WORK ("" = the case's default)
+  std::string quantize = "none";    // generate cases: weight storage (model/quantize.h)
 };
 Args g_args;
 
@@ -174,6 +177,7 @@ void generate(benchmark::State& state, const std::string& method, int64_t beams,
   torch::manual_seed(1);
   model::Seq2Seq model(model_options(3, data.at("max_positions").get<int64_t>(), true), tokenizer.vocab_size());
   model->eval();
+  model::quantize_for_inference(*model, model::parse_weight_format(g_args.quantize));
   model::DecodingOptions decoding;
   decoding.method = method;
   decoding.beam_size = beams;
@@ -222,6 +226,7 @@ int main(int argc, char** argv) {
     else if (a == "--new-tokens") g_args.new_tokens = value();
     else if (a == "--precision" && i + 1 < argc) g_args.precision = argv[++i];
     else if (a == "--data" && i + 1 < argc) g_args.data = argv[++i];
+    else if (a == "--quantize" && i + 1 < argc) g_args.quantize = argv[++i];
     else if (a.rfind("--", 0) != 0 && g_args.work.empty()) g_args.work = a;
     else rest.push_back(argv[i]);
   }

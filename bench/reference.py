@@ -135,6 +135,8 @@ class Seq2Seq(nn.Module):
         self.encoder = nn.ModuleList(EncoderLayer(d, heads, ff, dropout) for _ in range(layers))
         self.decoder = nn.ModuleList(DecoderLayer(d, heads, ff, dropout) for _ in range(layers))
         self.enc_norm, self.dec_norm = nn.LayerNorm(d), nn.LayerNorm(d)
+        self.out = nn.Linear(d, vocab, bias=False)  # the output projection: the embedding table, tied
+        self.out.weight = self.embed.tokens.weight
 
     def encode(self, src, src_lengths):
         pad = torch.arange(src.size(1)).unsqueeze(0) >= src_lengths.unsqueeze(1)
@@ -150,7 +152,7 @@ class Seq2Seq(nn.Module):
         h = self.embed(tgt, offset)
         for i, layer in enumerate(self.decoder):
             h = layer(h, memory, causal, memory_mask, None if caches is None else caches[i])
-        return self.dec_norm(h) @ self.embed.tokens.weight.t()  # [B, T, V]
+        return self.out(self.dec_norm(h))  # [B, T, V]
 
 
 def load(work, name):
@@ -251,6 +253,14 @@ def generate(a):
     data = load(a.work, "articles.json")
     torch.manual_seed(1)
     model = Seq2Seq(data["vocab_size"], max_positions=data["max_positions"]).eval()
+    if a.quantize == "int8":
+        # What PyTorch offers in one line: dynamic quantization of every nn.Linear (per-channel int8
+        # weights, int8 activations quantized per call), the output projection included.
+        torch.backends.quantized.engine = "fbgemm" if "fbgemm" in torch.backends.quantized.supported_engines else "onednn"
+        qconfig = torch.ao.quantization.per_channel_dynamic_qconfig
+        model = torch.ao.quantization.quantize_dynamic(model, {nn.Linear: qconfig}, dtype=torch.qint8)
+    elif a.quantize == "bf16":
+        model = model.to(torch.bfloat16)  # weights and activations in bfloat16
     sources = data["sources"][:a.batch]
     src, src_len = padded(sources)
     bos = data["bos_id"]
@@ -344,6 +354,7 @@ def main():
     p.add_argument("--new-tokens", type=int, default=64)
     p.add_argument("--text", default="")
     p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
+    p.add_argument("--quantize", choices=["none", "bf16", "int8"], default="none", help="generate: weight storage")
     p.add_argument("--data", help="batches file in WORK (training cases; default classifier.json / seq2seq.json)")
     a = p.parse_args()
     torch.set_num_threads(a.threads)

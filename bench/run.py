@@ -387,6 +387,18 @@ def main():
         if not args.quick:
             compare(f"greedy uncached, batch {batch}", "tokens_per_second",
                     heed_case("generate_greedy_nocache", args, g), reference_case("generate", args, g + ["--cache", "0"]))
+    # Narrow weights (heed summarize --quantize), greedy batch 1: like for like against the reference
+    # with the same storage (bf16: the model in bfloat16; int8: torch's dynamic quantization of every
+    # nn.Linear), and, labelled, against the float32 reference.
+    g = ["--batch", "1", "--new-tokens", str(new_tokens)]
+    for q in ("bf16", "int8"):
+        narrow, ref_narrow, ref_fp32 = interleaved(
+            [lambda: heed_case("generate_greedy", args, g + ["--quantize", q]),
+             lambda: reference_case("generate", args, g + ["--cache", "1", "--quantize", q]),
+             lambda: reference_case("generate", args, g + ["--cache", "1"])], repeats)
+        compare(f"greedy, batch 1, {q} weights (ref: {q}, cached)", "tokens_per_second", narrow, ref_narrow)
+        compare(f"greedy, batch 1, {q} weights vs ref float32 (not like for like)", "tokens_per_second", narrow,
+                ref_fp32)
     compare("tokenizer", "mb_per_second", heed_case("tokenize", args), reference_case("tokenize", args))
     with open(os.path.join(WORK, "texts.json")) as f:
         review = json.load(f)["texts"][7]
