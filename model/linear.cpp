@@ -7,6 +7,7 @@
 
 #include <ATen/Parallel.h>
 #include <ATen/autocast_mode.h>
+#include <immintrin.h>
 
 namespace heed::model {
 
@@ -16,124 +17,127 @@ constexpr int64_t kBlockRows = 4;     // input rows each pass over a weight row 
 constexpr int64_t kMaxFewRows = 8;    // up to this many rows few_rows_linear(), more: BLAS's matrix product
 constexpr int64_t kMaxVectorRows = 4;  // elsewhere (not float32 on the CPU): matrix-vector products up to here
 
-// GCC vector extensions: 16 floats, compiled for each instruction set target_clones names below.
-typedef float v16 __attribute__((vector_size(64)));
-typedef float v8 __attribute__((vector_size(32)));
-typedef float v4 __attribute__((vector_size(16)));
-typedef uint16_t u16x16 __attribute__((vector_size(32)));
-typedef uint32_t u32x16 __attribute__((vector_size(64)));
-typedef int8_t i8x16 __attribute__((vector_size(16)));
-
-inline __attribute__((always_inline)) v16 load16(const float* p) {
-  v16 v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
-
-// 16 weights as floats, from each storage format: float32; bfloat16 (the upper half of a float32's
+// One weight as a float, from each storage format: float32; bfloat16 (the upper half of a float32's
 // bits); int8 (the row's scale is applied to the finished sum).
-inline __attribute__((always_inline)) v16 load_weights(const float* p) { return load16(p); }
-inline __attribute__((always_inline)) v16 load_weights(const uint16_t* p) {
-  u16x16 half;
-  std::memcpy(&half, p, sizeof half);
-  const u32x16 bits = __builtin_convertvector(half, u32x16) << 16;
-  v16 v;
-  std::memcpy(&v, &bits, sizeof v);
-  return v;
-}
-inline __attribute__((always_inline)) v16 load_weights(const int8_t* p) {
-  i8x16 q;
-  std::memcpy(&q, p, sizeof q);
-  return __builtin_convertvector(q, v16);
-}
-inline __attribute__((always_inline)) float weight_at(const float* p) { return *p; }
-inline __attribute__((always_inline)) float weight_at(const uint16_t* p) {
+inline float weight_at(const float* p) { return *p; }
+inline float weight_at(const uint16_t* p) {
   const uint32_t bits = static_cast<uint32_t>(*p) << 16;
   float f;
   std::memcpy(&f, &bits, sizeof f);
   return f;
 }
-inline __attribute__((always_inline)) float weight_at(const int8_t* p) { return static_cast<float>(*p); }
+inline float weight_at(const int8_t* p) { return static_cast<float>(*p); }
 
-inline __attribute__((always_inline)) float sum16(const v16& v) {
-  v8 lo, hi;
-  std::memcpy(&lo, &v, sizeof lo);
-  std::memcpy(&hi, reinterpret_cast<const char*>(&v) + sizeof lo, sizeof hi);
-  const v8 a = lo + hi;
-  v4 l4, h4;
-  std::memcpy(&l4, &a, sizeof l4);
-  std::memcpy(&h4, reinterpret_cast<const char*>(&a) + sizeof l4, sizeof h4);
-  const v4 b = l4 + h4;
-  return (b[0] + b[2]) + (b[1] + b[3]);
+// The kernel (few_rows_kernel.inc) once per instruction set, each with its own loads: the narrow
+// formats are widened with the instruction set's conversions (GCC's generic vector conversions from
+// int8 or uint16 lanes compile to one scalar conversion per lane). Chosen at run time (kernel_set()).
+namespace avx512 {
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma"))), apply_to = function)
+#else
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma")
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // GCC 12, inside avx512fintrin.h's _mm512_undefined
+#endif
+typedef float Vec __attribute__((vector_size(64)));
+constexpr int64_t kLanes = 16;
+constexpr int kTileOut = 4;  // 16 accumulators of 32 registers
+inline Vec load_input(const float* p) { return reinterpret_cast<Vec>(_mm512_loadu_ps(p)); }
+inline Vec load_weights(const float* p) { return load_input(p); }
+inline Vec load_weights(const uint16_t* p) {  // bfloat16: the upper half of a float32's bits
+  const __m512i wide = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+  return reinterpret_cast<Vec>(_mm512_castsi512_ps(_mm512_slli_epi32(wide, 16)));
 }
-
-// Outputs [o, o + O) for input rows x[0..R): each weight row is loaded once per step of 16 columns
-// and multiplied with every input row, the next rows are prefetched meanwhile. `scale` (int8
-// weights): one factor per output row, or nullptr.
-template <int O, int R, typename W>
-inline __attribute__((always_inline)) void few_rows_tile(const float* x, const W* w, const float* scale,
-                                                         const float* bias, int64_t in, int64_t out, int64_t o,
-                                                         float* y) {
-  const int64_t body = in - in % 16;
-  v16 acc[O][R] = {};
-  for (int64_t i = 0; i < body; i += 16) {
-    v16 xv[R];
-#pragma GCC unroll 4
-    for (int r = 0; r < R; ++r) xv[r] = load16(x + r * in + i);
-#pragma GCC unroll 4
-    for (int j = 0; j < O; ++j) {
-      __builtin_prefetch(w + std::min(o + O + j + 1, out - 1) * in + i);  // a tile or two ahead
-      const v16 wv = load_weights(w + (o + j) * in + i);
-#pragma GCC unroll 4
-      for (int r = 0; r < R; ++r) acc[j][r] += wv * xv[r];
-    }
-  }
-#pragma GCC unroll 4
-  for (int j = 0; j < O; ++j) {
-#pragma GCC unroll 4
-    for (int r = 0; r < R; ++r) {
-      float sum = sum16(acc[j][r]);
-      for (int64_t i = body; i < in; ++i) sum += weight_at(w + (o + j) * in + i) * x[r * in + i];
-      if (scale != nullptr) sum *= scale[o + j];
-      y[r * out + o + j] = bias != nullptr ? sum + bias[o + j] : sum;
-    }
-  }
+inline Vec load_weights(const int8_t* p) {
+  const __m512i wide = _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  return reinterpret_cast<Vec>(_mm512_cvtepi32_ps(wide));
 }
+inline float sum_lanes(Vec v) { return _mm512_reduce_add_ps(reinterpret_cast<__m512>(v)); }
+#include "model/few_rows_kernel.inc"
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
+#pragma GCC diagnostic pop
+#pragma GCC pop_options
+#endif
+}  // namespace avx512
 
-// y[r, o] = x[r, :] . w[o, :] (* scale[o]) + bias[o] for outputs [begin, end) and `rows` input rows
-// (1, or a multiple of kBlockRows), four outputs at a time.
+namespace avx2 {
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
+#else
+#pragma GCC push_options
+#pragma GCC target("avx2,fma")
+#endif
+typedef float Vec __attribute__((vector_size(32)));
+constexpr int64_t kLanes = 8;
+constexpr int kTileOut = 2;  // 8 accumulators, 4 input rows and a weight row in 16 registers
+inline Vec load_input(const float* p) { return reinterpret_cast<Vec>(_mm256_loadu_ps(p)); }
+inline Vec load_weights(const float* p) { return load_input(p); }
+inline Vec load_weights(const uint16_t* p) {
+  const __m256i wide = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  return reinterpret_cast<Vec>(_mm256_castsi256_ps(_mm256_slli_epi32(wide, 16)));
+}
+inline Vec load_weights(const int8_t* p) {
+  const __m256i wide = _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
+  return reinterpret_cast<Vec>(_mm256_cvtepi32_ps(wide));
+}
+inline float sum_lanes(Vec v) {
+  const __m128 half = _mm_add_ps(_mm256_castps256_ps128(reinterpret_cast<__m256>(v)),
+                                 _mm256_extractf128_ps(reinterpret_cast<__m256>(v), 1));
+  const __m128 pairs = _mm_add_ps(half, _mm_movehl_ps(half, half));
+  return _mm_cvtss_f32(_mm_add_ss(pairs, _mm_movehdup_ps(pairs)));
+}
+#include "model/few_rows_kernel.inc"
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
+#pragma GCC pop_options
+#endif
+}  // namespace avx2
+
+namespace baseline {  // any x86-64 (SSE2): four lanes, narrow weights widened one by one
+typedef float Vec __attribute__((vector_size(16)));
+constexpr int64_t kLanes = 4;
+constexpr int kTileOut = 2;
+inline Vec load_input(const float* p) {
+  Vec v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+inline Vec load_weights(const float* p) { return load_input(p); }
 template <typename W>
-inline __attribute__((always_inline)) void few_rows_body(const float* x, int64_t rows, const W* w, const float* scale,
-                                                         const float* bias, int64_t in, int64_t out, int64_t begin,
-                                                         int64_t end, float* y) {
-  if (rows == 1) {
-    int64_t o = begin;
-    for (; o + 4 <= end; o += 4) few_rows_tile<4, 1>(x, w, scale, bias, in, out, o, y);
-    for (; o < end; ++o) few_rows_tile<1, 1>(x, w, scale, bias, in, out, o, y);
-    return;
-  }
-  for (int64_t r0 = 0; r0 < rows; r0 += kBlockRows) {
-    int64_t o = begin;
-    for (; o + 4 <= end; o += 4) few_rows_tile<4, kBlockRows>(x + r0 * in, w, scale, bias, in, out, o, y + r0 * out);
-    for (; o < end; ++o) few_rows_tile<1, kBlockRows>(x + r0 * in, w, scale, bias, in, out, o, y + r0 * out);
-  }
+inline Vec load_weights(const W* p) {
+  return Vec{weight_at(p), weight_at(p + 1), weight_at(p + 2), weight_at(p + 3)};
+}
+inline float sum_lanes(Vec v) { return (v[0] + v[2]) + (v[1] + v[3]); }
+#include "model/few_rows_kernel.inc"
+}  // namespace baseline
+
+enum class KernelSet { kAvx512, kAvx2, kBaseline };
+KernelSet kernel_set() {
+  static const KernelSet set = [] {
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq")) {
+      return KernelSet::kAvx512;
+    }
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return KernelSet::kAvx2;
+    return KernelSet::kBaseline;
+  }();
+  return set;
 }
 
-// One kernel per weight format; the loader picks the clone for the best instruction set the CPU has.
-__attribute__((target_clones("avx512f", "avx2", "default"))) void few_rows_kernel(
-    const float* x, int64_t rows, const float* w, const float* scale, const float* bias, int64_t in, int64_t out,
-    int64_t begin, int64_t end, float* y) {
-  few_rows_body(x, rows, w, scale, bias, in, out, begin, end, y);
-}
-__attribute__((target_clones("avx512f", "avx2", "default"))) void few_rows_kernel(
-    const float* x, int64_t rows, const uint16_t* w, const float* scale, const float* bias, int64_t in, int64_t out,
-    int64_t begin, int64_t end, float* y) {
-  few_rows_body(x, rows, w, scale, bias, in, out, begin, end, y);
-}
-__attribute__((target_clones("avx512f", "avx2", "default"))) void few_rows_kernel(
-    const float* x, int64_t rows, const int8_t* w, const float* scale, const float* bias, int64_t in, int64_t out,
-    int64_t begin, int64_t end, float* y) {
-  few_rows_body(x, rows, w, scale, bias, in, out, begin, end, y);
+template <typename W>
+void few_rows_kernel(const float* x, int64_t rows, const W* w, const float* scale, const float* bias, int64_t in,
+                     int64_t out, int64_t begin, int64_t end, float* y) {
+  switch (kernel_set()) {
+    case KernelSet::kAvx512: return avx512::few_rows_kernel(x, rows, w, scale, bias, in, out, begin, end, y);
+    case KernelSet::kAvx2: return avx2::few_rows_kernel(x, rows, w, scale, bias, in, out, begin, end, y);
+    case KernelSet::kBaseline: break;
+  }
+  baseline::few_rows_kernel(x, rows, w, scale, bias, in, out, begin, end, y);
 }
 
 // x [rows, in] (1 <= rows <= kMaxFewRows, float32) W^T + b on the CPU, W float32, bfloat16 or int8

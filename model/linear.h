@@ -4,7 +4,8 @@
 // first copy all of W into its packed layout at every step; there it is
 // - 1 row: one BLAS matrix-vector product;
 // - 2 to 8 rows, float32 on the CPU, no gradients: a vectorized kernel that reads each row of W once
-//   per block of 4 input rows, the outputs split over threads (few_rows_linear in linear.cpp);
+//   per block of 4 input rows, the outputs split over threads (few_rows_linear in linear.cpp; the
+//   kernel, few_rows_kernel.inc, is compiled for AVX-512, AVX2 + FMA and plain x86-64, picked at run time);
 // - 2 to 4 rows elsewhere (a GPU, gradients on): one matrix-vector product per row.
 // A weight stored as bfloat16 or per-channel int8 (quantize.h, `--quantize`) is read as stored by the
 // same kernel for 1 to 8 float32 rows, and widened to float32 for torch's linear on more rows.
