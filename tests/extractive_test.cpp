@@ -205,6 +205,9 @@ TEST(ExtractiveCli, TinyRunLearnsLeadSentenceThenSummarizesEvaluatesAndExports) 
   // Decoding flags mean nothing here.
   EXPECT_EQ(run_command(heed + " summarize --run " + run + " --beam 3 'A text.'", &out), 2) << out;
   EXPECT_NE(out.find("extractive"), std::string::npos) << out;
+  // Nor do narrow decoder weights.
+  EXPECT_EQ(run_command(heed + " summarize --run " + run + " --quantize int8 'A text.'", &out), 2) << out;
+  EXPECT_NE(out.find("--quantize applies to abstractive summarizers"), std::string::npos) << out;
 
   // export: one TorchScript archive whose `summarize` selects what heed selects.
   ASSERT_EQ(run_command(heed + " export --run " + run + " --out " + dir.str() + "/model.pt", &out), 0) << out;

@@ -95,13 +95,13 @@ int summarize_job(const SummarizeJobOptions& o) {
     if (!o.decoding_overrides.empty()) {
       throw InputError("summarize: decoding flags apply to abstractive summarizers; this run is extractive");
     }
+    if (o.quantize != "none") {
+      throw InputError("summarize: --quantize applies to abstractive summarizers; this run is extractive");
+    }
     const LoadedExtractive e = load_extractive(o.run, o.checkpoint);
     for_each_input_chunk(o.texts, o.input, o.batch_size, "summarize",
                          [&](const std::vector<std::string>& chunk) { extract_chunk(e, chunk, o, threads); });
     return 0;
-  }
-  if (!o.run.empty() && o.model.empty() && run_task(o.run) == "extractive" && o.quantize != "none") {
-    throw InputError("summarize: --quantize applies to abstractive summarizers; this run is extractive");
   }
   const SummarizerPredictor s = open_summarizer_predictor(o.run, o.model, o.checkpoint, o.decoding_overrides,
                                                           o.use_cache, model::parse_weight_format(o.quantize));
