@@ -130,7 +130,7 @@ KernelSet kernel_set() {
 }
 
 template <typename W>
-void few_rows_kernel(const float* x, int64_t rows, const W* w, const float* scale, const float* bias, int64_t in,
+void few_rows_kernel(const float* x, int64_t rows, const W* w, const double* scale, const float* bias, int64_t in,
                      int64_t out, int64_t begin, int64_t end, float* y) {
   switch (kernel_set()) {
     case KernelSet::kAvx512: return avx512::few_rows_kernel(x, rows, w, scale, bias, in, out, begin, end, y);
@@ -154,11 +154,11 @@ torch::Tensor few_rows_linear(const torch::Tensor& x, const torch::Tensor& weigh
   const float* xp = input.data_ptr<float>();
   const float* bp = bias.defined() ? bias.data_ptr<float>() : nullptr;
   float* yp = y.data_ptr<float>();
-  torch::Tensor scales;
-  const float* sp = nullptr;
+  torch::Tensor scales;  // int8: the quantizer's own float64 scales, read as they are (no copy per call)
+  const double* sp = nullptr;
   if (weight.is_quantized()) {
-    scales = weight.q_per_channel_scales().to(torch::kFloat32);
-    sp = scales.data_ptr<float>();
+    scales = weight.q_per_channel_scales().contiguous();
+    sp = scales.data_ptr<double>();
   }
   at::parallel_for(0, out, 64, [&](int64_t begin, int64_t end) {
     if (weight.is_quantized()) {
