@@ -387,9 +387,10 @@ def main():
         if not args.quick:
             compare(f"greedy uncached, batch {batch}", "tokens_per_second",
                     heed_case("generate_greedy_nocache", args, g), reference_case("generate", args, g + ["--cache", "0"]))
-    # Narrow weights (heed summarize --quantize), greedy batch 1: like for like against the reference
-    # with the same storage (bf16: the model in bfloat16; int8: torch's dynamic quantization of every
-    # nn.Linear), and, labelled, against the float32 reference.
+    # Narrow weights (heed summarize --quantize), greedy batch 1: against the reference with the same
+    # weight format (bf16: the whole model in bfloat16; int8: torch's dynamic quantization of every
+    # nn.Linear, activations int8 too; PyTorch has no weight-only variant, so neither is like for
+    # like), and, labelled, against the float32 reference.
     g = ["--batch", "1", "--new-tokens", str(new_tokens)]
     for q in ("bf16", "int8"):
         narrow, ref_narrow, ref_fp32 = interleaved(
