@@ -9,7 +9,8 @@ PACKAGES=(
   libtorch-dev                      # LibTorch 1.13 (CPU)
   libgloo-dev                       # Gloo headers for c10d's ProcessGroupGloo (data-parallel training)
   libopenblas0-openmp               # fast BLAS for libtorch (the reference BLAS is ~15x slower)
-  libblas-dev                       # cblas.h for the torch-free classifier engine
+  libblas-dev                       # cblas.h for model/linear.cpp's matrix-vector products
+  libdnnl-dev                       # oneDNN's sgemm for the torch-free classifier engine (model/native/gemm.h)
   libtcmalloc-minimal4              # heed's malloc (CMakeLists.txt, HEED_ALLOCATOR): 2.7x less memory than glibc's, faster
   libsentencepiece-dev sentencepiece
   libcli11-dev nlohmann-json3-dev libspdlog-dev libfmt-dev

@@ -6,10 +6,10 @@
 #include <cstring>
 #include <exception>
 
-#include <cblas.h>
 #include <fmt/format.h>
 
 #include "data_pipeline/base/errors.h"
+#include "model/native/gemm.h"
 #include "model/native/ngram_hash.h"
 
 // Sanitizer builds (clang at -O1) do not vectorize the `omp simd` loops below and would say so for each.
@@ -160,9 +160,7 @@ NativeClassifier::Norm NativeClassifier::norm(const std::string& name) const {
 
 void NativeClassifier::apply(const Linear& l, const float* x, int64_t rows, float* y) {
   for (int64_t r = 0; r < rows; ++r) std::copy(l.bias, l.bias + l.out, y + r * l.out);
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(rows), static_cast<int>(l.out),
-              static_cast<int>(l.in), 1.0f, x, static_cast<int>(l.in), l.weight, static_cast<int>(l.in), 1.0f, y,
-              static_cast<int>(l.out));
+  sgemm(true, rows, l.out, l.in, 1.0f, x, l.in, l.weight, l.in, 1.0f, y, l.out);
 }
 
 void NativeClassifier::layer_norm(const Norm& n, const float* x, float* y, int64_t rows) const {
@@ -181,21 +179,17 @@ void NativeClassifier::attention(const Layer& layer, const float* x, const std::
   float* mixed = room(work.mixed, rows * d_);
   apply(layer.in_proj, x, rows, qkv);  // [rows, 3d]: q | k | v, head h at columns h*dh
   const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(dh)));
-  const int k = static_cast<int>(dh);
   for (const auto& span : spans) {  // each sequence attends within itself
     const int64_t len = span.length;
-    const int n = static_cast<int>(len);
     const float* base = qkv + span.offset * d3;
     for (int64_t h = 0; h < heads; ++h) {
       const float* q = base + h * dh;
       const float* kk = base + d_ + h * dh;
       const float* v = base + 2 * d_ + h * dh;
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, n, k, scale, q, static_cast<int>(d3), kk,
-                  static_cast<int>(d3), 0.0f, scores, n);
+      sgemm(true, len, len, dh, scale, q, d3, kk, d3, 0.0f, scores, len);
       exp_rows(scores, len, len, sums);
       float* head_out = mixed + span.offset * d_ + h * dh;
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, k, n, 1.0f, scores, n, v, static_cast<int>(d3), 0.0f,
-                  head_out, static_cast<int>(d_));
+      sgemm(false, len, dh, len, 1.0f, scores, len, v, d3, 0.0f, head_out, d_);
       for (int64_t i = 0; i < len; ++i) {  // the softmax's division, on the dh outputs of each query
         const float inv = 1.0f / sums[i];
         for (int64_t j = 0; j < dh; ++j) head_out[i * d_ + j] *= inv;

@@ -1,6 +1,6 @@
 // The trained classifier's forward pass without libtorch: the same embeddings -> encoder ->
-// pooling -> linear (plus the n-gram head) as model/classifier.h, computed with plain loops and BLAS (cblas_sgemm) from
-// flat weights (model/native/flat_weights.h). It exists for start-up time: `heed classify` on a few texts
+// pooling -> linear (plus the n-gram head) as model/classifier.h, computed with plain loops and oneDNN's
+// sgemm (model/native/gemm.h) from flat weights (model/native/flat_weights.h). It exists for start-up time: `heed classify` on a few texts
 // would otherwise spend most of its wall time loading libtorch's ~300 shared libraries.
 // One sequence at a time and unpadded, which gives the padded batch's outputs (padding is masked).
 // Inference only: no dropout. Checked against the torch module in tests/native_classifier_test.cpp.

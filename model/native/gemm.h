@@ -1,0 +1,21 @@
+#pragma once
+
+// The torch-free engine's matrix product: oneDNN's sgemm (Debian's libdnnl, the library libtorch
+// itself links). It picks its kernels from the CPU's own instruction sets, AVX-512 included, whatever
+// OpenBLAS was told or found: OpenBLAS 0.3.21 runs its AVX2 "Haswell" kernels on CPUs it does not know
+// (or where OPENBLAS_CORETYPE says so), and there oneDNN's products are 1.7-2x faster on the engine's
+// shapes (docs/SERVING.md). On AVX2-only CPUs the two are even.
+//
+// Row major, as cblas with CblasRowMajor: c [m, n] = alpha * a [m, k] . op(b) + beta * c, where op(b) is
+// b [k, n] (trans_b false) or b [n, k] transposed (trans_b true). Inside an active OpenMP parallel region
+// it runs on the calling thread; outside one, on the OpenMP threads. Throws heed::Error if oneDNN
+// refuses (it does not for valid shapes).
+
+#include <cstdint>
+
+namespace heed::model {
+
+void sgemm(bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda, const float* b,
+           int64_t ldb, float beta, float* c, int64_t ldc);
+
+}  // namespace heed::model
