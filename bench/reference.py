@@ -204,10 +204,25 @@ def train_classifier(a):
     return timed_steps(batches, a.steps, step)
 
 
+def quantize_dynamic_int8(model):
+    """What PyTorch offers in one line: dynamic quantization of every nn.Linear (per-channel int8
+    weights, int8 activations quantized per call). nn.MultiheadAttention's projections are not
+    nn.Linear modules, so in nn.TransformerEncoderLayer it reaches the feed-forward layers only."""
+    torch.backends.quantized.engine = "fbgemm" if "fbgemm" in torch.backends.quantized.supported_engines else "onednn"
+    qconfig = torch.ao.quantization.per_channel_dynamic_qconfig
+    return torch.ao.quantization.quantize_dynamic(model, {nn.Linear: qconfig}, dtype=torch.qint8)
+
+
 def infer_classifier(a):
     data = load(a.work, "classifier.json")
     torch.manual_seed(1)
     model = Classifier(data["vocab_size"], max_positions=data["max_length"]).eval()
+    if a.quantize == "int8":
+        model = quantize_dynamic_int8(model)
+        for layer in model.encoder.layers:
+            # The fused inference path of nn.TransformerEncoderLayer reads linear1.weight as a tensor;
+            # quantized, it is a method (torch 1.13 raises), so these layers take their module path.
+            layer.activation_relu_or_gelu = 0
     batches = [padded(b["ids"]) for b in data["batches"]]
 
     def step(batch):
@@ -254,11 +269,7 @@ def generate(a):
     torch.manual_seed(1)
     model = Seq2Seq(data["vocab_size"], max_positions=data["max_positions"]).eval()
     if a.quantize == "int8":
-        # What PyTorch offers in one line: dynamic quantization of every nn.Linear (per-channel int8
-        # weights, int8 activations quantized per call), the output projection included.
-        torch.backends.quantized.engine = "fbgemm" if "fbgemm" in torch.backends.quantized.supported_engines else "onednn"
-        qconfig = torch.ao.quantization.per_channel_dynamic_qconfig
-        model = torch.ao.quantization.quantize_dynamic(model, {nn.Linear: qconfig}, dtype=torch.qint8)
+        model = quantize_dynamic_int8(model)  # the output projection included
     elif a.quantize == "bf16":
         model = model.to(torch.bfloat16)  # weights and activations in bfloat16
     sources = data["sources"][:a.batch]
@@ -354,7 +365,8 @@ def main():
     p.add_argument("--new-tokens", type=int, default=64)
     p.add_argument("--text", default="")
     p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
-    p.add_argument("--quantize", choices=["none", "bf16", "int8"], default="none", help="generate: weight storage")
+    p.add_argument("--quantize", choices=["none", "bf16", "int8"], default="none",
+                   help="generate, infer-classifier (none or int8 there): weight storage")
     p.add_argument("--data", help="batches file in WORK (training cases; default classifier.json / seq2seq.json)")
     a = p.parse_args()
     torch.set_num_threads(a.threads)

@@ -374,6 +374,15 @@ def main():
         return
     compare("infer classifier (evaluate-style)", "tokens_per_second",
             heed_case("infer_classifier", args), reference_case("infer-classifier", args))
+    # heed classify --quantize int8 (every encoder product on int8) against PyTorch's dynamic int8
+    # quantization (which reaches only nn.Linear modules: the feed-forward layers of
+    # nn.TransformerEncoderLayer), and, labelled, against the float32 reference.
+    q8 = ["--quantize", "int8"]
+    heed8, ref8, ref32 = interleaved([lambda: heed_case("infer_classifier", args, q8),
+                                      lambda: reference_case("infer-classifier", args, q8),
+                                      lambda: reference_case("infer-classifier", args)], repeats)
+    compare("infer classifier, int8 (ref: dynamic int8)", "tokens_per_second", heed8, ref8)
+    compare("infer classifier, int8 vs ref float32 (not like for like)", "tokens_per_second", heed8, ref32)
     for batch in (1, 16):
         g = ["--batch", str(batch), "--new-tokens", str(new_tokens)]
         greedy, ref_cached, beam = interleaved([lambda: heed_case("generate_greedy", args, g),

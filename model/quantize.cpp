@@ -8,22 +8,6 @@
 
 namespace heed::model {
 
-WeightFormat parse_weight_format(const std::string& name) {
-  if (name == "none" || name == "fp32") return WeightFormat::kFloat32;
-  if (name == "bf16") return WeightFormat::kBFloat16;
-  if (name == "int8") return WeightFormat::kInt8;
-  throw std::invalid_argument("quantize: must be one of \"none\", \"bf16\", \"int8\", got \"" + name + "\"");
-}
-
-std::string weight_format_name(WeightFormat format) {
-  switch (format) {
-    case WeightFormat::kBFloat16: return "bf16";
-    case WeightFormat::kInt8: return "int8";
-    case WeightFormat::kFloat32: break;
-  }
-  return "none";
-}
-
 torch::Tensor quantize_weight(const torch::Tensor& w, WeightFormat format) {
   TORCH_CHECK(w.dim() == 2 && w.scalar_type() == torch::kFloat32, "quantize_weight: a float32 [out, in] matrix");
   const auto dense = w.detach().contiguous();

@@ -9,13 +9,9 @@
 
 #include <torch/torch.h>
 
+#include "model/options/weight_format.h"
+
 namespace heed::model {
-
-enum class WeightFormat { kFloat32, kBFloat16, kInt8 };
-
-// "none" | "fp32" -> kFloat32, "bf16", "int8"; std::invalid_argument for anything else.
-WeightFormat parse_weight_format(const std::string& name);
-std::string weight_format_name(WeightFormat format);
 
 // w [out, in] float32 -> the same matrix in `format`: a bfloat16 tensor (round to nearest even), or
 // a per-channel quantized kQInt8 tensor (scale max|row| / 127, zero point 0). kFloat32: w itself.

@@ -175,6 +175,52 @@ TEST(NativeClassifier, EqualsTheTorchModuleOnLongSequencesAndOddWidths) {
   }
 }
 
+TEST(NativeClassifier, Int8WeightsStayCloseToFloat32) {
+  // --quantize int8: the encoder's products on int8 (weights per output row, inputs per row with a
+  // zero point). The logits move by a little (quantization steps), not by the logits' own size (a
+  // wrong scale or zero-point correction would), and they do move (the int8 path ran).
+  std::vector<std::vector<int32_t>> sequences;
+  for (const int64_t length : {1, 5, 17, 40}) {
+    std::vector<int32_t> seq;
+    for (int64_t t = 0; t < length; ++t) seq.push_back(static_cast<int32_t>(4 + (t * 5 + length) % 26));
+    sequences.push_back(seq);
+  }
+  for (const std::string norm : {"pre", "post"}) {
+    torch::manual_seed(13);
+    auto options = tiny(norm, "sinusoidal", "mean", "gelu");
+    options.d_model = 40;
+    options.ff_dim = 72;
+    Classifier model(options, 30, 3);
+    model->eval();
+    TempDir dir;
+    const auto flat = save_both(model, dir);
+    const NativeClassifier fp32(options, 30, 3, FlatWeights::read(flat));
+    const NativeClassifier int8(options, 30, 3, FlatWeights::read(flat), WeightFormat::kInt8);
+    double largest = 0.0, moved = 0.0;
+    for (const auto& seq : sequences) {
+      const auto a = fp32.logits(seq), b = int8.logits(seq);
+      for (size_t c = 0; c < a.size(); ++c) {
+        largest = std::max(largest, static_cast<double>(std::fabs(a[c])));
+        moved = std::max(moved, static_cast<double>(std::fabs(a[c] - b[c])));
+      }
+    }
+    EXPECT_GT(largest, 0.1) << norm;  // logits of a size the bound below means something against
+    EXPECT_LT(moved, 0.03 * largest) << norm;
+    EXPECT_GT(moved, 0.0) << norm;
+    // Batched over two threads (groups, the quantized rows of several sequences in one product) as one at a time.
+    const auto batched = int8.probabilities(sequences, 2);
+    for (size_t i = 0; i < sequences.size(); ++i) {
+      const auto l = int8.logits(sequences[i]);
+      const float top = *std::max_element(l.begin(), l.end());
+      float sum = 0.0f;
+      for (const float v : l) sum += std::exp(v - top);
+      for (size_t c = 0; c < l.size(); ++c) EXPECT_NEAR(batched[i][c], std::exp(l[c] - top) / sum, 1e-5) << norm;
+    }
+    EXPECT_THROW(NativeClassifier(options, 30, 3, FlatWeights::read(flat), WeightFormat::kBFloat16),
+                 heed::InputError);
+  }
+}
+
 TEST(NativeClassifier, RejectsWrongShapesAndBrokenFiles) {
   torch::manual_seed(1);
   const auto options = tiny("pre", "sinusoidal", "mean", "gelu");
@@ -238,4 +284,60 @@ TEST(NativeClassifier, ExecutableAnswersAlikeWithEitherEngine) {
   ASSERT_EQ(heed::test::run_command(heed_exe + " classify --run " + run + " hello", &out), 0) << out;
   EXPECT_NE(out.find("best.flat"), std::string::npos) << out;
   EXPECT_EQ(heed::test::run_command(heed_exe + " classify --engine native --run " + run + " hello", &out), 0) << out;
+}
+
+TEST(NativeClassifier, ExecutableClassifiesAndEvaluatesWithInt8Weights) {
+  TempDir dir;
+  const auto heed_exe = heed::test::heed_binary();
+  const auto run = heed::test::train_tiny_classifier(dir, 6);
+  ASSERT_FALSE(run.empty());
+  std::string data;
+  for (const auto& e : heed::test::sentiment(60, 99)) {
+    data += nlohmann::json{{"text", e.text}, {"label", e.label}}.dump() + "\n";
+  }
+  const auto input = dir.write("held.jsonl", data);
+  std::string texts;
+  for (const auto& e : heed::test::sentiment(60, 99)) texts += e.text + "\n";
+  const auto text_file = dir.write("texts.txt", texts);
+  std::string fp32, int8, out;
+  ASSERT_EQ(heed::test::run_command(heed_exe + " classify --run " + run + " --input " + text_file, &fp32, false), 0);
+  ASSERT_EQ(heed::test::run_command(heed_exe + " classify --run " + run + " --quantize int8 --input " + text_file, &int8,
+                                    false),
+            0);
+  std::istringstream a(fp32), b(int8);
+  std::string la, lb;
+  int lines = 0, differ = 0;
+  while (std::getline(a, la) && std::getline(b, lb)) {
+    const auto ja = nlohmann::json::parse(la), jb = nlohmann::json::parse(lb);
+    for (const auto& [label, p] : ja["probabilities"].items()) {
+      EXPECT_NEAR(p.get<double>(), jb["probabilities"][label].get<double>(), 0.03) << "line " << lines + 1;
+      differ += p.get<double>() != jb["probabilities"][label].get<double>();
+    }
+    ++lines;
+  }
+  EXPECT_EQ(lines, 60);
+  EXPECT_GT(differ, 0);  // int8 products ran
+  // evaluate --quantize int8: its own report beside the float32 one, accuracy within a few reviews.
+  ASSERT_EQ(heed::test::run_command(heed_exe + " evaluate --run " + run + " --data " + input, &out), 0) << out;
+  ASSERT_EQ(heed::test::run_command(heed_exe + " evaluate --run " + run + " --data " + input + " --quantize int8", &out),
+            0)
+      << out;
+  auto read_json = [](const std::string& path) {
+    std::ifstream in(path);
+    EXPECT_TRUE(in.good()) << path;
+    return in.good() ? nlohmann::json::parse(in) : nlohmann::json::object();
+  };
+  const auto base = read_json(run + "/eval/held.jsonl.json");
+  const auto quantized = read_json(run + "/eval/held.jsonl.int8.json");
+  EXPECT_EQ(base["quantize"], "none");
+  EXPECT_EQ(quantized["quantize"], "int8");
+  EXPECT_EQ(quantized["engine"], "native");
+  EXPECT_NEAR(quantized["accuracy"].get<double>(), base["accuracy"].get<double>(), 3.0 / 60);
+  // Refused, exit 2 with the reason: the libtorch engine, bf16 for a classifier, an unknown format.
+  EXPECT_EQ(heed::test::run_command(heed_exe + " classify --engine torch --quantize int8 --run " + run + " hi", &out), 2);
+  EXPECT_NE(out.find("torch-free engine"), std::string::npos) << out;
+  EXPECT_EQ(heed::test::run_command(heed_exe + " evaluate --run " + run + " --data " + input + " --quantize bf16", &out),
+            2);
+  EXPECT_NE(out.find("float32 or int8"), std::string::npos) << out;
+  EXPECT_NE(heed::test::run_command(heed_exe + " classify --quantize int4 --run " + run + " hi", &out), 0);
 }

@@ -27,7 +27,7 @@ std::optional<int> classify_native_job(const ClassifyJobOptions& o) {
   if (o.engine == "native" && !o.model.empty()) {
     throw InputError("--engine native reads a run directory (--run); an exported archive (--model) needs libtorch");
   }
-  if (o.engine == "torch" || !o.model.empty()) return std::nullopt;
+  if (o.engine == "torch" || !o.model.empty()) return std::nullopt;  // classify_job refuses --quantize there
   check_input_arguments(o.texts, o.input, o.batch_size, "classify");
   if (o.run.empty()) throw InputError("classify: give either --run DIR or --model FILE.pt");
   const RunDir run = open_run_dir(o.run, o.checkpoint);
@@ -76,7 +76,7 @@ std::optional<int> classify_native_job(const ClassifyJobOptions& o) {
     throw vocabulary_mismatch(run, tokenizer.vocab_size(), o.checkpoint);
   }
   const model::NativeClassifier classifier(config.model, tokenizer.vocab_size(), static_cast<int64_t>(labels.size()),
-                                           std::move(*weights));
+                                           std::move(*weights), model::parse_weight_format(o.quantize));
   const auto truncation = truncation_of(config.data);
   const int threads = resolve_thread_count(o.threads);
   omp_set_num_threads(threads);

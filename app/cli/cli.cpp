@@ -132,6 +132,11 @@ CLI::App* add_classify_options(CLI::App& app, ClassifyJobOptions& o) {
                 "auto: the torch-free engine when the run has flat weights, else libtorch; native; torch")
       ->check(CLI::IsMember({"auto", "native", "torch"}))
       ->capture_default_str();
+  c->add_option("--quantize", o.quantize,
+                "int8: the encoder's weight matrices in int8 (per channel) and their products on int8 (inputs "
+                "quantized per row); the torch-free engine only")
+      ->check(CLI::IsMember({"none", "int8"}))
+      ->capture_default_str();
   return c;
 }
 
@@ -189,7 +194,8 @@ CLI::App* add_evaluate_options(CLI::App& app, EvaluateJobOptions& o, DecodingFla
       ->capture_default_str();
   e->add_option("--quantize", o.quantize,
                 "abstractive summarizers: decode with bf16 or int8 (per channel) weights, as heed summarize "
-                "--quantize (the default report name gets .bf16 / .int8)")
+                "--quantize; classifiers: int8, as heed classify --quantize (the default report name gets .bf16 / "
+                ".int8)")
       ->check(CLI::IsMember({"none", "bf16", "int8"}))
       ->capture_default_str();
   add_decoding_options(e, decoding);

@@ -27,6 +27,7 @@ struct ClassifyJobOptions {
   int64_t threads = 0;             // 0 = all cores
   int64_t batch_size = 64;         // texts classified together (streaming granularity)
   std::string engine = "auto";     // "auto" | "native" (torch-free, app/cli/classify_native.h) | "torch"
+  std::string quantize = "none";   // "none" | "int8": the torch-free engine's weights (model/native/)
 };
 int classify_job(const ClassifyJobOptions& options);
 
@@ -80,13 +81,17 @@ struct EvaluateJobOptions {
   int64_t batch_size = 16;                      // articles decoded together
   int64_t limit = 0;                            // score only the first N pairs (0 = all)
   bool use_cache = true;                        // false: re-run the decoder over the prefix each step (measurement)
-  std::string quantize = "none";                // "none" | "bf16" | "int8": weight storage (model/quantize.h)
+  // "none" | "bf16" | "int8": weight storage (summarizers: model/quantize.h; classifiers, int8 only:
+  // model/native/native_classifier.h)
+  std::string quantize = "none";
   // Classifiers only: "auto" (the torch-free engine over the run's flat weights when they can be
   // written, else libtorch), "native" (that engine or an error) or "torch" (padded libtorch batches).
   std::string engine = "auto";
 };
 int evaluate_job(const EvaluateJobOptions& options);  // dispatches on the run's task
 int evaluate_summarizer_job(const EvaluateJobOptions& options);
+// --report, else <run>/eval/<data name>[.bf16|.int8].json (a quantized run's report beside the float32 one).
+std::string evaluate_report_path(const EvaluateJobOptions& options);
 
 struct ReportJobOptions {
   std::string run;  // run directory

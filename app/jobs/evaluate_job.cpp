@@ -19,21 +19,21 @@
 namespace heed::app {
 namespace fs = std::filesystem;
 
-namespace {
-
-// --report, else <run>/eval/<data name>.json.
-std::string report_path(const EvaluateJobOptions& o) {
+std::string evaluate_report_path(const EvaluateJobOptions& o) {
   if (!o.report.empty()) return o.report;
   std::string name = fs::path(o.data).filename().string();
   if (name.empty()) name = fs::path(o.data).parent_path().filename().string();
+  if (o.quantize != "none") name += "." + o.quantize;  // beside the float32 report, not over it
   return (fs::path(o.run) / "eval" / (name + ".json")).string();
 }
+
+namespace {
 
 // The report (and a summarizer's generated summaries next to it) never lands on the data or on a
 // run file; inside the run, evaluate writes only under eval/.
 void check_report_paths(const EvaluateJobOptions& o, const std::string& task) {
   const std::vector<NamedInput> inputs = {{"--data", o.data}};
-  const std::string report = report_path(o);
+  const std::string report = evaluate_report_path(o);
   check_output_path("--report", report, inputs, o.run, {"eval/"});
   if (task == "summarization" || task == "extractive") {
     const auto summaries = fs::path(report).parent_path() / (fs::path(report).stem().string() + ".summaries.jsonl");
@@ -56,7 +56,8 @@ int evaluate_job(const EvaluateJobOptions& o) {
   const int threads = configure_runtime(o.threads);
   const double start = now_seconds();
   // heed classify's and heed serve's way to a text's probabilities, so all three agree.
-  const ClassifierPredictor predictor = open_classifier_predictor(o.run, "", o.checkpoint, o.engine != "torch");
+  const ClassifierPredictor predictor = open_classifier_predictor(o.run, "", o.checkpoint, o.engine != "torch",
+                                                                  model::parse_weight_format(o.quantize));
   if (o.engine == "native" && !predictor.native) {
     throw InputError(fmt::format("evaluate: --engine native: {} has no flat weights for the {} checkpoint and they "
                                  "cannot be written there; use --engine torch",
@@ -117,10 +118,11 @@ int evaluate_job(const EvaluateJobOptions& o) {
   out["run"] = o.run;
   out["checkpoint"] = o.checkpoint;
   out["engine"] = predictor.native ? "native" : "torch";
+  out["quantize"] = o.quantize;
   out["skipped"] = report.skipped;
   out["seconds"] = {{"total", now_seconds() - start}, {"predict", predict_seconds}};
   out["examples_per_second"] = static_cast<double>(m.count) / std::max(1e-9, predict_seconds);
-  const std::string path = report_path(o);
+  const std::string path = evaluate_report_path(o);
   write_file_atomic(path, out.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
   spdlog::info("{} examples in {:.1f}s ({:.0f}/s); report written to {}", m.count, predict_seconds,
                out["examples_per_second"].get<double>(), path);

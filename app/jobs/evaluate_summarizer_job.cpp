@@ -115,15 +115,6 @@ nlohmann::json score_summaries(const std::vector<std::string>& references, const
   return scores;
 }
 
-// --report, else <run>/eval/<data name>.json.
-std::string report_path(const EvaluateJobOptions& o) {
-  if (!o.report.empty()) return o.report;
-  std::string name = fs::path(o.data).filename().string();
-  if (name.empty()) name = fs::path(o.data).parent_path().filename().string();
-  if (o.quantize != "none") name += "." + o.quantize;  // beside the float32 report, not over it
-  return (fs::path(o.run) / "eval" / (name + ".json")).string();
-}
-
 // Writes one JSON line per pair (id, origin, summary, reference) beside the report, at
 // <report stem>.summaries.jsonl; returns that path.
 std::string write_summaries(const std::string& report, const std::vector<data::SummaryExample>& pairs,
@@ -186,7 +177,7 @@ int evaluate_summarizer_job(const EvaluateJobOptions& o) {
   }
 
   nlohmann::json report = score_summaries(references, generated.summaries, sources, baselines);
-  const std::string path = report_path(o);
+  const std::string path = evaluate_report_path(o);
   const std::string summaries_path = write_summaries(path, pairs, generated.summaries);
   report["data"] = o.data;
   report["split"] = o.split;

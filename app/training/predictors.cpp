@@ -1,5 +1,6 @@
 #include "app/training/predictors.h"
 
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include "data_pipeline/base/errors.h"
@@ -8,16 +9,29 @@
 namespace heed::app {
 
 ClassifierPredictor open_classifier_predictor(const std::string& run, const std::string& model,
-                                              const std::string& checkpoint, bool native) {
+                                              const std::string& checkpoint, bool native,
+                                              model::WeightFormat weights) {
   if (run.empty() == model.empty()) throw InputError("classify: give either --run DIR or --model FILE.pt");
+  const bool narrow = weights != model::WeightFormat::kFloat32;
+  if (narrow && !model.empty()) {
+    throw InputError("--quantize applies to --run only (an archive keeps the weights it was exported with)");
+  }
+  if (narrow && !native) {
+    throw InputError("--quantize int8 runs on the torch-free engine (--engine auto or native), not --engine torch");
+  }
   if (!run.empty()) {
     LoadedClassifier clf = load_classifier(run, checkpoint);
     auto module = clf.model;
     auto flat = ensure_flat_weights(run, checkpoint, module);
+    if (narrow && !flat) {
+      throw InputError(fmt::format("--quantize int8 needs the run's flat weights, which could not be written in {}",
+                                   run));
+    }
     std::shared_ptr<const model::NativeClassifier> engine;
     if (native && flat) {  // without flat weights (a read-only run) the module serves instead
       engine = std::make_shared<const model::NativeClassifier>(clf.config.model, clf.tokenizer.vocab_size(),
-                                                               static_cast<int64_t>(clf.labels.size()), std::move(*flat));
+                                                               static_cast<int64_t>(clf.labels.size()),
+                                                               std::move(*flat), weights);
     }
     return {std::move(clf),
             [module](const torch::Tensor& ids, const torch::Tensor& lengths) mutable {

@@ -28,8 +28,11 @@ struct ClassifierPredictor {
 // Exactly one of `run` (with `checkpoint`) and `model` (an exported .pt) is given, else InputError.
 // A run's flat weights are refreshed (ensure_flat_weights) so the torch-free classify path can use them;
 // `native` (runs only) also loads them into ClassifierPredictor::native when they could be written.
+// `weights` kInt8 (`--quantize int8`): that engine with int8 weights (model/native/native_classifier.h);
+// InputError when it cannot serve (an archive, `native` false, a run whose flat weights cannot be written).
 ClassifierPredictor open_classifier_predictor(const std::string& run, const std::string& model,
-                                              const std::string& checkpoint, bool native = false);
+                                              const std::string& checkpoint, bool native = false,
+                                              model::WeightFormat weights = model::WeightFormat::kFloat32);
 ClassifierPredictor classifier_predictor(LoadedExport exported);  // a loaded classifier archive
 // Class probabilities of each text, in input order (rows of labels.size()).
 std::vector<std::vector<float>> classify_texts(const ClassifierPredictor& predictor,

@@ -18,4 +18,13 @@ namespace heed::model {
 void sgemm(bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda, const float* b,
            int64_t ldb, float beta, float* c, int64_t ldc);
 
+// c [m, n] = a [m, k] . b^T, b given as [n, k]: unsigned 8-bit rows times signed 8-bit rows, summed in
+// 32 bits (oneDNN's u8s8s32 product, no offsets). On CPUs without VNNI its kernels add pairs of
+// products in 16 bits, which saturate unless a's values stay below 128 (NativeClassifier keeps them so).
+void gemm_u8s8s32(int64_t m, int64_t n, int64_t k, const uint8_t* a, int64_t lda, const int8_t* b, int64_t ldb,
+                  int32_t* c, int64_t ldc);
+
+// Whether this CPU has VNNI (AVX512-VNNI): int8 products without the 16-bit intermediate.
+bool cpu_has_vnni();
+
 }  // namespace heed::model

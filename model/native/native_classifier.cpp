@@ -96,9 +96,40 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void layer_norm_row
 }
 
 // Grows v to at least n elements (never shrinks, so a reused buffer is not zero-filled again) -> its data.
-float* room(std::vector<float>& v, int64_t n) {
+template <typename T>
+T* room(std::vector<T>& v, int64_t n) {
   if (v.size() < static_cast<size_t>(n)) v.resize(static_cast<size_t>(n));
   return v.data();
+}
+
+// Each row of x [rows, in] -> unsigned integers in [0, levels] (asymmetric: the row's own scale
+// (max - min) / levels and zero point, 0 kept exactly representable), written to q; the scales and
+// zero points to scale[row] and zero[row]. A constant row gets scale 1.
+__attribute__((target_clones("avx512f", "avx2", "default"))) void quantize_rows(const float* x, int64_t rows,
+                                                                               int64_t in, int32_t levels,
+                                                                               uint8_t* q, float* scale,
+                                                                               int32_t* zero) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* v = x + r * in;
+    float lo = 0.0f, hi = 0.0f;
+#pragma omp simd reduction(min : lo) reduction(max : hi)
+    for (int64_t i = 0; i < in; ++i) {
+      lo = v[i] < lo ? v[i] : lo;
+      hi = v[i] > hi ? v[i] : hi;
+    }
+    const float s = hi > lo ? (hi - lo) / static_cast<float>(levels) : 1.0f;
+    const float inv = 1.0f / s;
+    const auto z = static_cast<int32_t>(std::lround(-lo * inv));
+    const float top = static_cast<float>(levels), offset = static_cast<float>(z) + 0.5f;
+    uint8_t* out = q + r * in;
+#pragma omp simd
+    for (int64_t i = 0; i < in; ++i) {
+      const float t = v[i] * inv + offset;  // round half up of x / s + z, clamped
+      out[i] = static_cast<uint8_t>(static_cast<int32_t>(std::min(std::max(t, 0.0f), top + 0.49f)));
+    }
+    scale[r] = s;
+    zero[r] = z;
+  }
 }
 
 // x -> 0.5 x (1 + erf(x / sqrt 2)), in place (exact-erf GELU, as torch's default).
@@ -110,7 +141,7 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void gelu_in_place(
 }  // namespace
 
 NativeClassifier::NativeClassifier(const ModelOptions& options, int64_t vocab_size, int64_t num_classes,
-                                   FlatWeights weights)
+                                   FlatWeights weights, WeightFormat format)
     : options_(options), vocab_size_(vocab_size), num_classes_(num_classes), d_(options.d_model),
       weights_(std::move(weights)) {
   options.validate();
@@ -140,6 +171,16 @@ NativeClassifier::NativeClassifier(const ModelOptions& options, int64_t vocab_si
   if (has_final_norm_) final_norm_ = norm("encoder.final_norm");
   if (pooling_ == Pooling::kAttention) attention_pool_ = linear("attention_pool", 1, d_);
   head_ = linear("head", num_classes, d_);
+  if (format == WeightFormat::kBFloat16) {
+    throw InputError(
+        "the classifier engine takes float32 or int8 weights (--quantize none|int8); bf16 is for summarizers");
+  }
+  if (format == WeightFormat::kInt8) {
+    activation_levels_ = cpu_has_vnni() ? 255 : 127;
+    for (auto& layer : layers_) {
+      for (Linear* l : {&layer.in_proj, &layer.out_proj, &layer.fc1, &layer.fc2}) quantize(*l);
+    }
+  }
   if (options.ngram_order > 0) {
     check_ngram_range(options.ngram_order, vocab_size);
     ngram_table_ = weights_.at("ngram_table", {options.ngram_buckets, num_classes}).data;
@@ -158,9 +199,54 @@ NativeClassifier::Norm NativeClassifier::norm(const std::string& name) const {
   return {weights_.at(name + ".weight", {d_}).data, weights_.at(name + ".bias", {d_}).data};
 }
 
-void NativeClassifier::apply(const Linear& l, const float* x, int64_t rows, float* y) {
-  for (int64_t r = 0; r < rows; ++r) std::copy(l.bias, l.bias + l.out, y + r * l.out);
-  sgemm(true, rows, l.out, l.in, 1.0f, x, l.in, l.weight, l.in, 1.0f, y, l.out);
+void NativeClassifier::quantize(Linear& l) {
+  auto m = std::make_unique<QuantizedMatrix>();
+  m->q.resize(static_cast<size_t>(l.out * l.in));
+  m->scale.resize(static_cast<size_t>(l.out));
+  m->sum.resize(static_cast<size_t>(l.out));
+  for (int64_t o = 0; o < l.out; ++o) {
+    const float* w = l.weight + o * l.in;
+    float top = 0.0f;
+    for (int64_t i = 0; i < l.in; ++i) top = std::max(top, std::fabs(w[i]));
+    const float s = top > 0.0f ? top / 127.0f : 1.0f;
+    int32_t sum = 0;
+    for (int64_t i = 0; i < l.in; ++i) {
+      const auto v = static_cast<int8_t>(std::lround(std::min(std::max(w[i] / s, -127.0f), 127.0f)));
+      m->q[static_cast<size_t>(o * l.in + i)] = v;
+      sum += v;
+    }
+    m->scale[static_cast<size_t>(o)] = s;
+    m->sum[static_cast<size_t>(o)] = sum;
+  }
+  l.q = m->q.data();
+  l.q_scale = m->scale.data();
+  l.q_sum = m->sum.data();
+  quantized_.push_back(std::move(m));
+}
+
+void NativeClassifier::apply(const Linear& l, const float* x, int64_t rows, float* y, Workspace& work) const {
+  if (l.q == nullptr) {
+    for (int64_t r = 0; r < rows; ++r) std::copy(l.bias, l.bias + l.out, y + r * l.out);
+    sgemm(true, rows, l.out, l.in, 1.0f, x, l.in, l.weight, l.in, 1.0f, y, l.out);
+    return;
+  }
+  // x ~ scale_r (xq - zero_r) and W ~ diag(q_scale) Wq, so y = scale_r q_scale_o (xq . Wq_o - zero_r sum(Wq_o)) + b.
+  uint8_t* xq = room(work.xq, rows * l.in);
+  float* scale = room(work.row_scale, rows);
+  int32_t* zero = room(work.row_zero, rows);
+  int32_t* product = room(work.product, rows * l.out);
+  quantize_rows(x, rows, l.in, activation_levels_, xq, scale, zero);
+  gemm_u8s8s32(rows, l.out, l.in, xq, l.in, l.q, l.in, product, l.out);
+  for (int64_t r = 0; r < rows; ++r) {
+    const int32_t* p = product + r * l.out;
+    float* out = y + r * l.out;
+    const float s = scale[r];
+    const int32_t z = zero[r];
+#pragma omp simd
+    for (int64_t o = 0; o < l.out; ++o) {
+      out[o] = s * l.q_scale[o] * static_cast<float>(p[o] - z * l.q_sum[o]) + l.bias[o];
+    }
+  }
 }
 
 void NativeClassifier::layer_norm(const Norm& n, const float* x, float* y, int64_t rows) const {
@@ -177,7 +263,7 @@ void NativeClassifier::attention(const Layer& layer, const float* x, const std::
   float* scores = room(work.scores, longest * longest + longest);  // [len, len] scores, then the len row sums
   float* sums = scores + longest * longest;
   float* mixed = room(work.mixed, rows * d_);
-  apply(layer.in_proj, x, rows, qkv);  // [rows, 3d]: q | k | v, head h at columns h*dh
+  apply(layer.in_proj, x, rows, qkv, work);  // [rows, 3d]: q | k | v, head h at columns h*dh
   const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(dh)));
   for (const auto& span : spans) {  // each sequence attends within itself
     const int64_t len = span.length;
@@ -196,19 +282,19 @@ void NativeClassifier::attention(const Layer& layer, const float* x, const std::
       }
     }
   }
-  apply(layer.out_proj, mixed, rows, out);
+  apply(layer.out_proj, mixed, rows, out, work);
 }
 
 void NativeClassifier::feed_forward(const Layer& layer, const float* x, int64_t rows, float* out, Workspace& work) const {
   const int64_t size = rows * options_.ff_dim;
   float* hidden = room(work.hidden, size);
-  apply(layer.fc1, x, rows, hidden);
+  apply(layer.fc1, x, rows, hidden, work);
   if (activation_ == Activation::kGelu) {
     gelu_in_place(hidden, size);
   } else {
     for (int64_t i = 0; i < size; ++i) hidden[i] = std::max(hidden[i], 0.0f);
   }
-  apply(layer.fc2, hidden, rows, out);
+  apply(layer.fc2, hidden, rows, out, work);
 }
 
 void NativeClassifier::check_input(const std::vector<int32_t>& ids) const {
@@ -278,7 +364,7 @@ std::vector<std::vector<float>> NativeClassifier::logits_group(const std::vector
       std::copy(xs, xs + d_, pooled.begin());
     } else if (pooling_ == Pooling::kAttention) {
       std::vector<float> score(static_cast<size_t>(len));
-      apply(attention_pool_, xs, len, score.data());
+      apply(attention_pool_, xs, len, score.data(), work);
       const float top = *std::max_element(score.begin(), score.end());
       float sum = 0.0f;
       for (auto& v : score) sum += (v = std::exp(v - top));
@@ -292,7 +378,7 @@ std::vector<std::vector<float>> NativeClassifier::logits_group(const std::vector
       for (auto& v : pooled) v /= static_cast<float>(len);
     }
     std::vector<float> logits(static_cast<size_t>(num_classes_));
-    apply(head_, pooled.data(), 1, logits.data());
+    apply(head_, pooled.data(), 1, logits.data(), work);
     if (ngram_table_ != nullptr) {  // model/ngrams.h: mix . (encoder, bias + the table's rows over the distinct buckets)
       std::vector<float> ngram(ngram_bias_, ngram_bias_ + num_classes_);
       for (const int64_t b : ngram_buckets(ids.data(), len, options_.ngram_order, vocab_size_, options_.ngram_buckets)) {

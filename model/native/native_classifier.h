@@ -1,15 +1,18 @@
 // The trained classifier's forward pass without libtorch: the same embeddings -> encoder ->
 // pooling -> linear (plus the n-gram head) as model/classifier.h, computed with plain loops and oneDNN's
-// sgemm (model/native/gemm.h) from flat weights (model/native/flat_weights.h). It exists for start-up time: `heed classify` on a few texts
-// would otherwise spend most of its wall time loading libtorch's ~300 shared libraries.
+// sgemm (model/native/gemm.h) from flat weights (model/native/flat_weights.h). It exists for start-up
+// time: `heed classify` on a few texts would otherwise spend most of its wall time loading libtorch's
+// ~300 shared libraries.
 // One sequence at a time and unpadded, which gives the padded batch's outputs (padding is masked).
 // Inference only: no dropout. Checked against the torch module in tests/native_classifier_test.cpp.
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "model/native/flat_weights.h"
 #include "model/options/options.h"
+#include "model/options/weight_format.h"
 
 namespace heed::model {
 
@@ -18,7 +21,16 @@ class NativeClassifier {
   // Takes the weights of a ClassifierImpl(options, vocab_size, num_classes), named as its
   // named_parameters() and named_buffers(). InputError naming the file for a missing or
   // mis-shaped tensor.
-  NativeClassifier(const ModelOptions& options, int64_t vocab_size, int64_t num_classes, FlatWeights weights);
+  // `weights` kInt8 (`--quantize int8`): the four weight matrices of every encoder layer (attention's
+  // input and output projections, both feed-forward layers; ~95% of a review's arithmetic) are
+  // quantized once here, per output row (symmetric, scale max|row| / 127), and their products run
+  // on int8: each input row is quantized as it comes (asymmetric, its own scale and zero point;
+  // 7 bits instead of 8 on CPUs without VNNI, whose int8 products can saturate at 16 bits),
+  // multiplied with oneDNN's u8 x s8 -> s32 product, and scaled back to float32. Embeddings,
+  // attention scores, norms, pooling and the heads stay float32. kBFloat16: InputError (oneDNN's C
+  // API has no bf16 product; summarizers take bf16).
+  NativeClassifier(const ModelOptions& options, int64_t vocab_size, int64_t num_classes, FlatWeights weights,
+                   WeightFormat format = WeightFormat::kFloat32);
 
   // ids of one sequence (1 <= length <= max_positions) -> logits [num_classes].
   // Safe to call from several threads at once.
@@ -39,6 +51,15 @@ class NativeClassifier {
     const float* weight = nullptr;  // [out, in]
     const float* bias = nullptr;    // [out]
     int64_t out = 0, in = 0;
+    // With int8 weights (else null): weight quantized [out, in], its row scales and row sums.
+    const int8_t* q = nullptr;
+    const float* q_scale = nullptr;
+    const int32_t* q_sum = nullptr;
+  };
+  struct QuantizedMatrix {  // the storage a Linear's q, q_scale and q_sum point into
+    std::vector<int8_t> q;
+    std::vector<float> scale;
+    std::vector<int32_t> sum;
   };
   struct Norm {
     const float* weight = nullptr;
@@ -50,14 +71,17 @@ class NativeClassifier {
   };
   Linear linear(const std::string& name, int64_t out, int64_t in) const;
   Norm norm(const std::string& name) const;
-  // y [rows, out] = x [rows, in] W^T + b
-  static void apply(const Linear& l, const float* x, int64_t rows, float* y);
-  void layer_norm(const Norm& n, const float* x, float* y, int64_t rows) const;  // y may be x
   // The buffers one forward pass works in; one per thread, reused across sequences so that a batch
   // allocates (and zero-fills) them once instead of once per sequence and layer.
   struct Workspace {
-    std::vector<float> x, h, branch, qkv, scores, mixed, hidden;
+    std::vector<float> x, h, branch, qkv, scores, mixed, hidden, row_scale;
+    std::vector<uint8_t> xq;                // int8 weights: the input rows quantized
+    std::vector<int32_t> row_zero, product;  // their zero points; the s32 product
   };
+  // y [rows, out] = x [rows, in] W^T + b (on int8 when l.q is set; work holds the quantized rows)
+  void apply(const Linear& l, const float* x, int64_t rows, float* y, Workspace& work) const;
+  void quantize(Linear& l);  // sets l.q, l.q_scale, l.q_sum
+  void layer_norm(const Norm& n, const float* x, float* y, int64_t rows) const;  // y may be x
 
   struct Span {  // the rows of one sequence within a group
     int64_t offset = 0, length = 0;
@@ -88,6 +112,8 @@ class NativeClassifier {
   const float* ngram_table_ = nullptr;  // [ngram_buckets, num_classes] with model.ngram_order > 0
   const float* ngram_bias_ = nullptr;   // [num_classes]
   float ngram_mix_[2] = {1.0f, 1.0f};  // weights of the encoder's and the head's logits
+  std::vector<std::unique_ptr<QuantizedMatrix>> quantized_;  // int8 weights (stable addresses)
+  int32_t activation_levels_ = 255;  // int8 weights: input rows quantized to [0, levels]
 };
 
 }  // namespace heed::model

@@ -1,11 +1,13 @@
 #include "model/options/options.h"
 
 #include <cmath>
+#include <stdexcept>
 
 #include <fmt/format.h>
 
 #include "data_pipeline/base/errors.h"
 #include "model/options/decoding_options.h"
+#include "model/options/weight_format.h"
 
 namespace heed::model {
 
@@ -77,6 +79,22 @@ void DecodingOptions::validate(const std::string& p) const {
                 fmt::format("must be > 0, got {}", temperature));
   require_field(top_k >= 0, p, "top_k", fmt::format("must be >= 0 (0 = all), got {}", top_k));
   require_field(top_p > 0.0 && top_p <= 1.0, p, "top_p", fmt::format("must be in (0, 1], got {}", top_p));
+}
+
+WeightFormat parse_weight_format(const std::string& name) {
+  if (name == "none" || name == "fp32") return WeightFormat::kFloat32;
+  if (name == "bf16") return WeightFormat::kBFloat16;
+  if (name == "int8") return WeightFormat::kInt8;
+  throw std::invalid_argument("quantize: must be one of \"none\", \"bf16\", \"int8\", got \"" + name + "\"");
+}
+
+std::string weight_format_name(WeightFormat format) {
+  switch (format) {
+    case WeightFormat::kBFloat16: return "bf16";
+    case WeightFormat::kInt8: return "int8";
+    case WeightFormat::kFloat32: break;
+  }
+  return "none";
 }
 
 }  // namespace heed::model
