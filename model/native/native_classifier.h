@@ -38,8 +38,8 @@ class NativeClassifier {
 
   // Class probabilities (softmax of logits) of each sequence, in order. Consecutive sequences form
   // groups (linear layers over the group's concatenated rows, attention within each sequence), and
-  // groups run one per thread on up to `threads` threads (BLAS then single-threaded inside each); one
-  // group gets BLAS's own threads. Unpadded, so a batch costs the sum of its sequences, not batch x
+  // groups run one per thread on up to `threads` threads (oneDNN then single-threaded inside each);
+  // one group gets oneDNN's own threads. Unpadded, so a batch costs the sum of its sequences, not batch x
   // longest. The first failing sequence's error is thrown after the others finish.
   std::vector<std::vector<float>> probabilities(const std::vector<std::vector<int32_t>>& sequences,
                                                 int threads) const;
