@@ -1,7 +1,5 @@
 #include "model/quantize.h"
 
-#include <stdexcept>
-
 #include "model/attention.h"
 #include "model/layers.h"
 #include "model/seq2seq.h"

@@ -90,6 +90,14 @@ std::string save_both(Classifier& model, const TempDir& dir) {
   return flat;
 }
 
+// The wider tiny model: d_model 40 (not a multiple of 16) and ff 72.
+ModelOptions odd_width(const std::string& norm) {
+  auto options = tiny(norm, "sinusoidal", "mean", "gelu");
+  options.d_model = 40;
+  options.ff_dim = 72;
+  return options;
+}
+
 }  // namespace
 
 TEST(NativeClassifier, EqualsTheTorchModuleForEveryArchitecture) {
@@ -143,9 +151,7 @@ TEST(NativeClassifier, EqualsTheTorchModuleOnLongSequencesAndOddWidths) {
   const auto lengths = torch::tensor(lengths_list, torch::kInt64);
   for (const std::string norm : {"pre", "post"}) {
     torch::manual_seed(12);
-    auto options = tiny(norm, "sinusoidal", "mean", "gelu");
-    options.d_model = 40;
-    options.ff_dim = 72;
+    const auto options = odd_width(norm);
     Classifier model(options, 30, 3);
     model->eval();
     TempDir dir;
@@ -187,9 +193,7 @@ TEST(NativeClassifier, Int8WeightsStayCloseToFloat32) {
   }
   for (const std::string norm : {"pre", "post"}) {
     torch::manual_seed(13);
-    auto options = tiny(norm, "sinusoidal", "mean", "gelu");
-    options.d_model = 40;
-    options.ff_dim = 72;
+    const auto options = odd_width(norm);
     Classifier model(options, 30, 3);
     model->eval();
     TempDir dir;
