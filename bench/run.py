@@ -336,7 +336,7 @@ def main():
     print(f"bench: {args.threads} threads, work folder {WORK}", file=sys.stderr)
     s = ["--steps", str(steps)]
     # The matrix-product peak each training row is measured against, per precision, in this run:
-    # the best of a few square products (torch.mm, the same libtorch and BLAS both sides call),
+    # the best of a few square products (torch.mm; in float32 also oneDNN, which heed calls),
     # measured before and after the training cases; the higher of the two counts.
     peak = {} if args.only_inference else {p: reference_case("gemm-peak", args, ["--precision", p])["gflops"]
                                            for p in precisions}

@@ -8,6 +8,7 @@
 #include <cblas.h>
 
 #include "model/dropout.h"
+#include "model/fused_attention.h"
 #include "model/linear.h"
 #include "model/masks.h"
 
@@ -153,6 +154,12 @@ AttentionOutput MultiHeadAttentionImpl::forward(const torch::Tensor& query, cons
     if (options.need_weights) result.weights = weights;
     return result;
   }
+  const bool dropped = attention_dropout_ > 0.0 && is_training();
+  if (!options.need_weights && !mask.mask.defined() && !kv_rows.defined() && !dropped &&
+      !at::autocast::is_cpu_enabled() && fused_attention_applies(q, k, v)) {  // float32 on the CPU
+    return {project(fused_attention(q, k, v, mask.key_padding, mask.causal, scale), out_proj->weight, out_proj->bias),
+            torch::Tensor()};
+  }
   auto key_padding = mask.key_padding;
   if (kv_rows.defined()) {  // one key/value row per query row from here on
     k = k.index_select(0, kv_rows);
@@ -180,7 +187,7 @@ AttentionOutput MultiHeadAttentionImpl::forward(const torch::Tensor& query, cons
   }
   auto weights = torch::softmax(scores, -1);
   auto attended = weights;
-  if (attention_dropout_ > 0.0 && is_training()) attended = apply_dropout(weights, attention_dropout_, true);
+  if (dropped) attended = apply_dropout(weights, attention_dropout_, true);
 
   auto out = torch::bmm(attended.reshape({bh, tgt_len, src_len}), v.reshape({bh, src_len, head_dim_}));  // [B*H, Tq, Dh]
   out = out.view({batch, heads_, tgt_len, head_dim_}).transpose(1, 2).reshape({batch, tgt_len, d_model_});  // [B, Tq, D]

@@ -9,6 +9,8 @@
 #include <ATen/autocast_mode.h>
 #include <immintrin.h>
 
+#include "model/native/gemm.h"
+
 namespace heed::model {
 
 namespace {
@@ -174,12 +176,69 @@ torch::Tensor few_rows_linear(const torch::Tensor& x, const torch::Tensor& weigh
   return padded_rows == rows ? y : y.narrow(0, 0, rows);
 }
 
-// torch's linear (a BLAS matrix product), the weight first widened to float32 when it is stored in
-// bfloat16 or int8 for a float32 input.
+// y [rows, out] = x [rows, in] W^T (+ b), all float32, contiguous, on the CPU: oneDNN's product.
+torch::Tensor onednn_linear_forward(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b) {
+  const int64_t rows = x.size(0), in = x.size(1), out = w.size(0);
+  auto y = b.defined() ? b.expand({rows, out}).contiguous() : torch::empty({rows, out}, x.options());
+  sgemm(false, true, rows, out, in, 1.0f, x.data_ptr<float>(), in, w.data_ptr<float>(), in, b.defined() ? 1.0f : 0.0f,
+        y.data_ptr<float>(), out);
+  return y;
+}
+
+// The same with gradients: dx = dy W, dW = dy^T x, db = the column sums of dy, each only when needed.
+// No bias is an empty b (libtorch 1.13's custom functions take no undefined inputs).
+struct OneDnnLinear : torch::autograd::Function<OneDnnLinear> {
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x, const torch::Tensor& w,
+                               const torch::Tensor& b) {
+    ctx->save_for_backward({x, w});
+    return onednn_linear_forward(x, w, b.numel() > 0 ? b : torch::Tensor());
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const torch::Tensor& x = saved[0];
+    const torch::Tensor& w = saved[1];
+    const auto dy = grads[0].contiguous();
+    const int64_t rows = x.size(0), in = x.size(1), out = w.size(0);
+    torch::Tensor dx, dw, db;
+    if (ctx->needs_input_grad(0)) {
+      dx = torch::empty({rows, in}, x.options());
+      sgemm(false, false, rows, in, out, 1.0f, dy.data_ptr<float>(), out, w.data_ptr<float>(), in, 0.0f,
+            dx.data_ptr<float>(), in);
+    }
+    if (ctx->needs_input_grad(1)) {
+      dw = torch::empty({out, in}, w.options());
+      sgemm(true, false, out, in, rows, 1.0f, dy.data_ptr<float>(), out, x.data_ptr<float>(), in, 0.0f,
+            dw.data_ptr<float>(), in);
+    }
+    if (ctx->needs_input_grad(2)) db = dy.sum(0);
+    return {dx, dw, db};
+  }
+};
+
+// torch's linear, the weight first widened to float32 when it is stored in bfloat16 or int8 for a
+// float32 input; float32 on the CPU outside autocast (training and encoding in float32) runs oneDNN's
+// product instead of torch's BLAS call, with its own backward: oneDNN picks AVX-512 kernels on CPUs
+// that have them, where Debian's OpenBLAS may be pinned to AVX2 or fall back further (gemm.h).
 torch::Tensor full_linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias) {
   torch::Tensor w = weight;
   if (weight.is_quantized()) w = weight.dequantize();
   else if (x.scalar_type() == torch::kFloat32 && weight.scalar_type() != torch::kFloat32) w = weight.to(torch::kFloat32);
+  const bool onednn = x.device().is_cpu() && w.device().is_cpu() && x.scalar_type() == torch::kFloat32 &&
+                      w.scalar_type() == torch::kFloat32 && !at::autocast::is_cpu_enabled() && x.dim() >= 1 &&
+                      x.size(-1) > 0 && x.numel() > 0 &&
+                      (!bias.defined() || (bias.device().is_cpu() && bias.scalar_type() == torch::kFloat32));
+  if (onednn) {
+    auto shape = x.sizes().vec();
+    shape.back() = w.size(0);
+    const auto x2 = x.reshape({-1, x.size(-1)}).contiguous();
+    const auto w2 = w.contiguous();
+    const auto b2 = bias.defined() ? bias.contiguous() : bias;
+    const bool grad = torch::GradMode::is_enabled() &&
+                      (x2.requires_grad() || w2.requires_grad() || (b2.defined() && b2.requires_grad()));
+    if (!grad) return onednn_linear_forward(x2, w2, b2).view(shape);
+    return OneDnnLinear::apply(x2, w2, b2.defined() ? b2 : torch::empty({0}, x2.options())).view(shape);
+  }
   return bias.defined() ? torch::nn::functional::linear(x, w, bias) : torch::matmul(x, w.t());
 }
 

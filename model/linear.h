@@ -1,5 +1,6 @@
-// x W^T + b, the one linear map the model code calls. Training, encoding, any call on more than 8
-// rows and any call under autocast use torch's linear (a BLAS matrix product). Decoding calls it on
+// x W^T + b, the one linear map the model code calls. Training, encoding and any call on more than 8
+// rows use oneDNN's matrix product (model/native/gemm.h) in float32 on the CPU, with its own backward,
+// and torch's linear under bf16 autocast or on a GPU. Decoding calls it on
 // a few rows at a time (greedy or beam-4 decoding of one input), where BLAS's matrix product would
 // first copy all of W into its packed layout at every step; there it is
 // - 1 row: one BLAS matrix-vector product;

@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include "model/attention.h"
+#include "model/fused_attention.h"
 #include "model/masks.h"
 
 using namespace heed::model;
@@ -152,6 +153,58 @@ TEST(Attention, KindSelectsTheKeyValueSource) {
   AttentionOptions self_with_rows;
   self_with_rows.kv_rows = torch::tensor({0, 0}, torch::kInt64);
   EXPECT_THROW(mha(x, x, self_with_rows), c10::Error);
+}
+
+// Float32 on the CPU without weights asked for runs fused_attention() (per-head products, probabilities
+// recomputed in backward); asking for the weights runs the plain batched path. Both give the same
+// outputs and the same gradients for the input, the memory and every parameter: self-attention with
+// padding and the causal mask, cross-attention with padded keys, a row whose keys are all padded, and
+// a causal call with fewer queries than cached keys (the offset).
+TEST(Attention, FusedPathEqualsThePlainPathWithGradients) {
+  torch::manual_seed(9);
+  MultiHeadAttention mha(16, 4, 0.0);
+  const auto x0 = torch::randn({3, 7, 16}), memory0 = torch::randn({3, 9, 16});
+  const auto upstream = torch::randn({3, 7, 16});
+  const auto query_padding = torch::tensor({{0, 0, 0, 0, 0, 0, 0}, {0, 0, 0, 0, 0, 1, 1}, {0, 0, 0, 1, 1, 1, 1}},
+                                           torch::kBool);
+  const auto memory_padding = torch::zeros({3, 9}, torch::kBool).index_put_({1, torch::indexing::Slice(6)}, true)
+                                  .index_put_({2}, true);  // row 2: every key padded
+  for (const bool cross : {false, true}) {
+    AttentionOptions options;
+    options.kind = cross ? AttentionKind::kCross : AttentionKind::kSelf;
+    options.mask.key_padding = cross ? memory_padding : query_padding;
+    options.mask.causal = !cross;
+    std::vector<std::vector<torch::Tensor>> results;
+    for (const bool plain : {true, false}) {
+      auto x = x0.clone().requires_grad_(true), memory = memory0.clone().requires_grad_(true);
+      options.need_weights = plain;
+      const auto out = mha(x, cross ? memory : x, options).output;
+      (out * upstream).sum().backward();
+      std::vector<torch::Tensor> got{out.detach(), x.grad()};
+      if (cross) got.push_back(memory.grad());
+      for (auto& p : mha->parameters()) {
+        got.push_back(p.grad().clone());
+        p.mutable_grad().zero_();
+      }
+      results.push_back(got);
+    }
+    for (size_t i = 0; i < results[0].size(); ++i) {
+      EXPECT_TRUE(torch::allclose(results[1][i], results[0][i], 1e-4, 1e-5))
+          << (cross ? "cross" : "self") << " tensor " << i << ": "
+          << (results[1][i] - results[0][i]).abs().max().item<float>();
+    }
+  }
+  // Causal with an offset: the last 3 queries against all 7 keys equal rows 4-6 of the full pass.
+  torch::NoGradGuard no_grad;
+  const auto q = torch::randn({2, 4, 3, 8}), k = torch::randn({2, 4, 7, 8}), v = torch::randn({2, 4, 7, 8});
+  const auto q_full = torch::cat({torch::randn({2, 4, 4, 8}), q}, 2);
+  const auto full = fused_attention(q_full, k, v, torch::Tensor(), true, 0.35);
+  const auto tail = fused_attention(q, k, v, torch::Tensor(), true, 0.35);
+  EXPECT_TRUE(torch::allclose(tail, full.narrow(1, 4, 3), 1e-5, 1e-6));
+  auto scores = torch::matmul(q_full, k.transpose(-1, -2)) * 0.35;
+  scores = scores.masked_fill(torch::ones({7, 7}, torch::kBool).triu(1), -1e9);
+  const auto want = torch::matmul(torch::softmax(scores, -1), v).transpose(1, 2).reshape({2, 7, 32});
+  EXPECT_TRUE(torch::allclose(full, want, 1e-5, 1e-6));
 }
 
 TEST(Masks, PaddingAndCausal) {

@@ -104,6 +104,43 @@ TEST(Linear, ProjectEqualsLinearForEveryRowCount) {
   }
 }
 
+// Float32 on the CPU with more than 8 rows (training, encoding) runs oneDNN's product with its own
+// backward (linear.cpp): outputs and the gradients of input, weight and bias equal torch's linear's,
+// with and without a bias, for weight views (a slice of a fused projection), non-contiguous inputs,
+// and with only some operands requiring gradients.
+TEST(Linear, OneDnnProductAndItsGradientsEqualTorchsLinear) {
+  torch::manual_seed(3);
+  for (const bool with_bias : {true, false}) {
+    for (const bool input_grad : {true, false}) {
+      const auto fused = torch::randn({3 * 24, 40}, torch::requires_grad());
+      const auto full_bias = torch::randn({3 * 24}, torch::requires_grad());
+      const auto x0 = torch::randn({5, 40, 13}).transpose(1, 2).requires_grad_(input_grad);  // [5, 13, 40], strided
+      const auto upstream = torch::randn({5, 13, 24});
+      auto run = [&](bool heed) {
+        const auto w = fused.narrow(0, 24, 24);
+        const auto b = with_bias ? full_bias.narrow(0, 24, 24) : torch::Tensor();
+        const auto y = heed ? project(x0, w, b) : torch::nn::functional::linear(x0, w, b);
+        (y * upstream).sum().backward();
+        std::vector<torch::Tensor> got{y.detach().clone(), fused.grad().clone()};
+        if (with_bias) got.push_back(full_bias.grad().clone());
+        if (input_grad) got.push_back(x0.grad().clone());
+        for (const auto& t : {fused, full_bias, x0}) {
+          if (t.grad().defined()) t.mutable_grad().zero_();
+        }
+        return got;
+      };
+      const auto want = run(false), got = run(true);
+      ASSERT_EQ(want.size(), got.size());
+      for (size_t i = 0; i < want.size(); ++i) {
+        EXPECT_TRUE(torch::allclose(got[i], want[i], 1e-5, 1e-4))
+            << "bias " << with_bias << " input grad " << input_grad << " tensor " << i << ": "
+            << (got[i] - want[i]).abs().max().item<float>();
+      }
+      EXPECT_FALSE(torch::equal(got[1], torch::zeros_like(got[1])));
+    }
+  }
+}
+
 // Narrow weights (quantize.h): project() reads bfloat16 and per-channel int8 matrices as stored, and
 // every row count computes x W'^T + b with W' the weight widened back to float32 (the few-rows kernel
 // up to 8 rows, the widened matrix through BLAS beyond).

@@ -27,47 +27,51 @@ using namespace heed::model;
 using heed::test::TempDir;
 namespace fs = std::filesystem;
 
-// model/native/gemm.h: row-major products with both forms of b, leading dimensions wider than the
-// matrices (the engine reads heads out of a [rows, 3d] block) and beta 0 / 1, against a plain loop in
-// double, columns past n untouched; then from two threads at once (as the engine's OpenMP threads call
-// it), each getting the same bits.
+// model/native/gemm.h: row-major products with every form of a and b, leading dimensions wider than
+// the matrices (the engine reads heads out of a [rows, 3d] block) and beta 0 / 1, against a plain loop
+// in double, columns past n untouched; then from two threads at once (as the engine's OpenMP threads
+// call it), each getting the same bits.
 TEST(NativeGemm, MatchesAPlainProductWithStridesTransposesAndBeta) {
   std::mt19937 rng(7);
   std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
-  for (const bool trans_b : {false, true}) {
-    for (const float beta : {0.0f, 1.0f}) {
-      const int64_t m = 37, n = 19, k = 45, lda = k + 3, ldb = (trans_b ? k : n) + 5, ldc = n + 2;
-      std::vector<float> a(static_cast<size_t>(m * lda)), b(static_cast<size_t>((trans_b ? n : k) * ldb)),
-          c(static_cast<size_t>(m * ldc));
-      for (auto* v : {&a, &b, &c}) {
-        for (auto& x : *v) x = uniform(rng);
-      }
-      std::vector<float> got = c;
-      heed::model::sgemm(trans_b, m, n, k, 0.5f, a.data(), lda, b.data(), ldb, beta, got.data(), ldc);
-      for (int64_t i = 0; i < m; ++i) {
-        for (int64_t j = 0; j < ldc; ++j) {
-          const size_t at = static_cast<size_t>(i * ldc + j);
-          if (j >= n) {  // outside the product: untouched
-            EXPECT_EQ(got[at], c[at]);
-            continue;
-          }
-          double want = beta * c[at];
-          for (int64_t p = 0; p < k; ++p) {
-            const float bv = trans_b ? b[static_cast<size_t>(j * ldb + p)] : b[static_cast<size_t>(p * ldb + j)];
-            want += 0.5 * a[static_cast<size_t>(i * lda + p)] * bv;
-          }
-          EXPECT_NEAR(got[at], want, 1e-4) << "trans_b " << trans_b << " beta " << beta << " at " << i << "," << j;
+  for (const bool trans_a : {false, true}) {
+    for (const bool trans_b : {false, true}) {
+      for (const float beta : {0.0f, 1.0f}) {
+        const int64_t m = 37, n = 19, k = 45, lda = (trans_a ? m : k) + 3, ldb = (trans_b ? k : n) + 5, ldc = n + 2;
+        std::vector<float> a(static_cast<size_t>((trans_a ? k : m) * lda)),
+            b(static_cast<size_t>((trans_b ? n : k) * ldb)), c(static_cast<size_t>(m * ldc));
+        for (auto* v : {&a, &b, &c}) {
+          for (auto& x : *v) x = uniform(rng);
         }
+        std::vector<float> got = c;
+        heed::model::sgemm(trans_a, trans_b, m, n, k, 0.5f, a.data(), lda, b.data(), ldb, beta, got.data(), ldc);
+        for (int64_t i = 0; i < m; ++i) {
+          for (int64_t j = 0; j < ldc; ++j) {
+            const size_t at = static_cast<size_t>(i * ldc + j);
+            if (j >= n) {  // outside the product: untouched
+              EXPECT_EQ(got[at], c[at]);
+              continue;
+            }
+            double want = beta * c[at];
+            for (int64_t p = 0; p < k; ++p) {
+              const float av = trans_a ? a[static_cast<size_t>(p * lda + i)] : a[static_cast<size_t>(i * lda + p)];
+              const float bv = trans_b ? b[static_cast<size_t>(j * ldb + p)] : b[static_cast<size_t>(p * ldb + j)];
+              want += 0.5 * av * bv;
+            }
+            EXPECT_NEAR(got[at], want, 1e-4)
+                << "trans_a " << trans_a << " trans_b " << trans_b << " beta " << beta << " at " << i << "," << j;
+          }
+        }
+        std::vector<std::vector<float>> per_thread(2, c);
+        std::vector<std::thread> threads;  // concurrent callers, as the engine's OpenMP threads
+        for (auto& out : per_thread) {
+          threads.emplace_back([&, o = &out] {
+            heed::model::sgemm(trans_a, trans_b, m, n, k, 0.5f, a.data(), lda, b.data(), ldb, beta, o->data(), ldc);
+          });
+        }
+        for (auto& t : threads) t.join();
+        for (const auto& out : per_thread) EXPECT_EQ(out, got);
       }
-      std::vector<std::vector<float>> per_thread(2, c);
-      std::vector<std::thread> threads;  // concurrent callers, as the engine's OpenMP threads
-      for (auto& out : per_thread) {
-        threads.emplace_back([&, o = &out] {
-          heed::model::sgemm(trans_b, m, n, k, 0.5f, a.data(), lda, b.data(), ldb, beta, o->data(), ldc);
-        });
-      }
-      for (auto& t : threads) t.join();
-      for (const auto& out : per_thread) EXPECT_EQ(out, got);
     }
   }
 }

@@ -6,8 +6,9 @@
 // AVX-512 CPU, oneDNN's products are 1.7-2x faster on the engine's shapes (docs/SERVING.md); where
 // OpenBLAS picks AVX-512 kernels itself, or on AVX2-only CPUs, the two are within 10%.
 //
-// Row major, as cblas with CblasRowMajor: c [m, n] = alpha * a [m, k] . op(b) + beta * c, where op(b) is
-// b [k, n] (trans_b false) or b [n, k] transposed (trans_b true). Inside an active OpenMP parallel region
+// Row major, as cblas with CblasRowMajor: c [m, n] = alpha * op(a) . op(b) + beta * c, where op(a) is
+// a [m, k] (trans_a false) or a [k, m] transposed (trans_a true), and op(b) is b [k, n] (trans_b false)
+// or b [n, k] transposed (trans_b true). Inside an active OpenMP parallel region
 // it runs on the calling thread; outside one, on the OpenMP threads. Throws heed::Error if oneDNN
 // refuses (it does not for valid shapes).
 
@@ -15,7 +16,7 @@
 
 namespace heed::model {
 
-void sgemm(bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda, const float* b,
+void sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda, const float* b,
            int64_t ldb, float beta, float* c, int64_t ldc);
 
 // c [m, n] = a [m, k] . b^T, b given as [n, k]: unsigned 8-bit rows times signed 8-bit rows, summed in

@@ -227,7 +227,7 @@ void NativeClassifier::quantize(Linear& l) {
 void NativeClassifier::apply(const Linear& l, const float* x, int64_t rows, float* y, Workspace& work) const {
   if (l.q == nullptr) {
     for (int64_t r = 0; r < rows; ++r) std::copy(l.bias, l.bias + l.out, y + r * l.out);
-    sgemm(true, rows, l.out, l.in, 1.0f, x, l.in, l.weight, l.in, 1.0f, y, l.out);
+    sgemm(false, true, rows, l.out, l.in, 1.0f, x, l.in, l.weight, l.in, 1.0f, y, l.out);
     return;
   }
   // x ~ scale_r (xq - zero_r) and W ~ diag(q_scale) Wq, so y = scale_r q_scale_o (xq . Wq_o - zero_r sum(Wq_o)) + b.
@@ -272,10 +272,10 @@ void NativeClassifier::attention(const Layer& layer, const float* x, const std::
       const float* q = base + h * dh;
       const float* kk = base + d_ + h * dh;
       const float* v = base + 2 * d_ + h * dh;
-      sgemm(true, len, len, dh, scale, q, d3, kk, d3, 0.0f, scores, len);
+      sgemm(false, true, len, len, dh, scale, q, d3, kk, d3, 0.0f, scores, len);
       exp_rows(scores, len, len, sums);
       float* head_out = mixed + span.offset * d_ + h * dh;
-      sgemm(false, len, dh, len, 1.0f, scores, len, v, d3, 0.0f, head_out, d_);
+      sgemm(false, false, len, dh, len, 1.0f, scores, len, v, d3, 0.0f, head_out, d_);
       for (int64_t i = 0; i < len; ++i) {  // the softmax's division, on the dh outputs of each query
         const float inv = 1.0f / sums[i];
         for (int64_t j = 0; j < dh; ++j) head_out[i * d_ + j] *= inv;
