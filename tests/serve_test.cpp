@@ -16,6 +16,7 @@
 
 #include "app/inference/attention.h"
 #include "app/serving/server.h"
+#include "data_pipeline/base/errors.h"
 #include "data_pipeline/base/io.h"
 #include "tests/classifier_runs.h"
 #include "tests/test_corpus.h"
@@ -388,6 +389,64 @@ TEST_F(Serve, ConcurrentRequestsGetTheCommandLineOutputs) {
   const auto at = metrics.find(key);
   ASSERT_NE(at, std::string::npos);
   EXPECT_LT(std::stoi(metrics.substr(at + key.size())), 32) << metrics;
+}
+
+// --quantize int8: the served classifier and summarizer answer as heed classify / summarize --quantize
+// int8 do, /info says how each stores its weights, and what the command line refuses (an archive,
+// bf16 for a classifier) fails the load with the same reason.
+TEST_F(Serve, QuantizedModelsAnswerAsTheCommandLineDoes) {
+  serving::ServerOptions options;
+  options.port = 0;
+  options.weights = heed::model::WeightFormat::kInt8;
+  serving::Server server({{"clf", models->classifier}, {"sum", models->summarizer}}, options);
+  const int port = server.bind();
+  server.start();
+  server.load();
+
+  const auto reviews = heed::test::sentiment(12, 23);
+  const auto news = articles(3, 19);
+  std::string review_lines, news_lines;
+  for (const auto& r : reviews) review_lines += r.text + "\n";
+  for (const auto& a : news) news_lines += a + "\n";
+  TempDir dir;
+  dir.write("reviews.txt", review_lines);
+  dir.write("news.txt", news_lines);
+  std::string cli_classes, cli_summaries;
+  const auto heed = heed::test::heed_binary();
+  ASSERT_EQ(run_command(heed + " classify --quantize int8 --run " + models->classifier + " --input " + dir.str() +
+                            "/reviews.txt",
+                        &cli_classes, false),
+            0);
+  ASSERT_EQ(run_command(heed + " summarize --quantize int8 --run " + models->summarizer + " --input " + dir.str() +
+                            "/news.txt",
+                        &cli_summaries, false),
+            0);
+  const auto classes = lines_of(cli_classes);
+  const auto summaries = lines_of(cli_summaries);
+  ASSERT_EQ(classes.size(), reviews.size());
+  ASSERT_EQ(summaries.size(), news.size());
+  for (size_t i = 0; i < reviews.size(); ++i) {
+    const auto answer = post_json(port, "/v1/models/clf/classify", {{"inputs", {reviews[i].text}}});
+    const auto expected = json::parse(classes[i]);
+    EXPECT_EQ(answer[0][0]["label"], expected["label"]) << "review " << i;
+    EXPECT_NEAR(answer[0][0]["score"].get<double>(), expected["score"].get<double>(), 2e-5) << "review " << i;
+  }
+  for (size_t i = 0; i < news.size(); ++i) {
+    const auto answer = post_json(port, "/v1/models/sum/summarize", {{"inputs", news[i]}});
+    EXPECT_EQ(answer[0]["summary_text"], summaries[i]) << "article " << i;
+  }
+  httplib::Client client("127.0.0.1", port);
+  const auto info = json::parse(client.Get("/info")->body);
+  ASSERT_EQ(info["models"].size(), 2u) << info.dump();
+  for (const auto& m : info["models"]) EXPECT_EQ(m["quantize"], "int8") << m.dump();
+  server.stop();
+
+  EXPECT_THROW(serving::load_served_model({"pt", models->summarizer_pt}, "best", heed::model::WeightFormat::kInt8),
+               heed::InputError);
+  EXPECT_THROW(serving::load_served_model({"clf", models->classifier}, "best", heed::model::WeightFormat::kBFloat16),
+               heed::InputError);
+  std::string out;
+  EXPECT_EQ(run_command(heed + " serve --quantize int4 --model a=" + models->classifier, &out), 2);
 }
 
 // Streamed events reassemble to the summary the same request gets without streaming, for greedy,

@@ -284,6 +284,11 @@ CLI::App* add_serve_options(CLI::App& app, ServeJobOptions& o) {
   s->add_option("--checkpoint", o.checkpoint, "best or last (run directories)")
       ->check(CLI::IsMember({"best", "last"}))
       ->capture_default_str();
+  s->add_option("--quantize", o.quantize,
+                "weight matrices of run directories, as heed classify / summarize --quantize: none; int8 "
+                "(classifiers and summarizers); bf16 (summarizers)")
+      ->check(CLI::IsMember({"none", "int8", "bf16"}))
+      ->capture_default_str();
   return s;
 }
 

@@ -109,6 +109,7 @@ struct ServeJobOptions {
   int64_t max_body_kb = 1024;       // larger request bodies get HTTP 413
   int64_t threads = 0;              // torch intra-op threads (0 = all cores)
   std::string checkpoint = "best";  // of run directories
+  std::string quantize = "none";    // "none" | "int8" | "bf16": weight matrices of run directories
 };
 int serve_job(const ServeJobOptions& options);  // app/serving/: HTTP API, batching, the web page
 

@@ -22,6 +22,7 @@ int serve_job(const ServeJobOptions& o) {
   options.max_queue = o.max_queue;
   options.max_body_kb = o.max_body_kb;
   options.checkpoint = o.checkpoint;
+  options.weights = model::parse_weight_format(o.quantize);
   options.threads = configure_runtime(o.threads);
   install_interrupt_handler();
   serving::Server server(std::move(specs), options);

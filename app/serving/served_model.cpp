@@ -43,8 +43,8 @@ std::vector<ModelSpec> parse_model_specs(const std::vector<std::string>& specs) 
   return out;
 }
 
-ServedModel load_served_model(const ModelSpec& spec, const std::string& checkpoint) {
-  ServedModel m{spec.name, spec.path, "", std::nullopt, std::nullopt};
+ServedModel load_served_model(const ModelSpec& spec, const std::string& checkpoint, model::WeightFormat weights) {
+  ServedModel m{spec.name, spec.path, "", weights, std::nullopt, std::nullopt};
   if (std::filesystem::is_directory(spec.path)) {
     const std::string task = run_task(spec.path);
     if (task == "extractive") {
@@ -53,12 +53,17 @@ ServedModel load_served_model(const ModelSpec& spec, const std::string& checkpoi
     }
     if (task == "summarization") {
       m.kind = "summarizer";
-      m.summarizer = open_summarizer_predictor(spec.path, "", checkpoint, {});
+      m.summarizer = open_summarizer_predictor(spec.path, "", checkpoint, {}, /*use_cache=*/true, weights);
     } else {
       m.kind = "classifier";
-      m.classifier = open_classifier_predictor(spec.path, "", checkpoint, /*native=*/true);
+      m.classifier = open_classifier_predictor(spec.path, "", checkpoint, /*native=*/true, weights);
     }
     return m;
+  }
+  if (weights != model::WeightFormat::kFloat32) {
+    throw InputError(fmt::format("--model {}={}: --quantize applies to run directories only (an archive keeps the "
+                                 "weights it was exported with)",
+                                 spec.name, spec.path));
   }
   LoadedExport exported = load_export(spec.path);
   if (exported.kind == "summarizer") {
@@ -81,7 +86,11 @@ nlohmann::json ServedModel::attention(const std::string& text) const {
 }
 
 nlohmann::json ServedModel::info() const {
-  nlohmann::json j = {{"name", name}, {"kind", kind}, {"path", path}, {"loaded", true}};
+  nlohmann::json j = {{"name", name},
+                      {"kind", kind},
+                      {"path", path},
+                      {"loaded", true},
+                      {"quantize", model::weight_format_name(weights)}};
   if (classifier) {
     j["labels"] = classifier->clf.labels;
     j["max_input_tokens"] = classifier->clf.truncation.max_length;

@@ -23,6 +23,7 @@ struct ServedModel {
   std::string name;
   std::string path;
   std::string kind;  // "classifier" | "summarizer"
+  model::WeightFormat weights = model::WeightFormat::kFloat32;  // how its weight matrices are stored
   std::optional<ClassifierPredictor> classifier;
   std::optional<SummarizerPredictor> summarizer;
 
@@ -33,7 +34,10 @@ struct ServedModel {
   nlohmann::json attention(const std::string& text) const;
 };
 // Loads `checkpoint` ("best" | "last") of a run directory, or an archive; the kind is the run's task
-// or the archive's kind.
-ServedModel load_served_model(const ModelSpec& spec, const std::string& checkpoint);
+// or the archive's kind. `weights` (--quantize) as heed classify / summarize take it: int8 for
+// classifiers (the torch-free engine), int8 or bf16 for summarizers, float32 only for archives;
+// InputError otherwise.
+ServedModel load_served_model(const ModelSpec& spec, const std::string& checkpoint,
+                              model::WeightFormat weights = model::WeightFormat::kFloat32);
 
 }  // namespace heed::app::serving

@@ -210,7 +210,7 @@ void Server::load() {
   w.threads = options_.threads;
   for (const auto& spec : specs_) {
     const auto started = Clock::now();
-    auto model = std::make_shared<const ServedModel>(load_served_model(spec, options_.checkpoint));
+    auto model = std::make_shared<const ServedModel>(load_served_model(spec, options_.checkpoint, options_.weights));
     auto worker = std::make_unique<ModelWorker>(model, w, metrics_);
     {
       std::lock_guard<std::mutex> lock(mutex_);

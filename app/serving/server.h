@@ -37,6 +37,7 @@ struct ServerOptions {
   int64_t max_body_kb = 1024;
   int threads = 1;                  // text encoding threads per batch
   std::string checkpoint = "best";  // of run directories
+  model::WeightFormat weights = model::WeightFormat::kFloat32;  // --quantize, run directories only
 };
 
 class Server {

@@ -1,23 +1,24 @@
 #pragma once
 
-// The torch-free engine's matrix products: oneDNN's (Debian's libdnnl, the library libtorch itself
-// links). It picks its kernels from the CPU's own instruction sets, AVX-512 included, whatever OpenBLAS
+// heed's own matrix products: oneDNN's (Debian's libdnnl, the library libtorch itself links), for the
+// torch-free engine and for float32 linear layers and attention in libtorch code (model/linear.h,
+// model/fused_attention.h). It picks its kernels from the CPU's own instruction sets, AVX-512 included, whatever OpenBLAS
 // was told or found: where OPENBLAS_CORETYPE pins OpenBLAS 0.3.21 to its AVX2 "Haswell" kernels on an
 // AVX-512 CPU, oneDNN's products are 1.7-2x faster on the engine's shapes (docs/SERVING.md); where
 // OpenBLAS picks AVX-512 kernels itself, or on AVX2-only CPUs, the two are within 10%.
 //
 // Row major, as cblas with CblasRowMajor: c [m, n] = alpha * op(a) . op(b) + beta * c, where op(a) is
 // a [m, k] (trans_a false) or a [k, m] transposed (trans_a true), and op(b) is b [k, n] (trans_b false)
-// or b [n, k] transposed (trans_b true). Inside an active OpenMP parallel region
-// it runs on the calling thread; outside one, on the OpenMP threads. Throws heed::Error if oneDNN
-// refuses (it does not for valid shapes).
+// or b [n, k] transposed (trans_b true). Inside an active OpenMP parallel region it runs on the
+// calling thread; outside one, on the OpenMP threads. Throws heed::Error if oneDNN refuses (it does
+// not for valid shapes).
 
 #include <cstdint>
 
 namespace heed::model {
 
-void sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda, const float* b,
-           int64_t ldb, float beta, float* c, int64_t ldc);
+void sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
+           const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
 
 // c [m, n] = a [m, k] . b^T, b given as [n, k]: unsigned 8-bit rows times signed 8-bit rows, summed in
 // 32 bits (oneDNN's u8s8s32 product, no offsets). On CPUs without VNNI its kernels add pairs of
