@@ -327,6 +327,36 @@ TEST_F(Serve, QueueFullAnswers429) {
   EXPECT_GE(full, 1);
 }
 
+// What the command line prints for these texts, one line each: `heed classify` of the reviews with
+// the suite's classifier and `heed summarize` of the articles with its summarizer, `flags` added to
+// both. Fails the calling test when either exits non-zero or prints another number of lines.
+struct CommandLineAnswers {
+  std::vector<std::string> classes, summaries;
+};
+CommandLineAnswers command_line_answers(const std::vector<heed::test::LabelledText>& reviews,
+                                        const std::vector<std::string>& news, const std::string& flags) {
+  std::string review_lines, news_lines;
+  for (const auto& r : reviews) review_lines += r.text + "\n";
+  for (const auto& a : news) news_lines += a + "\n";
+  TempDir dir;
+  dir.write("reviews.txt", review_lines);
+  dir.write("news.txt", news_lines);
+  std::string classes, summaries;
+  const auto heed = heed::test::heed_binary();
+  EXPECT_EQ(run_command(heed + " classify" + flags + " --run " + models->classifier + " --input " + dir.str() +
+                            "/reviews.txt",
+                        &classes, false),
+            0);
+  EXPECT_EQ(run_command(heed + " summarize" + flags + " --run " + models->summarizer + " --input " + dir.str() +
+                            "/news.txt",
+                        &summaries, false),
+            0);
+  CommandLineAnswers out{lines_of(classes), lines_of(summaries)};
+  EXPECT_EQ(out.classes.size(), reviews.size());
+  EXPECT_EQ(out.summaries.size(), news.size());
+  return out;
+}
+
 // 64 concurrent requests (classify and summarize, one or several texts each) get what the command line prints.
 TEST_F(Serve, ConcurrentRequestsGetTheCommandLineOutputs) {
   int port = 0;
@@ -337,25 +367,8 @@ TEST_F(Serve, ConcurrentRequestsGetTheCommandLineOutputs) {
 
   const auto reviews = heed::test::sentiment(64, 21);
   const auto news = articles(32, 17);
-  std::string review_lines, news_lines;
-  for (const auto& r : reviews) review_lines += r.text + "\n";
-  for (const auto& a : news) news_lines += a + "\n";
-  TempDir dir;
-  dir.write("reviews.txt", review_lines);
-  dir.write("news.txt", news_lines);
-  std::string cli_classes, cli_summaries;
-  ASSERT_EQ(run_command(heed::test::heed_binary() + " classify --run " + models->classifier + " --input " + dir.str() +
-                            "/reviews.txt",
-                        &cli_classes, false),
-            0);
-  ASSERT_EQ(run_command(heed::test::heed_binary() + " summarize --run " + models->summarizer + " --input " + dir.str() +
-                            "/news.txt",
-                        &cli_summaries, false),
-            0);
-  const auto classes = lines_of(cli_classes);
-  const auto summaries = lines_of(cli_summaries);
-  ASSERT_EQ(classes.size(), reviews.size());
-  ASSERT_EQ(summaries.size(), news.size());
+  const auto [classes, summaries] = command_line_answers(reviews, news, "");
+  ASSERT_FALSE(HasFailure());
 
   // Requests 0-31 classify two reviews each; 32-63 summarize one article each.
   std::vector<std::future<json>> answers;
@@ -405,26 +418,8 @@ TEST_F(Serve, QuantizedModelsAnswerAsTheCommandLineDoes) {
 
   const auto reviews = heed::test::sentiment(12, 23);
   const auto news = articles(3, 19);
-  std::string review_lines, news_lines;
-  for (const auto& r : reviews) review_lines += r.text + "\n";
-  for (const auto& a : news) news_lines += a + "\n";
-  TempDir dir;
-  dir.write("reviews.txt", review_lines);
-  dir.write("news.txt", news_lines);
-  std::string cli_classes, cli_summaries;
-  const auto heed = heed::test::heed_binary();
-  ASSERT_EQ(run_command(heed + " classify --quantize int8 --run " + models->classifier + " --input " + dir.str() +
-                            "/reviews.txt",
-                        &cli_classes, false),
-            0);
-  ASSERT_EQ(run_command(heed + " summarize --quantize int8 --run " + models->summarizer + " --input " + dir.str() +
-                            "/news.txt",
-                        &cli_summaries, false),
-            0);
-  const auto classes = lines_of(cli_classes);
-  const auto summaries = lines_of(cli_summaries);
-  ASSERT_EQ(classes.size(), reviews.size());
-  ASSERT_EQ(summaries.size(), news.size());
+  const auto [classes, summaries] = command_line_answers(reviews, news, " --quantize int8");
+  ASSERT_FALSE(HasFailure());
   for (size_t i = 0; i < reviews.size(); ++i) {
     const auto answer = post_json(port, "/v1/models/clf/classify", {{"inputs", {reviews[i].text}}});
     const auto expected = json::parse(classes[i]);
@@ -446,7 +441,7 @@ TEST_F(Serve, QuantizedModelsAnswerAsTheCommandLineDoes) {
   EXPECT_THROW(serving::load_served_model({"clf", models->classifier}, "best", heed::model::WeightFormat::kBFloat16),
                heed::InputError);
   std::string out;
-  EXPECT_EQ(run_command(heed + " serve --quantize int4 --model a=" + models->classifier, &out), 2);
+  EXPECT_EQ(run_command(heed::test::heed_binary() + " serve --quantize int4 --model a=" + models->classifier, &out), 2);
 }
 
 // Streamed events reassemble to the summary the same request gets without streaming, for greedy,
