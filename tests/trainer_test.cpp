@@ -8,7 +8,9 @@
 
 #include "app/training/classification.h"
 #include "app/training/trainer.h"
+#include "app/training/weight_average.h"
 #include "data_pipeline/base/errors.h"
+#include "data_pipeline/base/io.h"
 #include "tests/test_corpus.h"
 #include "tests/test_utils.h"
 
@@ -190,6 +192,110 @@ TEST(Trainer, ResumeContinuesIdentically) {
   const auto a = snapshot(straight), b = snapshot(resumed);
   ASSERT_EQ(a.size(), b.size());
   for (size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(torch::equal(a[i], b[i])) << "parameter " << i;
+  torch::set_num_threads(2);
+}
+
+TEST(WeightAverage, FollowsTheWarmedUpDecayAndSwapsExactly) {
+  auto w = torch::tensor({1.0f, 2.0f}), v = torch::tensor({{3.0f}});
+  WeightAverage average({w, v}, 0.5);
+  EXPECT_DOUBLE_EQ(WeightAverage::decay_at(0.5, 1), 2.0 / 11.0);  // warm-up: min(0.5, 2/11)
+  EXPECT_DOUBLE_EQ(WeightAverage::decay_at(0.5, 100), 0.5);
+  EXPECT_DOUBLE_EQ(WeightAverage::decay_at(0.999, 1000), 1001.0 / 1010.0);
+  w.copy_(torch::tensor({11.0f, 2.0f}));
+  v.fill_(5.0f);
+  average.update(1);  // d = 2/11: average = 2/11 * start + 9/11 * weights
+  const double d = 2.0 / 11.0;
+  EXPECT_NEAR(average.held()[0][0].item<double>(), d * 1.0 + (1 - d) * 11.0, 1e-5);
+  EXPECT_NEAR(average.held()[0][1].item<double>(), 2.0, 1e-6);
+  EXPECT_NEAR(average.held()[1][0][0].item<double>(), d * 3.0 + (1 - d) * 5.0, 1e-5);
+  w.copy_(torch::tensor({1.0f, 0.0f}));
+  average.update(100);  // d = 0.5
+  const double a0 = 0.5 * (d * 1.0 + (1 - d) * 11.0) + 0.5 * 1.0;
+  EXPECT_NEAR(average.held()[0][0].item<double>(), a0, 1e-5);
+  EXPECT_NEAR(average.held()[0][1].item<double>(), 1.0, 1e-6);
+
+  // swap() puts the average into the parameters (in place, the optimizer's tensors) and back.
+  const auto* storage = w.data_ptr<float>();
+  average.swap();
+  EXPECT_TRUE(average.swapped());
+  EXPECT_EQ(w.data_ptr<float>(), storage);
+  EXPECT_NEAR(w[0].item<double>(), a0, 1e-5);
+  EXPECT_TRUE(torch::equal(average.held()[0], torch::tensor({1.0f, 0.0f})));
+  EXPECT_THROW(average.update(101), c10::Error);  // never fold the average into itself
+  average.swap();
+  EXPECT_TRUE(torch::equal(w, torch::tensor({1.0f, 0.0f})));
+  EXPECT_THROW(average.set_held({torch::zeros({2})}), Error);                          // one tensor for two
+  EXPECT_THROW(average.set_held({torch::zeros({3}), torch::zeros({1, 1})}), Error);  // wrong shape
+}
+
+// training.ema_decay: validation, best.pt and last.pt's weights are the average; last.pt also keeps
+// the training weights, and a run stopped and resumed ends exactly as one that ran straight through.
+TEST(Trainer, WeightAverageFillsTheCheckpointsAndResumesExactly) {
+  torch::set_num_threads(1);  // bit-exact comparison
+  TrainingOptions t = tiny_training();
+  t.epochs = 2;
+  t.eval_every = 7;
+  t.ema_decay = 0.9;
+
+  test::TempDir straight_dir;
+  const auto straight_files = files_in(straight_dir);
+  auto straight = make_model();
+  {
+    ClassificationTask task(straight, fixture().data, t);
+    Progress progress(false);
+    const auto r = Trainer(task, t, straight_files, progress, nullptr).run(false);
+    EXPECT_GE(r.last_validation.at("accuracy"), 0.8);  // chance is 0.5
+  }
+  // The model in memory trains on; last.pt's model part is the average, its training weights the model's.
+  auto averaged = make_model();
+  std::vector<torch::Tensor> training_weights;
+  load_checkpoint(straight_files.last_checkpoint, *averaged, nullptr, &training_weights);
+  const auto trained = snapshot(straight), average = snapshot(averaged);
+  ASSERT_EQ(training_weights.size(), trained.size());
+  bool differs = false;
+  for (size_t i = 0; i < trained.size(); ++i) {
+    EXPECT_TRUE(torch::equal(training_weights[i], trained[i])) << "parameter " << i;
+    differs = differs || !torch::equal(average[i], trained[i]);
+  }
+  EXPECT_TRUE(differs) << "last.pt's model part should be the average, not the training weights";
+  // The last validation measured the average: evaluating last.pt's weights gives its accuracy.
+  auto p = predict_probabilities(averaged, fixture().data.validation_ids, fixture().data.pad_id, 512);
+  double correct = 0;
+  for (size_t i = 0; i < fixture().data.validation_labels.size(); ++i) {
+    correct += p[static_cast<int64_t>(i)].argmax().item<int64_t>() == fixture().data.validation_labels[i];
+  }
+  const auto metrics = [&] {
+    std::string text = read_file(straight_files.metrics), last;
+    for (size_t b = 0, e; (e = text.find('\n', b)) != std::string::npos; b = e + 1) {
+      const auto line = text.substr(b, e - b);
+      if (line.find("\"validation\"") != std::string::npos) last = line;
+    }
+    return nlohmann::json::parse(last);
+  }();
+  EXPECT_DOUBLE_EQ(metrics.at("accuracy").get<double>(),
+                   correct / static_cast<double>(fixture().data.validation_labels.size()));
+
+  test::TempDir resumed_dir;
+  const auto files = files_in(resumed_dir);
+  {
+    auto model = make_model();
+    ClassificationTask task(model, fixture().data, t);
+    Progress progress(false);
+    const auto r = Trainer(task, t, files, progress, [](const TrainState& s) { return s.step >= 30; }).run(false);
+    EXPECT_EQ(r.reason, StopReason::kInterrupted);
+  }
+  auto resumed = make_model();
+  {
+    ClassificationTask task(resumed, fixture().data, t);
+    Progress progress(false);
+    EXPECT_EQ(Trainer(task, t, files, progress, nullptr).run(true).reason, StopReason::kCompleted);
+  }
+  const auto b = snapshot(resumed);
+  for (size_t i = 0; i < trained.size(); ++i) EXPECT_TRUE(torch::equal(trained[i], b[i])) << "parameter " << i;
+  auto resumed_average = make_model();
+  load_checkpoint(files.last_checkpoint, *resumed_average, nullptr);
+  const auto c = snapshot(resumed_average);
+  for (size_t i = 0; i < average.size(); ++i) EXPECT_TRUE(torch::equal(average[i], c[i])) << "average " << i;
   torch::set_num_threads(2);
 }
 

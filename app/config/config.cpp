@@ -271,6 +271,8 @@ void TrainingOptions::validate() const {
   require_field(log_every >= 1, s, "log_every", fmt::format("must be >= 1, got {}", log_every));
   require_field(patience >= 0, s, "patience", fmt::format("must be >= 0, got {}", patience));
   require_field(rouge_samples >= 0, s, "rouge_samples", fmt::format("must be >= 0, got {}", rouge_samples));
+  require_field(ema_decay >= 0.0 && ema_decay < 1.0, s, "ema_decay",
+                fmt::format("must be in [0, 1) (0 = off), got {}", ema_decay));
 }
 
 void DistributedOptions::validate() const {

@@ -121,6 +121,9 @@ struct TrainingOptions {
   std::string best_metric = "accuracy";
   int64_t rouge_samples = 100;     // summarization: validation pairs decoded for ROUGE at each validation (0 = off)
   double ngram_l2 = 1e-4;          // classifier with model.ngram_order > 0: L2 penalty of the n-gram head's fit
+  // Exponential moving average of the weights (app/training/weight_average.h): validation, best.pt
+  // and last.pt's model hold the average; 0 = off.
+  double ema_decay = 0.0;
 
   template <typename V>
   void visit(V&& v) {
@@ -148,6 +151,7 @@ struct TrainingOptions {
     v("best_metric", best_metric);
     v("rouge_samples", rouge_samples);
     v("ngram_l2", ngram_l2);
+    v("ema_decay", ema_decay);
   }
   void validate() const;
 };

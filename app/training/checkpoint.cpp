@@ -58,6 +58,7 @@ namespace {
 //   model      every parameter and buffer of the model (name, dtype, shape, bytes; sorted by name)
 //   optimizer  AdamW's per-parameter state (step, moments), in parameter order
 //   rng        the CPU generator's state tensor
+//   training_weights  the trained parameters beside their average (training.ema_decay), in order
 // Each part is verified when it is loaded, so a weights-only load of last.pt checks the model part.
 std::string model_digest(torch::nn::Module& model) {
   std::vector<std::pair<std::string, torch::Tensor>> tensors;
@@ -95,6 +96,13 @@ std::string optimizer_digest(torch::optim::Optimizer& optimizer) {
   return h.hex();
 }
 
+std::string weights_digest(const std::vector<torch::Tensor>& weights) {
+  Xxh3 h;
+  h.update_int(static_cast<int64_t>(weights.size()));
+  for (size_t i = 0; i < weights.size(); ++i) model::hash_tensor(h, std::to_string(i), weights[i]);
+  return h.hex();
+}
+
 std::string rng_digest(const torch::Tensor& rng) {
   Xxh3 h;
   model::hash_tensor(h, "rng", rng);
@@ -120,7 +128,7 @@ void verify(const std::string& path, const nlohmann::json& checksums, const char
 }  // namespace
 
 void save_checkpoint(const std::string& path, torch::nn::Module& model, torch::optim::Optimizer* optimizer,
-                     const TrainState& state) {
+                     const TrainState& state, const std::vector<torch::Tensor>* training_weights) {
   const std::string state_text = to_json(state).dump();
   nlohmann::json checksums = {{"algorithm", kChecksumAlgorithm},
                               {"state", text_digest(state_text)},
@@ -142,6 +150,15 @@ void save_checkpoint(const std::string& path, torch::nn::Module& model, torch::o
     archive.write("rng", rng);
     checksums["rng"] = rng_digest(rng);
   }
+  if (training_weights != nullptr) {
+    torch::serialize::OutputArchive weights_archive;
+    weights_archive.write("count", torch::tensor(static_cast<int64_t>(training_weights->size())));
+    for (size_t i = 0; i < training_weights->size(); ++i) {
+      weights_archive.write(std::to_string(i), (*training_weights)[i].detach().contiguous());
+    }
+    archive.write("training_weights", weights_archive);
+    checksums["training_weights"] = weights_digest(*training_weights);
+  }
   archive.write("checksums", c10::IValue(checksums.dump()));
   write_atomic_stream(path, [&](const ByteSink& sink) {
     archive.save_to([&](const void* data, size_t size) -> size_t {
@@ -151,7 +168,9 @@ void save_checkpoint(const std::string& path, torch::nn::Module& model, torch::o
   });
 }
 
-TrainState load_checkpoint(const std::string& path, torch::nn::Module& model, torch::optim::Optimizer* optimizer) {
+TrainState load_checkpoint(const std::string& path, torch::nn::Module& model, torch::optim::Optimizer* optimizer,
+                           std::vector<torch::Tensor>* training_weights) {
+  if (training_weights != nullptr) training_weights->clear();
   std::error_code ec;
   if (!std::filesystem::exists(path, ec)) throw Error(fmt::format("checkpoint {} does not exist", path));
   check_archive_crcs(path);  // before libtorch parses anything: damaged TorchScript crashes its compiler
@@ -231,6 +250,20 @@ TrainState load_checkpoint(const std::string& path, torch::nn::Module& model, to
       auto generator = at::detail::getDefaultCPUGenerator();
       std::lock_guard<std::mutex> lock(generator.mutex());
       generator.set_state(rng);
+    }
+    torch::serialize::InputArchive weights_archive;
+    if (training_weights != nullptr && archive.try_read("training_weights", weights_archive)) {
+      torch::Tensor count;
+      weights_archive.read("count", count);
+      const int64_t n = count.item<int64_t>();
+      if (n < 0 || n > 1000000) throw InputError(fmt::format("checkpoint {} is damaged: {} training weights", path, n));
+      std::vector<torch::Tensor> weights(static_cast<size_t>(n));
+      for (int64_t i = 0; i < n; ++i) {
+        weights_archive.read(std::to_string(i), weights[static_cast<size_t>(i)]);
+        check_layout("training weight " + std::to_string(i), weights[static_cast<size_t>(i)]);
+      }
+      verify(path, checksums, "training_weights", "training weights", weights_digest(weights));
+      *training_weights = std::move(weights);
     }
     return state;
   } catch (const Error&) {

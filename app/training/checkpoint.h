@@ -5,6 +5,7 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
@@ -28,15 +29,20 @@ struct TrainState {
 nlohmann::json to_json(const TrainState& s);
 TrainState train_state_from_json(const nlohmann::json& j);
 
-// Writes `path` atomically. `optimizer` may be null (weights-only checkpoint).
+// Writes `path` atomically. `optimizer` may be null (weights-only checkpoint). `training_weights`
+// (optional, training.ema_decay): the trained parameters in the trainer's order, kept for --resume
+// while the model part holds their average, which is what inference reads.
 void save_checkpoint(const std::string& path, torch::nn::Module& model, torch::optim::Optimizer* optimizer,
-                     const TrainState& state);
+                     const TrainState& state, const std::vector<torch::Tensor>* training_weights = nullptr);
 
 // Loads weights into `model` (and `optimizer` when non-null; then also restores the RNG state).
+// `training_weights` (optional) receives the file's training weights (save_checkpoint), or is left
+// empty when it has none.
 // Throws heed::Error with the path on a missing file or one whose tensor shapes differ from the
 // model's, and InputError (exit 2) on a newer format, and saying the file is damaged when it does
 // not read, lacks a record, or a part does not match its checksum.
-TrainState load_checkpoint(const std::string& path, torch::nn::Module& model, torch::optim::Optimizer* optimizer);
+TrainState load_checkpoint(const std::string& path, torch::nn::Module& model, torch::optim::Optimizer* optimizer,
+                           std::vector<torch::Tensor>* training_weights = nullptr);
 
 // Writes the module's parameters and buffers as a flat-weights file (model/native/flat_weights.h) at
 // `path`, stamped with `checkpoint_path`'s size and time so readers can tell it is current.

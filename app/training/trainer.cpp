@@ -1,6 +1,7 @@
 #include "app/training/trainer.h"
 
 #include "app/training/distributed.h"
+#include "app/training/weight_average.h"
 
 #include <ATen/autocast_mode.h>
 
@@ -268,8 +269,22 @@ size_t truncate_metrics(const std::string& path, int64_t step) {
   return dropped;
 }
 
+void Trainer::save_last(const TrainState& state) {
+  if (!writes()) return;
+  if (average_ == nullptr) {
+    save_checkpoint(files_.last_checkpoint, task_.model(), optimizer_.get(), state);
+    return;
+  }
+  const bool was_swapped = average_->swapped();
+  if (!was_swapped) average_->swap();  // the model holds the average, average_ the training weights
+  save_checkpoint(files_.last_checkpoint, task_.model(), optimizer_.get(), state, &average_->held());
+  if (!was_swapped) average_->swap();
+}
+
 std::map<std::string, double> Trainer::validate_and_checkpoint(TrainState& state) {
   const double start = now_seconds();
+  // With training.ema_decay, validation and best.pt see the averaged weights.
+  if (average_ != nullptr) average_->swap();
   task_.model().eval();
   std::map<std::string, double> metrics;
   {
@@ -306,10 +321,9 @@ std::map<std::string, double> Trainer::validate_and_checkpoint(TrainState& state
   log(fmt::format("validation at step {}:{}{} ({:.1f}s)", state.step, summary,
                             improved ? " (best so far)" : fmt::format(" (best {:.4f} at step {})", state.best_score, state.best_step),
                             now_seconds() - start));
-  if (writes()) {
-    if (improved) save_checkpoint(files_.best_checkpoint, task_.model(), nullptr, state);
-    save_checkpoint(files_.last_checkpoint, task_.model(), optimizer_.get(), state);
-  }
+  if (writes() && improved) save_checkpoint(files_.best_checkpoint, task_.model(), nullptr, state);
+  save_last(state);
+  if (average_ != nullptr) average_->swap();
   return metrics;
 }
 
@@ -323,7 +337,21 @@ std::optional<StopReason> Trainer::limit_reached(const TrainState& state, double
 double Trainer::SegmentClock::elapsed() const { return seconds_before + (now_seconds() - start); }
 
 bool Trainer::resume_from_checkpoint(TrainState& state) {
-  state = load_checkpoint(files_.last_checkpoint, task_.model(), optimizer_.get());
+  std::vector<torch::Tensor> training_weights;
+  state = load_checkpoint(files_.last_checkpoint, task_.model(), optimizer_.get(), &training_weights);
+  if (!training_weights.empty()) {
+    // The model part is the average (training.ema_decay): keep it aside, train on the weights.
+    if (training_weights.size() != parameters_.size()) {
+      throw Error(fmt::format("checkpoint {} holds {} training weights for {} parameters (was the config changed?)",
+                              files_.last_checkpoint, training_weights.size(), parameters_.size()));
+    }
+    torch::NoGradGuard no_grad;
+    resumed_average_.clear();
+    for (size_t i = 0; i < parameters_.size(); ++i) {
+      resumed_average_.push_back(parameters_[i].detach().clone());
+      parameters_[i].detach().copy_(training_weights[i]);
+    }
+  }
   log(fmt::format("resuming from {} at step {} (epoch {}, batch {})", files_.last_checkpoint, state.step,
                             state.epoch + 1, state.batch_in_epoch));
   if (const size_t dropped = writes() ? truncate_metrics(files_.metrics, state.step) : 0; dropped > 0) {
@@ -367,6 +395,7 @@ double Trainer::train_step(TrainState& state, const std::vector<size_t>& batch,
   }
   ++state.step;
   ++state.batch_in_epoch;
+  if (average_ != nullptr) average_->update(state.step);
   return lr;
 }
 
@@ -417,6 +446,11 @@ TrainResult Trainer::run(bool resume) {
     for (auto& b : task_.model().buffers()) tensors.push_back(b);
     comm_->broadcast(tensors, 0, "broadcast of the initial parameters");
   }
+  if (options_.ema_decay > 0.0) {
+    average_ = std::make_unique<WeightAverage>(parameters_, options_.ema_decay);
+    if (!resumed_average_.empty()) average_->set_held(resumed_average_);
+    resumed_average_.clear();
+  }
   const int64_t total_steps = plan_total_steps();
 
   const SegmentClock clock{now_seconds(), state.train_seconds, state.step};
@@ -457,7 +491,7 @@ TrainResult Trainer::run(bool resume) {
   }
   result.reason = stop.value_or(StopReason::kCompleted);
   state.train_seconds = clock.elapsed();
-  if (writes()) save_checkpoint(files_.last_checkpoint, task_.model(), optimizer_.get(), state);
+  save_last(state);
   return result;
 }
 

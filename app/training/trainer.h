@@ -35,6 +35,7 @@ struct ValidationShard {
 
 class Communicator;
 class GradientReducer;
+class WeightAverage;
 
 class TrainingTask {
  public:
@@ -158,6 +159,9 @@ class Trainer {
   void report_step(const TrainState& state, const StepResult& out, double lr, int64_t total_steps,
                    LogWindow& window, const SegmentClock& clock);
   std::map<std::string, double> validate_and_checkpoint(TrainState& state);
+  // Writes last.pt (with the optimizer): with training.ema_decay its model part holds the average and
+  // the training weights ride beside it.
+  void save_last(const TrainState& state);
   std::optional<StopReason> limit_reached(const TrainState& state, double elapsed) const;
   // Distributed: the first reason any rank has to stop, the same on every rank.
   std::optional<StopReason> agree_on_stop(std::optional<StopReason> mine);
@@ -179,6 +183,8 @@ class Trainer {
   StepOptions step_options_;
   std::unique_ptr<torch::optim::AdamW> optimizer_;
   std::vector<torch::Tensor> parameters_;
+  std::unique_ptr<WeightAverage> average_;  // training.ema_decay > 0; built in run(), after any broadcast
+  std::vector<torch::Tensor> resumed_average_;  // the average read from last.pt on resume, until run() builds average_
   Communicator* comm_ = nullptr;
   std::unique_ptr<GradientReducer> reducer_;
   double allreduce_seconds_ = 0.0;  // gradient all-reduce time in the current log window
