@@ -4,10 +4,36 @@
 #include <gtest/gtest.h>
 
 #include "app/evaluation/baselines.h"
+#include "app/evaluation/readability.h"
 #include "data_pipeline/base/errors.h"
 
 namespace heed::app {
 namespace {
+
+TEST(Readability, CountsSentencesCopiedWholeAndRepeatedTrigrams) {
+  const std::vector<std::string> sources = {
+      "The bank raised rates to 5%. Shares fell sharply in London. Analysts expect more.",
+      "Rain is forecast for Monday. The match may be delayed."};
+  const std::vector<std::string> summaries = {
+      // copied (case and punctuation aside); copied; stitched from two sentences: not copied
+      "shares fell SHARPLY in London!\nThe bank raised rates to 5%.\nRates rose in London.",
+      // not copied; the trigram "the match may" twice, "match may be" twice: 2 repeats
+      "The match may be off. The match may be played."};
+  const auto r = measure_readability(sources, summaries);
+  EXPECT_EQ(r.summaries, 2u);
+  EXPECT_EQ(r.sentences, 5u);
+  EXPECT_EQ(r.copied_sentences, 2u);
+  EXPECT_DOUBLE_EQ(r.copied_share(), 0.4);
+  EXPECT_EQ(r.repeated_trigrams, 2u);
+  EXPECT_EQ(r.summaries_with_repeats, 1u);
+  EXPECT_DOUBLE_EQ(r.repeated_trigrams_per_summary(), 1.0);
+  const auto json = to_json(r);
+  EXPECT_DOUBLE_EQ(json.at("copied_share").get<double>(), 0.4);
+  // A lead baseline is copied whole by construction; empty summaries count no sentence.
+  EXPECT_DOUBLE_EQ(measure_readability(sources, {baseline_summary(parse_baseline("lead-2"), sources[0]), ""}).copied_share(), 1.0);
+  EXPECT_EQ(measure_readability({""}, {""}).sentences, 0u);
+  EXPECT_THROW(measure_readability(sources, {"x"}), std::invalid_argument);
+}
 
 TEST(Baselines, ParsesLeadAndTextRankListsAndNamesBadOnes) {
   const auto list = parse_baselines("lead-3,textrank-2");

@@ -10,6 +10,7 @@
 
 #include "app/cli/jobs.h"
 #include "app/evaluation/baselines.h"
+#include "app/evaluation/readability.h"
 #include "app/evaluation/rouge.h"
 #include "app/config/run_dir.h"
 #include "app/training/extractive.h"
@@ -37,9 +38,10 @@ double mean_words(const std::vector<std::string>& texts) {
   return texts.empty() ? 0.0 : static_cast<double>(words) / static_cast<double>(texts.size());
 }
 
-// Scores `candidates` and prints one table row per ROUGE measure; returns the JSON block.
+// Scores `candidates` and prints one table row per ROUGE measure, then how much of them is copied
+// whole from `sources` and how much they repeat (readability.h); returns the JSON block.
 nlohmann::json score_and_print(const std::string& name, const std::vector<std::string>& references,
-                               const std::vector<std::string>& candidates) {
+                               const std::vector<std::string>& candidates, const std::vector<std::string>& sources) {
   const auto corpus = aggregate(score_pairs(references, candidates), 1000, 42);
   std::cout << fmt::format("\n{} ({} pairs, {:.1f} words per summary)\n", name, corpus.pairs, mean_words(candidates));
   std::cout << fmt::format("{:<10}{:>8}{:>18}{:>10}{:>10}\n", "", "F1", "95% interval", "P", "R");
@@ -51,8 +53,15 @@ nlohmann::json score_and_print(const std::string& name, const std::vector<std::s
     std::cout << fmt::format("{:<10}{:>8.2f}   [{:6.2f}, {:6.2f}]{:>10.2f}{:>10.2f}\n", label, 100 * r->f1.mid,
                              100 * r->f1.low, 100 * r->f1.high, 100 * r->precision.mid, 100 * r->recall.mid);
   }
+  const auto readability = measure_readability(sources, candidates);
+  std::cout << fmt::format("sentences copied whole from the article {:.1f}% ({} of {}); repeated trigrams {:.2f} per "
+                           "summary ({} of {} summaries repeat one)\n",
+                           100 * readability.copied_share(), readability.copied_sentences, readability.sentences,
+                           readability.repeated_trigrams_per_summary(), readability.summaries_with_repeats,
+                           readability.summaries);
   auto out = to_json(corpus);
   out["mean_words"] = mean_words(candidates);
+  out["readability"] = to_json(readability);
   return out;
 }
 
@@ -105,11 +114,11 @@ nlohmann::json score_summaries(const std::vector<std::string>& references, const
   std::cout << fmt::format("pairs      {}\nreferences {:.1f} words on average\n", references.size(),
                            mean_words(references));
   nlohmann::json scores;
-  scores["model"] = score_and_print("model", references, summaries);
+  scores["model"] = score_and_print("model", references, summaries, sources);
   for (const auto& baseline : baselines) {
     std::vector<std::string> extracted;
     for (const auto& src : sources) extracted.push_back(baseline_summary(baseline, src));
-    scores[baseline.name] = score_and_print(baseline.name, references, extracted);
+    scores[baseline.name] = score_and_print(baseline.name, references, extracted, sources);
   }
   std::cout.flush();
   return scores;
