@@ -86,6 +86,28 @@ std::vector<torch::Tensor> snapshot(model::Classifier& m) {
   return out;
 }
 
+// Trains `t` into `files` stopped at step 30 (mid-epoch, between validations, as Ctrl-C would),
+// then resumes it to the end from a fresh model; returns both results and the resumed model.
+struct StopAndResume {
+  TrainResult interrupted, resumed;
+  model::Classifier model{nullptr};
+};
+StopAndResume stop_at_30_and_resume(const TrainingOptions& t, const TrainerFiles& files) {
+  StopAndResume out;
+  {
+    auto model = make_model();
+    ClassificationTask task(model, fixture().data, t);
+    Progress progress(false);
+    out.interrupted = Trainer(task, t, files, progress, [](const TrainState& s) { return s.step >= 30; }).run(false);
+  }
+  torch::manual_seed(12345);  // the checkpoint must restore the RNG, not rely on this
+  out.model = make_model();
+  ClassificationTask task(out.model, fixture().data, t);
+  Progress progress(false);
+  out.resumed = Trainer(task, t, files, progress, nullptr).run(true);
+  return out;
+}
+
 }  // namespace
 
 TEST(Trainer, TinyClassifierLearnsWellAboveChance) {
@@ -170,25 +192,12 @@ TEST(Trainer, ResumeContinuesIdentically) {
   }
 
   test::TempDir resumed_dir;
-  const auto files = files_in(resumed_dir);
-  {
-    auto model = make_model();
-    ClassificationTask task(model, fixture().data, t);
-    Progress progress(false);
-    // Stop mid-epoch, between validations, as Ctrl-C would.
-    const auto r = Trainer(task, t, files, progress, [](const TrainState& s) { return s.step >= 30; }).run(false);
-    EXPECT_EQ(r.reason, StopReason::kInterrupted);
-    EXPECT_EQ(r.state.step, 30);
-    EXPECT_FALSE(r.state.finished);
-  }
-  torch::manual_seed(12345);  // the checkpoint must restore the RNG, not rely on this
-  auto resumed = make_model();
-  {
-    ClassificationTask task(resumed, fixture().data, t);
-    Progress progress(false);
-    const auto r = Trainer(task, t, files, progress, nullptr).run(true);
-    EXPECT_EQ(r.reason, StopReason::kCompleted);
-  }
+  const auto run = stop_at_30_and_resume(t, files_in(resumed_dir));
+  EXPECT_EQ(run.interrupted.reason, StopReason::kInterrupted);
+  EXPECT_EQ(run.interrupted.state.step, 30);
+  EXPECT_FALSE(run.interrupted.state.finished);
+  EXPECT_EQ(run.resumed.reason, StopReason::kCompleted);
+  auto resumed = run.model;
   const auto a = snapshot(straight), b = snapshot(resumed);
   ASSERT_EQ(a.size(), b.size());
   for (size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(torch::equal(a[i], b[i])) << "parameter " << i;
@@ -277,20 +286,10 @@ TEST(Trainer, WeightAverageFillsTheCheckpointsAndResumesExactly) {
 
   test::TempDir resumed_dir;
   const auto files = files_in(resumed_dir);
-  {
-    auto model = make_model();
-    ClassificationTask task(model, fixture().data, t);
-    Progress progress(false);
-    const auto r = Trainer(task, t, files, progress, [](const TrainState& s) { return s.step >= 30; }).run(false);
-    EXPECT_EQ(r.reason, StopReason::kInterrupted);
-  }
-  auto resumed = make_model();
-  {
-    ClassificationTask task(resumed, fixture().data, t);
-    Progress progress(false);
-    EXPECT_EQ(Trainer(task, t, files, progress, nullptr).run(true).reason, StopReason::kCompleted);
-  }
-  const auto b = snapshot(resumed);
+  auto run = stop_at_30_and_resume(t, files);
+  EXPECT_EQ(run.interrupted.reason, StopReason::kInterrupted);
+  EXPECT_EQ(run.resumed.reason, StopReason::kCompleted);
+  const auto b = snapshot(run.model);
   for (size_t i = 0; i < trained.size(); ++i) EXPECT_TRUE(torch::equal(trained[i], b[i])) << "parameter " << i;
   auto resumed_average = make_model();
   load_checkpoint(files.last_checkpoint, *resumed_average, nullptr);
