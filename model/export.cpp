@@ -258,18 +258,34 @@ def _decoder_layer(self, x: Tensor, w: List[Tensor], causal: Optional[Tensor], m
     return self._norm(y + self._feed_forward(y, w, 14), w, 12), k, v, cross
 
 def _copy_mix(self, h: Tensor, x: Tensor, logits: Tensor, source_ids: Tensor, copy_kv: List[Tensor],
-              forbidden: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+              forbidden: Tensor, past_coverage: Optional[Tensor]) -> Tuple[Tensor, Tensor, Tensor, Optional[Tensor]]:
     # Copy attention: one head over the source; a gate mixes it with the generator (seq2seq.cpp).
-    # h, x [N, T, D], logits [N, T, V] -> (log-probabilities [N, T, V], copy probability [N, T],
-    # copy distribution over the source [N, T, S])
+    # h, x [N, T, D], logits [N, T, V], past_coverage [N, S] or None -> (log-probabilities [N, T, V],
+    # copy probability [N, T], copy distribution over the source [N, T, S], the coverage after
+    # these positions [N, S] (coverage models; None otherwise))
     cw = self._copy_weights()
-    out, weights = self._cross_attention(h, cw[0], cw[1], cw[2], cw[3], 1, self.copy_scale, copy_kv, forbidden)
+    out, weights = self._cross_attention(h, cw[0], cw[1], cw[2], cw[3], 1, self.copy_scale, copy_kv[0:2], forbidden)
     attention = weights.squeeze(1)  # [N, T, S]
+    coverage_after: Optional[Tensor] = None
+    cov = self._coverage_weight()
+    if len(cov) == 1:
+        # seq2seq.cpp: a0 * exp(w c) / sum, c = the attention of earlier positions before reweighting
+        coverage = attention.cumsum(1) - attention
+        consumed = attention.sum(1)
+        if past_coverage is not None:
+            coverage = coverage + past_coverage.unsqueeze(1)
+            coverage_after = past_coverage + consumed
+        else:
+            coverage_after = consumed
+        z = coverage * cov[0]
+        z = z - torch.max(z, -1, True)[0]
+        a = attention * z.exp()
+        attention = a / a.sum(-1, True).clamp_min(1e-30)
     p_generate = torch.sigmoid(torch.linear(torch.cat([h, out, x], -1), cw[4], cw[5]))  # [N, T, 1]
     probs = torch.softmax(logits, -1) * p_generate  # [N, T, V]
     source = source_ids.unsqueeze(1).expand([source_ids.size(0), h.size(1), source_ids.size(1)])  # [N, T, S]
     probs = probs.scatter_add(2, source, attention * (1.0 - p_generate))
-    return probs.clamp_min(1e-10).log(), (1.0 - p_generate).squeeze(-1), attention
+    return probs.clamp_min(1e-10).log(), (1.0 - p_generate).squeeze(-1), attention, coverage_after
 
 def decode_step(self, tokens: Tensor, memory: Tensor, padding: Tensor, source_ids: Tensor,
                 cache: Tuple[List[Tensor], List[Tensor], List[Tensor], int]
@@ -306,9 +322,14 @@ def decode_step(self, tokens: Tensor, memory: Tensor, padding: Tensor, source_id
     cw = self._copy_weights()
     if len(cw) == 0:
         return torch.log_softmax(logits, -1).select(1, 0), (new_self, new_cross, copy_kv, position + 1)
+    past_coverage: Optional[Tensor] = None
     if first:
         copy_kv = self._cross_kv(memory + self._previous_tokens(source_ids), cw[0], cw[1], 1)
-    log_probs, _, _ = self._copy_mix(h, x, logits, source_ids, copy_kv, forbidden)
+    elif len(copy_kv) == 3:
+        past_coverage = copy_kv[2]
+    log_probs, _, _, coverage = self._copy_mix(h, x, logits, source_ids, copy_kv, forbidden, past_coverage)
+    if coverage is not None:
+        copy_kv = [copy_kv[0], copy_kv[1], coverage]
     return log_probs.select(1, 0), (new_self, new_cross, copy_kv, position + 1)
 
 def attention(self, ids: Tensor, lengths: Tensor,
@@ -340,7 +361,7 @@ def attention(self, ids: Tensor, lengths: Tensor,
         return encoder_attention, cross, torch.zeros([target_in.size(0), length]), None
     logits = self._project(h, self.embeddings__tokens__weight, None) + self.output_bias
     copy_kv = self._cross_kv(memory + self._previous_tokens(ids), cw[0], cw[1], 1)
-    _, copy_probability, copy_attention = self._copy_mix(h, x, logits, ids, copy_kv, forbidden)
+    _, copy_probability, copy_attention, _ = self._copy_mix(h, x, logits, ids, copy_kv, forbidden, None)
     return encoder_attention, cross, copy_probability, copy_attention
 )JIT";
 
@@ -862,6 +883,7 @@ torch::jit::Module export_seq2seq(Seq2SeqImpl& model, int64_t pad_id, int64_t bo
                                                           "copy_attention.out_proj.weight", "copy_attention.out_proj.bias",
                                                           "copy_gate.weight", "copy_gate.bias"})
                                        : "[]");
+  accessors += method("_coverage_weight", "List[Tensor]", model.coverage_weight.defined() ? "[self.coverage_weight]" : "[]");
   define(m, accessors + kLayersSource + kSeq2SeqSource + kSearchSource, "summarizer");
   return m;
 }

@@ -18,7 +18,8 @@
 //     decode_step(tokens [N], memory, padding, source_ids [N, S], cache) -> (log_probs [N, V], cache)
 //         cache = (self_kv, cross_kv, copy_kv, position): per decoder layer [key, value] of the
 //         self-attention (grows by one position per step) and of the cross-attention (computed at the
-//         first step), copy attention's [key, value] (copy models), and the tokens consumed so far.
+//         first step), copy attention's [key, value] (copy models; coverage models append the
+//         coverage [N, S], the copy attention paid so far), and the tokens consumed so far.
 //         Keys/values are [N, heads, T, head_dim]; reorder rows with index_select(0, rows).
 //     generate(ids, lengths, beam_size, max_length, min_length, length_penalty, no_repeat_ngram_size)
 //         -> [B, L] int64 best hypothesis per input without BOS/EOS, padded with pad_id; beam_size 1

@@ -18,7 +18,22 @@ void DecoderState::reorder(const torch::Tensor& index) {
   const auto picked = index.to(encoder.memory.device(), torch::kInt64);
   for (auto& layer : layers) layer.self.reorder(picked);
   source_rows = source_rows.defined() ? source_rows.index_select(0, picked) : picked;
+  if (coverage.defined()) coverage = coverage.index_select(0, picked);
 }
+
+namespace {
+
+// Coverage reweighting (seq2seq.h): attention [B, T, S] before coverage, coverage [B, T, S] -> the
+// reweighted attention a0 * exp(w c) / sum. The exponent is shifted by its row maximum, which the
+// normalisation cancels, so exp never overflows whatever the sign of w.
+torch::Tensor apply_coverage(const torch::Tensor& attention, const torch::Tensor& coverage, const torch::Tensor& w) {
+  auto z = coverage * w;
+  z = z - std::get<0>(z.max(-1, true));
+  auto a = attention * z.exp();
+  return a / a.sum(-1, true).clamp_min(1e-30);
+}
+
+}  // namespace
 
 Seq2SeqImpl::Seq2SeqImpl(const ModelOptions& options, int64_t vocab_size)
     : options_(options), vocab_size_(vocab_size) {
@@ -32,6 +47,7 @@ Seq2SeqImpl::Seq2SeqImpl(const ModelOptions& options, int64_t vocab_size)
   if (options.copy_attention) {
     copy_attention = register_module("copy_attention", MultiHeadAttention(options.d_model, 1, 0.0));
     copy_gate = register_module("copy_gate", torch::nn::Linear(3 * options.d_model, 1));
+    if (options.coverage) coverage_weight = register_parameter("coverage_weight", torch::zeros({1}));
   }
 }
 
@@ -52,12 +68,12 @@ EncoderOutput Seq2SeqImpl::encode(const torch::Tensor& ids, const torch::Tensor&
 }
 
 torch::Tensor Seq2SeqImpl::forward(const torch::Tensor& source_ids, const torch::Tensor& source_lengths,
-                                   const torch::Tensor& target_in) {
-  return decode(target_in, encode(source_ids, source_lengths), nullptr);
+                                   const torch::Tensor& target_in, torch::Tensor* coverage_overlap) {
+  return decode(target_in, encode(source_ids, source_lengths), nullptr, nullptr, coverage_overlap);
 }
 
 torch::Tensor Seq2SeqImpl::decode(const torch::Tensor& target_in, const EncoderOutput& enc, DecoderState* state,
-                                  DecoderAttention* report) {
+                                  DecoderAttention* report, torch::Tensor* coverage_overlap) {
   const int64_t batch = target_in.size(0), len = target_in.size(1), src_len = enc.memory.size(1);
   const int64_t offset = state != nullptr ? state->position : 0;
   auto x = embeddings(target_in, offset);                                                   // [B, T, D]
@@ -84,6 +100,16 @@ torch::Tensor Seq2SeqImpl::decode(const torch::Tensor& target_in, const EncoderO
   auto copy = copy_attention(h, enc.copy_keys, to_source);
   // float32 like the logits, also when the products ran in bf16 (training.precision).
   auto attention = copy.weights.squeeze(1).to(torch::kFloat32);                                   // [B, T, S]
+  if (coverage_weight.defined()) {
+    auto coverage = attention.cumsum(1) - attention;  // [B, T, S]: what the earlier positions attended
+    if (state != nullptr && state->coverage.defined()) coverage = coverage + state->coverage.unsqueeze(1);
+    if (state != nullptr) {
+      auto consumed = attention.sum(1);  // [B, S]
+      state->coverage = state->coverage.defined() ? state->coverage + consumed : consumed;
+    }
+    attention = apply_coverage(attention, coverage, coverage_weight);
+    if (coverage_overlap != nullptr) *coverage_overlap = torch::minimum(attention, coverage).sum(-1);  // [B, T]
+  }
   auto p_generate = torch::sigmoid(copy_gate(torch::cat({h, copy.output, x}, -1))).to(torch::kFloat32);  // [B, T, 1]
   if (report != nullptr) {
     report->copy_probability = (1.0 - p_generate).squeeze(-1);  // [B, T]

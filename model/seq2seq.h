@@ -6,6 +6,14 @@
 // are the encoder output plus the embedding of each source token's predecessor, so "continue
 // copying after the token just emitted" is a direct match between the decoder's input token and a
 // key: summaries of news copy long spans, and this makes that easy to learn from little data.
+// With coverage (model.coverage, See et al. 2017) the copy attention of target position t becomes
+//   a_t = a0_t * exp(w * c_t) / sum_s(...),  c_t = sum_{t' < t} a0_t'
+// a0 being the copy attention before coverage and w a learned scalar (0 at first: no change). The
+// coverage sums the attention before reweighting so that every position of a teacher-forced target
+// computes it at once (See et al.'s recurrence over the reweighted attention would run the decoder
+// one position at a time); decoding carries c in DecoderState. The coverage loss (training.
+// coverage_loss) adds sum_s min(a_t, c_t) per target token: the copy mass put back on source
+// tokens already copied.
 #pragma once
 #include <vector>
 
@@ -35,6 +43,9 @@ struct DecoderState {
   std::vector<DecoderLayerCache> layers;  // self/cross key-value caches, one per decoder layer
   KVCache copy;                           // copy attention's keys/values over the encoder output
   int64_t position = 0;                   // target tokens consumed so far
+  // [rows, S] float32 (coverage models): the copy attention each row has paid to each source token
+  // so far (before coverage reweighting); undefined until the first step
+  torch::Tensor coverage;
   // [rows] int64: the encoder-output row each decoding row reads (undefined: row i reads row i).
   // The source side (encoder output, cross-attention and copy caches) stays one row per input, so
   // the beams of an input share it: reorder() renumbers rows and copies only the self-attention
@@ -61,15 +72,18 @@ class Seq2SeqImpl : public torch::nn::Module {
 
   // Teacher forcing: target_in [B, T] (BOS then the target shifted right) -> log-probabilities of
   // the next token at every position, [B, T, vocab].
+  // `coverage_overlap` (optional, coverage models): receives [B, T] float32, sum_s min(a_t, c_t), the
+  // copy attention put on source tokens earlier positions attended (the coverage loss's term).
   torch::Tensor forward(const torch::Tensor& source_ids, const torch::Tensor& source_lengths,
-                        const torch::Tensor& target_in);
+                        const torch::Tensor& target_in, torch::Tensor* coverage_overlap = nullptr);
 
   // Decodes target positions given everything before them. With a state, `target_in` holds only
   // the new positions (state.position onwards) and the caches grow; without one (`state` null),
   // target_in is the whole prefix and nothing is cached. -> log-probabilities [B, T, vocab].
   // `report` (optional) receives the cross-attention of every layer and the copy probability.
+  // `coverage_overlap` as in forward().
   torch::Tensor decode(const torch::Tensor& target_in, const EncoderOutput& encoder_output, DecoderState* state,
-                       DecoderAttention* report = nullptr);
+                       DecoderAttention* report = nullptr, torch::Tensor* coverage_overlap = nullptr);
 
   const ModelOptions& options() const { return options_; }
   int64_t vocab_size() const { return vocab_size_; }
@@ -82,6 +96,7 @@ class Seq2SeqImpl : public torch::nn::Module {
   torch::Tensor output_weight;
   MultiHeadAttention copy_attention{nullptr};   // one head over the encoder output (copy_attention only)
   torch::nn::Linear copy_gate{nullptr};         // [hidden; context; input embedding] -> p(generate)
+  torch::Tensor coverage_weight;                // [1]: w above (coverage only)
 
  private:
   ModelOptions options_;

@@ -77,6 +77,33 @@ TEST(Config, OutOfRangeValuesAreNamed) {
   EXPECT_NE(error_of(doc).find("task"), std::string::npos);
 }
 
+// model.coverage belongs to abstractive summarizers with copy attention; training.coverage_loss to coverage models.
+TEST(Config, CoverageNeedsACopyingSummarizer) {
+  auto summarizer = [] {
+    auto doc = minimal();
+    doc["task"] = "summarization";
+    doc["data"]["format"] = "jsonl";
+    return doc;
+  };
+  auto doc = summarizer();
+  doc["model"] = {{"coverage", true}};
+  doc["training"] = {{"coverage_loss", 1.0}};
+  EXPECT_EQ(error_of(doc), "");
+  doc["model"]["copy_attention"] = false;
+  EXPECT_NE(error_of(doc).find("model.coverage: needs copy_attention"), std::string::npos) << error_of(doc);
+  doc = summarizer();
+  doc["training"] = {{"coverage_loss", 1.0}};
+  EXPECT_NE(error_of(doc).find("training.coverage_loss"), std::string::npos) << error_of(doc);
+  doc = summarizer();
+  doc["model"] = {{"coverage", true}};
+  doc["training"] = {{"coverage_loss", -1.0}};
+  EXPECT_NE(error_of(doc).find("training.coverage_loss: must be in [0, 100]"), std::string::npos) << error_of(doc);
+  doc = minimal();  // a classifier
+  doc["model"] = {{"coverage", true}};
+  EXPECT_NE(error_of(doc).find("model.coverage: must be false for task \"classification\""), std::string::npos)
+      << error_of(doc);
+}
+
 TEST(Config, OverridesBeatTheFileAndAreCheckedToo) {
   auto doc = minimal();
   doc["training"] = {{"lr", 0.01}};

@@ -134,6 +134,7 @@ struct Arch {
   std::string norm, positions, activation, pooling;
   bool copy = false;
   int shape = 0;  // 0: d_model 16, 2 heads, 2 layers; 1: d_model 24, 4 heads, 1 layer
+  bool coverage = false;  // copy models only
 
   ModelOptions options() const {
     ModelOptions o;
@@ -150,11 +151,13 @@ struct Arch {
     o.activation = activation;
     o.pooling = pooling.empty() ? "mean" : pooling;  // summarizers: unused
     o.copy_attention = copy;
+    o.coverage = coverage;
     return o;
   }
   std::string str() const {
-    return fmt::format("norm {} positions {} activation {} {} shape {}", norm, positions, activation,
-                       pooling.empty() ? fmt::format("copy {}", copy) : "pooling " + pooling, shape);
+    return fmt::format("norm {} positions {} activation {} {} shape {}{}", norm, positions, activation,
+                       pooling.empty() ? fmt::format("copy {}", copy) : "pooling " + pooling, shape,
+                       coverage ? " coverage" : "");
   }
 };
 
@@ -178,7 +181,8 @@ std::vector<Arch> summarizer_grid() {
     for (size_t p = 0; p < kPositions.size(); ++p)
       for (size_t a = 0; a < kActivations.size(); ++a)
         for (const bool copy : {true, false})
-          grid.push_back({kNorms[n], kPositions[p], kActivations[a], "", copy, static_cast<int>((n + p + a + copy) % 2)});
+          grid.push_back({kNorms[n], kPositions[p], kActivations[a], "", copy, static_cast<int>((n + p + a + copy) % 2),
+                          copy && (n + a) % 2 == 0});  // coverage on half the copy models
   return grid;
 }
 
@@ -211,6 +215,8 @@ Seq2Seq build_summarizer(const Arch& arch, int64_t vocab = kVocab) {
   torch::manual_seed(22);
   Seq2Seq model(arch.options(), vocab);
   perturb(*model);
+  // A coverage weight far from 0, so that coverage moves the copy distribution well beyond tolerance.
+  if (arch.coverage) model->coverage_weight.data().fill_(-2.0);
   model->eval();
   return model;
 }
@@ -449,7 +455,13 @@ TEST(ExportTwin, SummarizerEncodeAndDecodeStep) {
           cache_diff.saw(std::max(k, v));
           EXPECT_LE(std::max(k, v), kCacheTol) << "self-attention cache: " << where << " step " << t << " layer " << i;
         }
-        EXPECT_EQ(c[2].toTensorList().size(), arch.copy ? 2u : 0u) << where;
+        const auto copy_kv = c[2].toTensorList();
+        EXPECT_EQ(copy_kv.size(), arch.coverage ? 3u : arch.copy ? 2u : 0u) << where;
+        if (arch.coverage && copy_kv.size() == 3) {
+          const double k = max_abs_diff(copy_kv.get(2), state.coverage);
+          cache_diff.saw(k);
+          EXPECT_LE(k, kCacheTol) << "coverage: " << where << " step " << t;
+        }
         tokens = log_probs.argmax(1);  // the next input: whatever the twin likes best
       }
     }
@@ -628,7 +640,7 @@ TEST(ExportTwin, DefaultExecutorGivesIdenticalOutputs) {
     }
   }
   const auto d = decoding_options(kSearchCases[9]);  // beam 4
-  for (const auto& arch : {Arch{"pre", "sinusoidal", "gelu", "", true, 1}, Arch{"post", "learned", "relu", "", false, 0}}) {
+  for (const auto& arch : {Arch{"pre", "sinusoidal", "gelu", "", true, 1, true}, Arch{"post", "learned", "relu", "", false, 0}}) {
     auto model = build_summarizer(arch);
     auto exported = export_seq2seq(*model, kPad, kBos, kEos);
     auto plain = reload(exported), optimised = reload(exported);

@@ -21,6 +21,15 @@ ModelOptions tiny(bool copy, const std::string& norm = "pre", const std::string&
   return o;
 }
 
+// A copy model with coverage whose weight is far from its initial 0, so coverage changes the numbers.
+Seq2Seq with_coverage(double weight = -2.0, const std::string& norm = "pre", const std::string& positions = "sinusoidal") {
+  auto o = tiny(true, norm, positions);
+  o.coverage = true;
+  Seq2Seq model(o, 40);
+  model->coverage_weight.data().fill_(weight);
+  return model;
+}
+
 struct Inputs {
   torch::Tensor source, lengths, target;
 };
@@ -121,6 +130,59 @@ TEST(Seq2Seq, CachedIncrementalDecodingEqualsFullForward) {
   }
 }
 
+TEST(Seq2Seq, CachedIncrementalDecodingWithCoverageEqualsFullForward) {
+  for (const char* norm : {"pre", "post"}) {
+    torch::manual_seed(3);
+    Seq2Seq model = with_coverage(-2.0, norm);
+    model->eval();
+    torch::NoGradGuard no_grad;
+    const auto in = inputs();
+    auto full = model(in.source, in.lengths, in.target);  // [B, T, V]
+    DecoderState state;
+    state.encoder = model->encode(in.source, in.lengths);
+    for (int64_t t = 0; t < in.target.size(1); ++t) {
+      auto step = model->decode(in.target.slice(1, t, t + 1), state.encoder, &state);  // [B, 1, V]
+      EXPECT_TRUE(torch::allclose(step.select(1, 0), full.select(1, t), 1e-4, 1e-4)) << norm << " step " << t;
+    }
+    // The carried coverage is the whole copy attention before reweighting, per source token.
+    ASSERT_TRUE(state.coverage.defined());
+    EXPECT_EQ(state.coverage.sizes(), (std::vector<int64_t>{2, 6}));
+    EXPECT_TRUE(torch::allclose(state.coverage.sum(-1), torch::full({2}, 5.0), 1e-4, 1e-4)) << norm;
+  }
+}
+
+// a_t = a0_t exp(w c_t) / sum, c_t = sum of a0 over earlier positions, a0 the attention the same
+// weights give without coverage (w = 0); the overlap is sum_s min(a_t, c_t).
+TEST(Seq2Seq, CoverageReweightsTheCopyAttentionByWhatEarlierPositionsAttended) {
+  torch::manual_seed(8);
+  Seq2Seq model = with_coverage(-3.0);
+  model->eval();
+  torch::NoGradGuard no_grad;
+  const auto in = inputs();
+  const auto enc = model->encode(in.source, in.lengths);
+  DecoderAttention covered;
+  torch::Tensor overlap;
+  model->decode(in.target, enc, nullptr, &covered, &overlap);
+  model->coverage_weight.data().fill_(0.0);
+  DecoderAttention plain;
+  torch::Tensor plain_overlap;
+  model->decode(in.target, enc, nullptr, &plain, &plain_overlap);
+  const auto a0 = plain.copy_attention;  // [B, T, S]
+  auto c = torch::zeros_like(a0);
+  for (int64_t t = 1; t < a0.size(1); ++t) c.select(1, t).copy_(c.select(1, t - 1) + a0.select(1, t - 1));
+  auto expected = a0 * (-3.0 * c).exp();
+  expected = expected / expected.sum(-1, true);
+  EXPECT_TRUE(torch::allclose(covered.copy_attention, expected, 1e-5, 1e-6));
+  EXPECT_TRUE(torch::allclose(covered.copy_attention.select(1, 0), a0.select(1, 0), 1e-6, 1e-7));  // nothing covered yet
+  EXPECT_FALSE(torch::allclose(covered.copy_attention, a0, 1e-3, 1e-3)) << "coverage moved the distribution";
+  EXPECT_TRUE(torch::allclose(overlap, torch::minimum(expected, c).sum(-1), 1e-5, 1e-6));
+  EXPECT_TRUE(torch::allclose(plain_overlap, torch::minimum(a0, c).sum(-1), 1e-5, 1e-6));
+  // A negative weight moves copy mass off covered tokens: the overlap shrinks.
+  EXPECT_LT(overlap.sum().item<double>(), plain_overlap.sum().item<double>());
+  // Padded source positions get nothing.
+  EXPECT_EQ(covered.copy_attention[1].slice(1, 3, 6).abs().max().item<double>(), 0.0);
+}
+
 TEST(Seq2Seq, ReorderedStateDecodesTheSelectedRows) {
   torch::manual_seed(4);
   Seq2Seq model(tiny(true), 40);
@@ -162,16 +224,21 @@ TEST(Seq2Seq, CopyAttentionPutsProbabilityOnTokensTheGeneratorCannotProduce) {
 }
 
 TEST(Seq2Seq, GradientsReachEveryParameter) {
-  torch::manual_seed(6);
-  Seq2Seq model(tiny(true), 40);
-  model->train();
-  const auto in = inputs();
-  auto target_out = torch::tensor({{20, 21, 22, 23, 3}, {24, 25, 26, 3, 0}}, torch::kInt64);
-  auto loss = heed::app::sequence_loss(model(in.source, in.lengths, in.target), target_out, 0, 0.1);
-  loss.backward();
-  for (const auto& p : model->named_parameters()) {
-    ASSERT_TRUE(p.value().grad().defined()) << p.key();
-    EXPECT_GT(p.value().grad().abs().sum().item<double>(), 0.0) << p.key();
+  for (const bool coverage : {false, true}) {
+    torch::manual_seed(6);
+    Seq2Seq model = coverage ? with_coverage(0.0) : Seq2Seq(tiny(true), 40);  // coverage: from its initial 0
+    model->train();
+    const auto in = inputs();
+    auto target_out = torch::tensor({{20, 21, 22, 23, 3}, {24, 25, 26, 3, 0}}, torch::kInt64);
+    torch::Tensor overlap;
+    auto loss = heed::app::sequence_loss(model(in.source, in.lengths, in.target, coverage ? &overlap : nullptr),
+                                         target_out, 0, 0.1);
+    if (coverage) loss = loss + overlap.masked_select(target_out.ne(0)).mean();
+    loss.backward();
+    for (const auto& p : model->named_parameters()) {
+      ASSERT_TRUE(p.value().grad().defined()) << p.key();
+      EXPECT_GT(p.value().grad().abs().sum().item<double>(), 0.0) << p.key();
+    }
   }
 }
 
@@ -187,27 +254,30 @@ TEST(Seq2Seq, SequenceLossIgnoresPaddingAndSmooths) {
   EXPECT_NEAR(heed::app::sequence_loss(peaked, t1, 9, 0.2).item<double>(), expected, 1e-5);
 }
 
+// Beam search reorders the rows every step: the cache (the coverage included) must follow.
 TEST(Seq2Seq, StepperWithAndWithoutCacheAgree) {
-  torch::manual_seed(7);
-  Seq2Seq model(tiny(true), 40);
-  model->eval();
-  torch::InferenceMode guard;
-  const auto in = inputs();
-  DecodingOptions o;
-  o.method = "beam";
-  o.beam_size = 3;
-  o.max_length = 8;
-  o.n_best = 2;
-  Seq2SeqStepper cached(model, model->encode(in.source, in.lengths), true);
-  Seq2SeqStepper uncached(model, model->encode(in.source, in.lengths), false);
-  const auto a = decode(cached, 2, 2, 3, o);
-  const auto b = decode(uncached, 2, 2, 3, o);
-  ASSERT_EQ(a.size(), b.size());
-  for (size_t i = 0; i < a.size(); ++i) {
-    ASSERT_EQ(a[i].size(), b[i].size());
-    for (size_t k = 0; k < a[i].size(); ++k) {
-      EXPECT_EQ(a[i][k].tokens, b[i][k].tokens);
-      EXPECT_NEAR(a[i][k].score, b[i][k].score, 1e-4);
+  for (const bool coverage : {false, true}) {
+    torch::manual_seed(7);
+    Seq2Seq model = coverage ? with_coverage(-2.0) : Seq2Seq(tiny(true), 40);
+    model->eval();
+    torch::InferenceMode guard;
+    const auto in = inputs();
+    DecodingOptions o;
+    o.method = "beam";
+    o.beam_size = 3;
+    o.max_length = 8;
+    o.n_best = 2;
+    Seq2SeqStepper cached(model, model->encode(in.source, in.lengths), true);
+    Seq2SeqStepper uncached(model, model->encode(in.source, in.lengths), false);
+    const auto a = decode(cached, 2, 2, 3, o);
+    const auto b = decode(uncached, 2, 2, 3, o);
+    ASSERT_EQ(a.size(), b.size());
+    for (size_t i = 0; i < a.size(); ++i) {
+      ASSERT_EQ(a[i].size(), b[i].size());
+      for (size_t k = 0; k < a[i].size(); ++k) {
+        EXPECT_EQ(a[i][k].tokens, b[i][k].tokens) << coverage;
+        EXPECT_NEAR(a[i][k].score, b[i][k].score, 1e-4) << coverage;
+      }
     }
   }
 }

@@ -273,6 +273,8 @@ void TrainingOptions::validate() const {
   require_field(rouge_samples >= 0, s, "rouge_samples", fmt::format("must be >= 0, got {}", rouge_samples));
   require_field(ema_decay >= 0.0 && ema_decay < 1.0, s, "ema_decay",
                 fmt::format("must be in [0, 1) (0 = off), got {}", ema_decay));
+  require_field(coverage_loss >= 0.0 && coverage_loss <= 100.0, s, "coverage_loss",
+                fmt::format("must be in [0, 100] (0 = off), got {}", coverage_loss));
 }
 
 void DistributedOptions::validate() const {
@@ -311,6 +313,12 @@ void Config::validate() const {
   training.validate();
   require_field(model.max_positions >= data.max_length, "model", "max_positions",
                 fmt::format("must be >= data.max_length ({}), got {}", data.max_length, model.max_positions));
+  if (task != "summarization") {
+    require_field(!model.coverage, "model", "coverage",
+                  fmt::format("must be false for task \"{}\": coverage is an abstractive summarizer's", task));
+  }
+  require_field(training.coverage_loss == 0.0 || (task == "summarization" && model.coverage), "training",
+                "coverage_loss", "must be 0 unless task is \"summarization\" and model.coverage is true");
   if (task == "classification") {
     require_choice(data.format, {"auto", "imdb", "jsonl", "csv", "tsv"}, "data", "format");
     require_choice(training.best_metric, {"accuracy", "macro_f1", "loss"}, "training", "best_metric");

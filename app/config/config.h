@@ -124,6 +124,9 @@ struct TrainingOptions {
   // Exponential moving average of the weights (app/training/weight_average.h): validation, best.pt
   // and last.pt's model hold the average; 0 = off.
   double ema_decay = 0.0;
+  // summarization with model.coverage: weight of the coverage loss (seq2seq.h; See et al. used 1)
+  // added to the cross-entropy per target token; 0 = off
+  double coverage_loss = 0.0;
 
   template <typename V>
   void visit(V&& v) {
@@ -152,6 +155,7 @@ struct TrainingOptions {
     v("rouge_samples", rouge_samples);
     v("ngram_l2", ngram_l2);
     v("ema_decay", ema_decay);
+    v("coverage_loss", coverage_loss);
   }
   void validate() const;
 };

@@ -46,9 +46,12 @@ std::vector<std::vector<size_t>> SummarizationTask::plan_epoch(uint64_t epoch) {
 StepOutput SummarizationTask::forward_loss(const std::vector<size_t>& index) {
   auto batch = data::make_seq2seq_batch(data_.train_source, data_.train_target, index, data_.ids.pad, data_.ids.bos,
                                         data_.ids.eos);
-  auto log_probs = model_->forward(batch.source_ids, batch.source_lengths, batch.target_in);  // [B, T, V]
-  return {sequence_loss(log_probs, batch.target_out, data_.ids.pad, training_.label_smoothing), batch.target_tokens,
-          batch.target_tokens};
+  torch::Tensor overlap;  // [B, T] (coverage loss only)
+  auto log_probs = model_->forward(batch.source_ids, batch.source_lengths, batch.target_in,
+                                   training_.coverage_loss > 0.0 ? &overlap : nullptr);  // [B, T, V]
+  auto loss = sequence_loss(log_probs, batch.target_out, data_.ids.pad, training_.label_smoothing);
+  if (overlap.defined()) loss = loss + training_.coverage_loss * overlap.masked_select(batch.target_out.ne(data_.ids.pad)).mean();
+  return {loss, batch.target_tokens, batch.target_tokens};
 }
 
 std::map<std::string, double> SummarizationTask::validate() { return validate_shard({}); }

@@ -55,6 +55,9 @@ void ModelOptions::validate(const std::string& p) const {
   require_field(max_positions >= 2 && max_positions <= (1 << 20), p, "max_positions",
                 fmt::format("must be in [2, 1048576], got {}", max_positions));
   parse_pooling(pooling, p);
+  require_field(!coverage || copy_attention, p, "coverage",
+                "needs copy_attention: coverage reweights the copy attention (set copy_attention to true or coverage to "
+                "false)");
   require_field(ngram_order >= 0 && ngram_order <= 4, p, "ngram_order",
                 fmt::format("must be in [0, 4] (0 = no n-gram head), got {}", ngram_order));
   require_field(ngram_buckets >= 16 && ngram_buckets <= (int64_t{1} << 26), p, "ngram_buckets",

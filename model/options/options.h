@@ -28,6 +28,11 @@ struct ModelOptions {
   int64_t max_positions = 1024;     // longest sequence the position table covers
   std::string pooling = "mean";     // classifier pooling: "mean" | "first" | "attention"
   bool copy_attention = true;       // summarization: pointer-generator copying of source tokens
+  // summarization with copy_attention: coverage (See et al. 2017) - the copy attention at each
+  // target position is reweighted by exp(w * coverage), coverage = the copy attention the earlier
+  // positions paid to each source token and w a learned scalar, so the model can learn to stop
+  // copying what it has already copied (seq2seq.h)
+  bool coverage = false;
   // classifier: a second head over the input's distinct token n-grams of orders 1..ngram_order,
   // hashed into ngram_buckets rows (model/ngrams.h); 0 = off
   int64_t ngram_order = 0;
@@ -48,6 +53,7 @@ struct ModelOptions {
     v("max_positions", max_positions);
     v("pooling", pooling);
     v("copy_attention", copy_attention);
+    v("coverage", coverage);
     v("ngram_order", ngram_order);
     v("ngram_buckets", ngram_buckets);
   }
