@@ -6,6 +6,7 @@
 #include <random>
 
 #include <nlohmann/json.hpp>
+#include <torch/script.h>
 
 #include "data_pipeline/base/io.h"
 #include "tests/test_corpus.h"
@@ -144,4 +145,69 @@ TEST(SummarizerCli, TinySummarizerLearnsToCopyThenSummarizesAndEvaluates) {
                         &out),
             2);
   EXPECT_NE(out.find("--baseline"), std::string::npos) << out;
+}
+
+// model.coverage end to end: a coverage summarizer trains with the coverage loss, still learns the
+// task, decodes the same with and without the key/value cache (the coverage is carried per beam),
+// and its export (which carries the trained coverage weight) summarizes as the run does.
+TEST(SummarizerCli, CoverageSummarizerTrainsDecodesAndExports) {
+  TempDir dir;
+  dir.write("pairs.jsonl", heed::test::copy_pairs(400, 3, true));
+  dir.write("heldout.jsonl", heed::test::copy_pairs(40, 99, true));
+  const auto run = dir.str() + "/run";
+  const std::string heed = heed::test::heed_binary();
+  std::string out;
+  ASSERT_EQ(run_command(heed + " train --config " + config("tiny_summarizer.json") + " --data-dir " + dir.str() +
+                            " --output " + run + " --set model.coverage=true --set training.coverage_loss=1",
+                        &out),
+            0)
+      << out;
+  ASSERT_EQ(run_command(heed + " evaluate --run " + run + " --data " + dir.str() + "/heldout.jsonl --report " +
+                            dir.str() + "/report.json",
+                        &out),
+            0)
+      << out;
+  const auto report = nlohmann::json::parse(heed::read_file(dir.str() + "/report.json"));
+  EXPECT_GT(report["model"]["rouge1"]["f1"]["mid"].get<double>(), 0.6) << out;
+
+  std::string with_cache, without_cache;
+  for (const char* flag : {"", " --no-kv-cache"}) {
+    ASSERT_EQ(run_command(heed + " evaluate --run " + run + " --data " + dir.str() +
+                              "/heldout.jsonl --limit 12 --beam 3 --method beam --report " + dir.str() + "/beam.json" +
+                              flag,
+                          &out),
+              0)
+        << out;
+    const auto beam_report = nlohmann::json::parse(heed::read_file(dir.str() + "/beam.json"));
+    (*flag ? without_cache : with_cache) = heed::read_file(beam_report["summaries"].get<std::string>());
+  }
+  EXPECT_EQ(with_cache, without_cache);
+
+  // Without --report, a --split report lands beside the whole-data one, not over it.
+  for (const char* split : {"all", "validation"}) {
+    ASSERT_EQ(run_command(heed + " evaluate --run " + run + " --data " + dir.str() + "/pairs.jsonl --limit 4 --split " +
+                              split,
+                          &out),
+              0)
+        << out;
+  }
+  EXPECT_EQ(nlohmann::json::parse(heed::read_file(run + "/eval/pairs.jsonl.json"))["split"], "all");
+  EXPECT_EQ(nlohmann::json::parse(heed::read_file(run + "/eval/pairs.jsonl.validation.json"))["split"], "validation");
+  EXPECT_TRUE(fs::exists(run + "/eval/pairs.jsonl.validation.summaries.jsonl"));
+
+  ASSERT_EQ(run_command(heed + " export --run " + run + " --out " + dir.str() + "/coverage.pt", &out), 0) << out;
+  auto archive = torch::jit::load(dir.str() + "/coverage.pt");
+  const double w = archive.attr("coverage_weight").toTensor().item<double>();
+  EXPECT_NE(w, 0.0) << "training moved the coverage weight off its initial 0";
+  ASSERT_EQ(run_command("head -n 12 " + dir.str() + "/heldout.jsonl | sed 's/.*\"article\":\"\\([^\"]*\\)\".*/\\1/' > " +
+                            dir.str() + "/articles.txt",
+                        &out),
+            0);
+  std::string from_run, from_model;
+  const std::string flags = " --input " + dir.str() + "/articles.txt --batch-size 1 --method beam --beam 3";
+  ASSERT_EQ(run_command(heed + " summarize --run " + run + flags, &from_run, false), 0) << from_run;
+  ASSERT_EQ(run_command(heed + " summarize --model " + dir.str() + "/coverage.pt" + flags, &from_model, false), 0)
+      << from_model;
+  EXPECT_EQ(std::count(from_run.begin(), from_run.end(), '\n'), 12) << from_run;
+  EXPECT_EQ(from_model, from_run);
 }

@@ -171,7 +171,7 @@ CLI::App* add_evaluate_options(CLI::App& app, EvaluateJobOptions& o, DecodingFla
   e->add_option("--format", o.format, "a data.format value (default: the run's data.format)");
   e->add_option("--text-field", o.text_field, "jsonl/csv text field (default: the run's)");
   e->add_option("--label-field", o.label_field, "jsonl/csv label field (default: the run's)");
-  e->add_option("--report", o.report, "JSON report path (default: <run>/eval/<data name>.json)");
+  e->add_option("--report", o.report, "JSON report path (default: <run>/eval/<data name>[.<split>][.<quantize>].json)");
   e->add_option("--checkpoint", o.checkpoint, "best or last")->capture_default_str();
   e->add_option("--threads", o.threads, "threads (0 = all cores)")->check(kThreads)->capture_default_str();
   e->add_option("--split", o.split,

@@ -23,6 +23,7 @@ std::string evaluate_report_path(const EvaluateJobOptions& o) {
   if (!o.report.empty()) return o.report;
   std::string name = fs::path(o.data).filename().string();
   if (name.empty()) name = fs::path(o.data).parent_path().filename().string();
+  if (o.split != "all") name += "." + o.split;        // --split test never overwrites --split validation's
   if (o.quantize != "none") name += "." + o.quantize;  // beside the float32 report, not over it
   return (fs::path(o.run) / "eval" / (name + ".json")).string();
 }
