@@ -142,10 +142,15 @@ TEST_F(Serve, HealthInfoMetricsAndPage) {
   EXPECT_FALSE(info["version"].get<std::string>().empty());
 
   post_json(port, "/v1/models/clf/classify", {{"inputs", "a great film"}});
+  auto missing = client.Get("/no/such/path");
+  ASSERT_TRUE(missing);
+  EXPECT_EQ(missing->status, 404);
+  // Requests are counted before their response goes out: the scrape right after them sees both.
   auto metrics = client.Get("/metrics");
   ASSERT_TRUE(metrics);
   EXPECT_EQ(metrics->status, 200);
   for (const char* name : {"heed_requests_total{endpoint=\"classify\",status=\"200\"} 1",
+                           "heed_requests_total{endpoint=\"other\",status=\"404\"} 1",
                            "heed_request_duration_seconds_bucket{endpoint=\"classify\",le=\"+Inf\"} 1",
                            "heed_batch_size_count{model=\"clf\"} 1", "heed_queue_depth{model=\"clf\"} 0",
                            "# TYPE heed_generated_tokens_total counter"}) {

@@ -248,7 +248,10 @@ void Server::routes() {
   http.set_payload_max_length(static_cast<size_t>(options_.max_body_kb) * 1024);
   http.set_keep_alive_max_count(10000);
   http.set_tcp_nodelay(true);  // small answers and stream events go out at once (no Nagle delay)
-  http.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
+  // Counted as the response is about to be written (httplib's post-routing hook runs for every
+  // response, errors included), not after its last byte: a client that reads a response and then
+  // scrapes /metrics always finds that request counted.
+  http.set_post_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
     metrics_.count_request(endpoint_of(req.path), res.status);
   });
   http.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
