@@ -25,7 +25,8 @@
 // activation {gelu, relu} x (classifier) pooling {mean, first, attention} / (summarizer) copy
 // attention {on, off}: 24 classifiers, 16 summarizers. Model shape rides along as a covering
 // design: shape = (norm + positions + activation [+ copy]) % 2 picks d_model 16 / 2 heads / 2 layers
-// or d_model 24 / 4 heads / 1 layer, so each shape meets every value of every option. Inputs: three
+// or d_model 24 / 4 heads / 1 layer, so each shape meets every value of every option; coverage
+// (weight -2) rides on the copy summarizers with (norm + activation) even, 4 of the 8. Inputs: three
 // batches on every model (3 inputs of lengths 7, 3, 5 padded; 1 input of length 4, unpadded; 5
 // inputs of lengths 1, 9, 4, 9, 2 padded), which also cover the row counts where heed's project()
 // and single-query attention switch kernels (1, 2-8 and more rows). Decoding: kSearchCases below
