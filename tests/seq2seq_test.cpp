@@ -107,12 +107,16 @@ TEST(Seq2Seq, SourcePaddingDoesNotChangeOutputs) {
   EXPECT_TRUE(torch::allclose(a, b, 1e-5, 1e-5));
 }
 
+// Every variant: no copy attention, copy attention, copy attention with coverage (whose carried
+// coverage must then be the whole copy attention before reweighting, per source token).
 TEST(Seq2Seq, CachedIncrementalDecodingEqualsFullForward) {
   for (const char* norm : {"pre", "post"}) {
     for (const char* positions : {"sinusoidal", "learned"}) {
-      for (bool copy : {false, true}) {
+      for (const char* variant : {"plain", "copy", "coverage"}) {
+        const std::string kind = variant;
         torch::manual_seed(3);
-        Seq2Seq model(tiny(copy, norm, positions), 40);
+        Seq2Seq model = kind == "coverage" ? with_coverage(-2.0, norm, positions)
+                                           : Seq2Seq(tiny(kind == "copy", norm, positions), 40);
         model->eval();
         torch::NoGradGuard no_grad;
         const auto in = inputs();
@@ -122,32 +126,15 @@ TEST(Seq2Seq, CachedIncrementalDecodingEqualsFullForward) {
         for (int64_t t = 0; t < in.target.size(1); ++t) {
           auto step = model->decode(in.target.slice(1, t, t + 1), state.encoder, &state);  // [B, 1, V]
           EXPECT_TRUE(torch::allclose(step.select(1, 0), full.select(1, t), 1e-4, 1e-4))
-              << norm << " " << positions << " copy=" << copy << " step " << t;
+              << norm << " " << positions << " " << kind << " step " << t;
         }
         EXPECT_EQ(state.position, in.target.size(1));
+        if (kind != "coverage") continue;
+        ASSERT_TRUE(state.coverage.defined());
+        EXPECT_EQ(state.coverage.sizes(), (std::vector<int64_t>{2, 6}));
+        EXPECT_TRUE(torch::allclose(state.coverage.sum(-1), torch::full({2}, 5.0), 1e-4, 1e-4)) << norm << " " << positions;
       }
     }
-  }
-}
-
-TEST(Seq2Seq, CachedIncrementalDecodingWithCoverageEqualsFullForward) {
-  for (const char* norm : {"pre", "post"}) {
-    torch::manual_seed(3);
-    Seq2Seq model = with_coverage(-2.0, norm);
-    model->eval();
-    torch::NoGradGuard no_grad;
-    const auto in = inputs();
-    auto full = model(in.source, in.lengths, in.target);  // [B, T, V]
-    DecoderState state;
-    state.encoder = model->encode(in.source, in.lengths);
-    for (int64_t t = 0; t < in.target.size(1); ++t) {
-      auto step = model->decode(in.target.slice(1, t, t + 1), state.encoder, &state);  // [B, 1, V]
-      EXPECT_TRUE(torch::allclose(step.select(1, 0), full.select(1, t), 1e-4, 1e-4)) << norm << " step " << t;
-    }
-    // The carried coverage is the whole copy attention before reweighting, per source token.
-    ASSERT_TRUE(state.coverage.defined());
-    EXPECT_EQ(state.coverage.sizes(), (std::vector<int64_t>{2, 6}));
-    EXPECT_TRUE(torch::allclose(state.coverage.sum(-1), torch::full({2}, 5.0), 1e-4, 1e-4)) << norm;
   }
 }
 

@@ -20,19 +20,24 @@ namespace {
 
 std::string config(const std::string& name) { return std::string(HEED_SOURCE_DIR) + "/configs/" + name; }
 
+// Writes 400 training pairs (pairs.jsonl) and 40 unseen ones (heldout.jsonl) into `dir` and trains
+// configs/tiny_summarizer.json (plus `flags`) on them into <dir>/run. -> heed's exit code; `out`
+// gets its output.
+int train_tiny_summarizer(TempDir& dir, const std::string& flags, std::string* out) {
+  dir.write("pairs.jsonl", heed::test::copy_pairs(400, 3, true));
+  dir.write("heldout.jsonl", heed::test::copy_pairs(40, 99, true));
+  return run_command(heed::test::heed_binary() + " train --config " + config("tiny_summarizer.json") + " --data-dir " +
+                         dir.str() + " --output " + dir.str() + "/run" + flags,
+                     out);
+}
+
 }  // namespace
 
 TEST(SummarizerCli, TinySummarizerLearnsToCopyThenSummarizesAndEvaluates) {
   TempDir dir;
-  dir.write("pairs.jsonl", heed::test::copy_pairs(400, 3, true));
-  dir.write("heldout.jsonl", heed::test::copy_pairs(40, 99, true));
   const auto run = dir.str() + "/run";
   std::string out;
-  ASSERT_EQ(run_command(heed::test::heed_binary() + " train --config " + config("tiny_summarizer.json") +
-                            " --data-dir " + dir.str() + " --output " + run,
-                        &out),
-            0)
-      << out;
+  ASSERT_EQ(train_tiny_summarizer(dir, "", &out), 0) << out;
   EXPECT_TRUE(fs::exists(run + "/checkpoints/best.pt"));
   EXPECT_FALSE(fs::exists(run + "/labels.json"));
 
@@ -152,16 +157,10 @@ TEST(SummarizerCli, TinySummarizerLearnsToCopyThenSummarizesAndEvaluates) {
 // and its export (which carries the trained coverage weight) summarizes as the run does.
 TEST(SummarizerCli, CoverageSummarizerTrainsDecodesAndExports) {
   TempDir dir;
-  dir.write("pairs.jsonl", heed::test::copy_pairs(400, 3, true));
-  dir.write("heldout.jsonl", heed::test::copy_pairs(40, 99, true));
   const auto run = dir.str() + "/run";
   const std::string heed = heed::test::heed_binary();
   std::string out;
-  ASSERT_EQ(run_command(heed + " train --config " + config("tiny_summarizer.json") + " --data-dir " + dir.str() +
-                            " --output " + run + " --set model.coverage=true --set training.coverage_loss=1",
-                        &out),
-            0)
-      << out;
+  ASSERT_EQ(train_tiny_summarizer(dir, " --set model.coverage=true --set training.coverage_loss=1", &out), 0) << out;
   ASSERT_EQ(run_command(heed + " evaluate --run " + run + " --data " + dir.str() + "/heldout.jsonl --report " +
                             dir.str() + "/report.json",
                         &out),
