@@ -4,12 +4,19 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 #include <string>
 #include <vector>
 
+#include <ATen/native/quantized/PackedParams.h>
 #include <fmt/format.h>
+#include <torch/csrc/jit/frontend/resolver.h>
+#include <torch/csrc/jit/frontend/sugared_value.h>
 
 #include "data_pipeline/base/errors.h"
+#include "model/attention.h"
+#include "model/layers.h"
+#include "model/quantize.h"
 #include "model/tensor_checksum.h"
 
 namespace heed::model {
@@ -30,10 +37,27 @@ def _split_heads(self, x: Tensor, heads: int) -> Tensor:
     # [B, T, D] -> [B, H, T, Dh]
     return x.view([x.size(0), x.size(1), heads, x.size(2) // heads]).transpose(1, 2)
 
+def _linear(self, x: Tensor, w: Tensor, b: Optional[Tensor]) -> Tensor:
+    # x W^T + b for a stored weight (docs/EXPORT.md, "Quantized archives"): float32 [out, in]; bfloat16
+    # [out, in] (--quantize bf16: the product in bfloat16, float32 out, the bias added in float32); or
+    # an int8 handle, a 1-d int64 tensor whose first element indexes self._int8_packs (--quantize int8:
+    # per-channel int8 weights prepacked with their bias, so `b` is already in; the input quantized
+    # per call, quantized::linear_dynamic)
+    if w.dim() == 1:
+        return quantized.linear_dynamic(x, self._int8_packs[int(w[0])], False)
+    if w.dtype != x.dtype:
+        y = torch.linear(x.type_as(w), w).type_as(x)
+        if b is not None:
+            y = y + b
+        return y
+    if b is not None:
+        return torch.linear(x, w, b)
+    return torch.matmul(x, w.t())
+
 def _project(self, x: Tensor, w: Tensor, b: Optional[Tensor]) -> Tensor:
-    # linear.cpp project(): x W^T + b; up to 4 rows as one matrix-vector product per row
+    # linear.cpp project(): x W^T + b; float32 weights over up to 4 rows as one matrix-vector product per row
     rows = x.numel() // x.size(-1)
-    if rows >= 1 and rows <= 4:
+    if rows >= 1 and rows <= 4 and w.dim() == 2 and w.dtype == x.dtype:
         flat = x.reshape([rows, x.size(-1)])
         ys: List[Tensor] = []
         for r in range(rows):
@@ -44,9 +68,7 @@ def _project(self, x: Tensor, w: Tensor, b: Optional[Tensor]) -> Tensor:
         shape = x.size()
         shape[-1] = w.size(0)
         return torch.stack(ys).view(shape)
-    if b is not None:
-        return torch.linear(x, w, b)
-    return torch.matmul(x, w.t())
+    return self._linear(x, w, b)
 
 def _attend(self, q: Tensor, k: Tensor, v: Tensor, forbidden: Optional[Tensor], scale: float,
             out_w: Tensor, out_b: Tensor) -> Tuple[Tensor, Tensor]:
@@ -76,18 +98,24 @@ def _self_attention(self, x: Tensor, w: List[Tensor], i: int, forbidden: Optiona
 
 def _cross_kv(self, memory: Tensor, in_w: Tensor, in_b: Tensor, heads: int) -> List[Tensor]:
     # The key/value rows of the packed projection over the other sequence: [B, S, D] -> 2 x [B, H, S, Dh]
-    d = memory.size(2)
-    w = in_w.split(d, 0)
-    b = in_b.split(d, 0)
-    kv = torch.linear(memory, torch.cat([w[1], w[2]], 0), torch.cat([b[1], b[2]], 0)).chunk(2, -1)
+    if in_w.dim() == 1:  # an int8 handle [q, kv] (_linear)
+        kv = self._linear(memory, in_w[1:2], None).chunk(2, -1)
+    else:
+        d = memory.size(2)
+        w = in_w.split(d, 0)
+        b = in_b.split(d, 0)
+        kv = self._linear(memory, torch.cat([w[1], w[2]], 0), torch.cat([b[1], b[2]], 0)).chunk(2, -1)
     return [self._split_heads(kv[0], heads), self._split_heads(kv[1], heads)]
 
 def _cross_attention(self, x: Tensor, in_w: Tensor, in_b: Tensor, out_w: Tensor, out_b: Tensor, heads: int,
                      scale: float, kv: List[Tensor], forbidden: Tensor) -> Tuple[Tensor, Tensor]:
     # x [B, T, D] queries over cached keys/values kv (from _cross_kv) -> ([B, T, D], weights [B, H, T, S])
-    w = in_w.split(x.size(2), 0)
-    b = in_b.split(x.size(2), 0)
-    q = self._split_heads(self._project(x, w[0], b[0]), heads)
+    if in_w.dim() == 1:  # an int8 handle [q, kv] (_linear)
+        q = self._split_heads(self._project(x, in_w[0:1], None), heads)
+    else:
+        w = in_w.split(x.size(2), 0)
+        b = in_b.split(x.size(2), 0)
+        q = self._split_heads(self._project(x, w[0], b[0]), heads)
     return self._attend(q, kv[0], kv[1], forbidden, scale, out_w, out_b)
 
 def _feed_forward(self, x: Tensor, w: List[Tensor], i: int) -> Tensor:
@@ -317,8 +345,9 @@ def decode_step(self, tokens: Tensor, memory: Tensor, padding: Tensor, source_id
     final = self._decoder_final_norm()
     if len(final) == 2:
         h = self._norm(h, final, 0)
-    # The output projection is the embedding table transposed: [N, 1, D] x [D, V] -> [N, 1, V]
-    logits = self._project(h, self.embeddings__tokens__weight, None) + self.output_bias
+    # The output projection is the embedding table transposed (_output_weight: the table itself, or its
+    # quantized copy): [N, 1, D] x [D, V] -> [N, 1, V]
+    logits = self._project(h, self._output_weight(), None) + self.output_bias
     cw = self._copy_weights()
     if len(cw) == 0:
         return torch.log_softmax(logits, -1).select(1, 0), (new_self, new_cross, copy_kv, position + 1)
@@ -359,7 +388,7 @@ def attention(self, ids: Tensor, lengths: Tensor,
     cw = self._copy_weights()
     if len(cw) == 0:
         return encoder_attention, cross, torch.zeros([target_in.size(0), length]), None
-    logits = self._project(h, self.embeddings__tokens__weight, None) + self.output_bias
+    logits = self._project(h, self._output_weight(), None) + self.output_bias
     copy_kv = self._cross_kv(memory + self._previous_tokens(ids), cw[0], cw[1], 1)
     _, copy_probability, copy_attention, _ = self._copy_mix(h, x, logits, ids, copy_kv, forbidden, None)
     return encoder_attention, cross, copy_probability, copy_attention
@@ -789,10 +818,100 @@ std::string optional_pair(const std::string& name, bool present, const std::stri
   return method(name, "List[Tensor]", present ? tensor_list(prefix, {"weight", "bias"}) : "[]");
 }
 
-// Copies every parameter and buffer (detached) under its flat name, plus the shared attributes.
-void register_common(torch::jit::Module& m, torch::nn::Module& model, const ModelOptions& o) {
-  for (const auto& p : model.named_parameters()) m.register_parameter(flat_name(p.key()), p.value().detach(), false);
+// --quantize: the weight matrices the TorchScript reads through _linear / _project, stored narrow
+// (docs/EXPORT.md, "Quantized archives"). bf16: the matrix as a bfloat16 tensor under its own name.
+// int8: the matrix (per-channel int8, model::quantize_weight) prepacked with its bias into
+// _int8_packs, and under its own name a handle, an int64 tensor of indices into that list: [whole]
+// for a self-attention's packed projection and the feed-forward and output matrices, [query rows,
+// key/value rows] for cross- and copy attention, whose queries and keys/values come from different
+// sequences. The float32 biases stay registered (the bf16 path adds them; the int8 packs hold a copy).
+class NarrowWeights {
+ public:
+  explicit NarrowWeights(WeightFormat format) : format_(format), packs_(c10::impl::GenericList(pack_type())) {}
+
+  static c10::TypePtr pack_type() {
+    return c10::getCustomClassType<c10::intrusive_ptr<LinearPackedParamsBase>>();
+  }
+
+  // The tensor to register in place of the float32 matrix `w` (bias `b`, possibly undefined);
+  // `split` marks a packed in-projection read as query rows and key/value rows.
+  torch::Tensor narrow(const torch::Tensor& w, const torch::Tensor& b, bool split) {
+    matrices_ += 1;
+    bytes_before_ += w.numel() * static_cast<int64_t>(w.element_size());
+    if (format_ == WeightFormat::kBFloat16) {
+      bytes_after_ += w.numel() * 2;
+      return quantize_weight(w, format_);
+    }
+    if (!split) return torch::tensor({pack(w, b)}, torch::kInt64);
+    const int64_t d = w.size(1);
+    const auto bias_rows = [&](int64_t from, int64_t count) { return b.defined() ? b.narrow(0, from, count) : b; };
+    const int64_t q = pack(w.narrow(0, 0, d), bias_rows(0, d));
+    const int64_t kv = pack(w.narrow(0, d, w.size(0) - d), bias_rows(d, w.size(0) - d));
+    return torch::tensor({q, kv}, torch::kInt64);
+  }
+
+  const c10::impl::GenericList& packs() const { return packs_; }
+  QuantizeReport report() const { return {matrices_, bytes_before_, bytes_after_}; }
+
+ private:
+  int64_t pack(const torch::Tensor& w, const torch::Tensor& b) {
+    const auto q = quantize_weight(w.contiguous(), WeightFormat::kInt8);
+    bytes_after_ += q.numel() + 16 * q.size(0);  // int8 values, a float64 scale and an int64 zero point per row
+    torch::jit::Stack stack{q, b.defined() ? c10::IValue(b.detach().contiguous()) : c10::IValue()};
+    static const auto prepack = c10::Dispatcher::singleton().findSchemaOrThrow("quantized::linear_prepack", "");
+    prepack.callBoxed(&stack);
+    packs_.push_back(stack.at(0));
+    return static_cast<int64_t>(packs_.size()) - 1;
+  }
+
+  WeightFormat format_;
+  c10::impl::GenericList packs_;
+  int64_t matrices_ = 0, bytes_before_ = 0, bytes_after_ = 0;
+};
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+// Dotted parameter name -> whether it is a packed in-projection read split (cross / copy attention),
+// for every matrix model::quantize_for_inference narrows (attention and feed-forward blocks).
+std::map<std::string, bool> narrowed_matrices(torch::nn::Module& model) {
+  std::map<std::string, bool> names;
+  for (const auto& item : model.named_modules("", /*include_self=*/false)) {
+    const std::string& prefix = item.key();
+    if (item.value()->as<MultiHeadAttentionImpl>()) {
+      const bool split = ends_with(prefix, "cross_attention") || ends_with(prefix, "copy_attention");
+      names[prefix + ".in_proj_weight"] = split;
+      names[prefix + ".out_proj.weight"] = false;
+    } else if (item.value()->as<FeedForwardImpl>()) {
+      names[prefix + ".fc1.weight"] = false;
+      names[prefix + ".fc2.weight"] = false;
+    }
+  }
+  return names;
+}
+
+// "....in_proj_weight" -> "....in_proj_bias", "....fc1.weight" -> "....fc1.bias"
+std::string bias_of(const std::string& weight) { return weight.substr(0, weight.size() - 6) + "bias"; }
+
+// Copies every parameter and buffer (detached) under its flat name, plus the shared attributes;
+// with `narrow`, the attention and feed-forward matrices in its format.
+void register_common(torch::jit::Module& m, torch::nn::Module& model, const ModelOptions& o, NarrowWeights* narrow) {
+  const auto parameters = model.named_parameters();
+  const auto narrowed = narrow ? narrowed_matrices(model) : std::map<std::string, bool>{};
+  for (const auto& p : parameters) {
+    const auto found = narrowed.find(p.key());
+    if (found == narrowed.end()) {
+      m.register_parameter(flat_name(p.key()), p.value().detach(), false);
+      continue;
+    }
+    const auto* bias = parameters.find(bias_of(p.key()));
+    const auto value = narrow->narrow(p.value().detach(), bias ? bias->detach() : torch::Tensor(), found->second);
+    m.register_buffer(flat_name(p.key()), value);
+  }
   for (const auto& b : model.named_buffers()) m.register_buffer(flat_name(b.key()), b.value().detach());
+  m.register_attribute("_int8_packs", c10::ListType::create(NarrowWeights::pack_type()),
+                       narrow ? narrow->packs() : c10::impl::GenericList(NarrowWeights::pack_type()));
   m.register_attribute("training", c10::BoolType::get(), false);
   m.register_attribute("d_model", c10::IntType::get(), o.d_model);
   m.register_attribute("heads", c10::IntType::get(), o.heads);
@@ -813,9 +932,20 @@ std::string common_accessors(const ModelOptions& o) {
          optional_pair("_encoder_final_norm", o.norm == "pre", "encoder.final_norm.");
 }
 
+// C++'s native resolver plus `quantized.<op>` -> the quantized:: operators (_linear's int8 path).
+struct ExportResolver : torch::jit::Resolver {
+  std::shared_ptr<torch::jit::SugaredValue> resolveValue(const std::string& name, torch::jit::GraphFunction&,
+                                                         const torch::jit::SourceRange&) override {
+    if (name == "torch") return std::make_shared<torch::jit::BuiltinModule>("aten");
+    if (name == "quantized") return std::make_shared<torch::jit::BuiltinModule>("quantized");
+    return nullptr;
+  }
+  c10::TypePtr resolveType(const std::string&, const torch::jit::SourceRange&) override { return nullptr; }
+};
+
 void define(torch::jit::Module& m, const std::string& source, const char* what) {
   try {
-    m.define(source);
+    m.define(source, std::make_shared<ExportResolver>());
   } catch (const std::exception& e) {  // torch::jit::ErrorReport or c10::Error
     throw Error(fmt::format("export: the TorchScript {} does not compile: {}", what, e.what()));
   }
@@ -844,15 +974,29 @@ std::string exported_weights_digest(const torch::jit::Module& module) {
     } else if (value.isString()) {
       h.update(name);
       h.update(value.toStringRef());
+    } else if (value.isList()) {  // _int8_packs: each matrix as it was quantized, and its bias
+      const auto list = value.toList();
+      for (size_t i = 0; i < list.size(); ++i) {
+        const c10::IValue item = list.get(i);
+        if (!item.isCustomClass()) continue;
+        const auto [w, b] = item.toCustomClass<LinearPackedParamsBase>()->unpack();
+        const std::string at = fmt::format("{}[{}]", name, i);
+        hash_tensor(h, at + ".int8", w.int_repr());
+        hash_tensor(h, at + ".scales", w.q_per_channel_scales());
+        hash_tensor(h, at + ".zero_points", w.q_per_channel_zero_points());
+        hash_tensor(h, at + ".bias", b.has_value() ? *b : torch::Tensor());
+      }
     }
   }
   return h.hex();
 }
 
-torch::jit::Module export_classifier(ClassifierImpl& model) {
+torch::jit::Module export_classifier(ClassifierImpl& model, WeightFormat weights, QuantizeReport* report) {
   const auto& o = model.options();
   torch::jit::Module m("heed_classifier");
-  register_common(m, model, o);
+  NarrowWeights narrow(weights);
+  register_common(m, model, o, weights == WeightFormat::kFloat32 ? nullptr : &narrow);
+  if (report) *report = narrow.report();
   m.register_attribute("pooling", c10::StringType::get(), o.pooling);
   m.register_attribute("num_classes", c10::IntType::get(), model.num_classes());
   m.register_attribute("ngram_order", c10::IntType::get(), o.ngram_order);
@@ -865,10 +1009,19 @@ torch::jit::Module export_classifier(ClassifierImpl& model) {
   return m;
 }
 
-torch::jit::Module export_seq2seq(Seq2SeqImpl& model, int64_t pad_id, int64_t bos_id, int64_t eos_id) {
+torch::jit::Module export_seq2seq(Seq2SeqImpl& model, int64_t pad_id, int64_t bos_id, int64_t eos_id,
+                                  WeightFormat weights, QuantizeReport* report) {
   const auto& o = model.options();
   torch::jit::Module m("heed_summarizer");
-  register_common(m, model, o);
+  NarrowWeights narrow(weights);
+  register_common(m, model, o, weights == WeightFormat::kFloat32 ? nullptr : &narrow);
+  // The output projection reads the embedding table; narrowed, it gets its own copy (the lookup
+  // keeps the float32 table), as model::quantize_for_inference does.
+  const bool own_output = weights != WeightFormat::kFloat32;
+  if (own_output) {
+    m.register_buffer("output_projection", narrow.narrow(model.embeddings->tokens->weight.detach(), torch::Tensor(), false));
+  }
+  if (report) *report = narrow.report();
   m.register_attribute("copy_scale", c10::FloatType::get(), 1.0 / std::sqrt(static_cast<double>(o.d_model)));
   m.register_attribute("copy_key_scale", c10::FloatType::get(), std::sqrt(static_cast<double>(o.d_model)));
   m.register_attribute("vocab_size", c10::IntType::get(), model.vocab_size());
@@ -877,7 +1030,9 @@ torch::jit::Module export_seq2seq(Seq2SeqImpl& model, int64_t pad_id, int64_t bo
   m.register_attribute("eos_id", c10::IntType::get(), eos_id);
   std::string accessors = common_accessors(o) +
                           stack_accessor("_decoder_weights", "decoder", o.decoder_layers, kDecoderLayer) +
-                          optional_pair("_decoder_final_norm", o.norm == "pre", "decoder.final_norm.");
+                          optional_pair("_decoder_final_norm", o.norm == "pre", "decoder.final_norm.") +
+                          method("_output_weight", "Tensor",
+                                 own_output ? "self.output_projection" : "self.embeddings__tokens__weight");
   accessors += method("_copy_weights", "List[Tensor]",
                       o.copy_attention ? tensor_list("", {"copy_attention.in_proj_weight", "copy_attention.in_proj_bias",
                                                           "copy_attention.out_proj.weight", "copy_attention.out_proj.bias",
@@ -888,10 +1043,13 @@ torch::jit::Module export_seq2seq(Seq2SeqImpl& model, int64_t pad_id, int64_t bo
   return m;
 }
 
-torch::jit::Module export_extractive(ExtractiveImpl& model, const SelectionOptions& selection) {
+torch::jit::Module export_extractive(ExtractiveImpl& model, const SelectionOptions& selection, WeightFormat weights,
+                                     QuantizeReport* report) {
   const auto& o = model.options();
   torch::jit::Module m("heed_extractive");
-  register_common(m, model, o);
+  NarrowWeights narrow(weights);
+  register_common(m, model, o, weights == WeightFormat::kFloat32 ? nullptr : &narrow);
+  if (report) *report = narrow.report();
   m.register_attribute("max_sentences", c10::IntType::get(), model.max_sentences());
   m.register_attribute("block_ngrams", c10::IntType::get(), selection.block_ngrams);
   m.register_attribute("min_sentences", c10::IntType::get(), selection.min_sentences);

@@ -39,26 +39,40 @@
 
 #include "model/classifier.h"
 #include "model/extractive.h"
+#include "model/options/weight_format.h"
+#include "model/quantize.h"
 #include "model/seq2seq.h"
 
 namespace heed::model {
 
-// Version of the archive layout and method signatures (heed/format.json "format").
-constexpr int64_t kExportFormat = 1;
+// Version of the archive layout and method signatures (heed/format.json "format"): 1 for float32
+// weights; 2 for archives with narrowed weights (`--quantize`: bf16 tensors or int8 handles and
+// _int8_packs, which a heed that reads only format 1 would not verify). The methods are the same.
+constexpr int64_t kExportFormat = 2;
+inline int64_t export_format(WeightFormat weights) { return weights == WeightFormat::kFloat32 ? 1 : 2; }
 
 // XXH3-64 (hex, data_pipeline/base/checksum.h) of an exported module's weights: every parameter, buffer and
 // scalar attribute (except "training"), by name in sorted order. heed export stores it in
 // heed/format.json; loading an archive recomputes and compares it (app/training/exported.h).
 std::string exported_weights_digest(const torch::jit::Module& module);
 
-// A TorchScript twin of `model` (weights copied by reference, detached; inference only).
-torch::jit::Module export_classifier(ClassifierImpl& model);
+// `weights` (heed export --quantize, docs/EXPORT.md "Quantized archives"): kFloat32 copies every
+// weight by reference; kBFloat16 stores the attention and feed-forward matrices (and a summarizer's
+// output projection) as bfloat16, multiplied in bfloat16; kInt8 stores them per-channel int8,
+// prepacked for quantized::linear_dynamic (inputs quantized per call). `report`, when given,
+// receives how many matrices were narrowed and their bytes before and after.
+
+// A TorchScript twin of `model` (weights detached; inference only).
+torch::jit::Module export_classifier(ClassifierImpl& model, WeightFormat weights = WeightFormat::kFloat32,
+                                     QuantizeReport* report = nullptr);
 
 // A TorchScript twin of `model`; the special ids are what generate() starts, stops and pads with.
-torch::jit::Module export_seq2seq(Seq2SeqImpl& model, int64_t pad_id, int64_t bos_id, int64_t eos_id);
+torch::jit::Module export_seq2seq(Seq2SeqImpl& model, int64_t pad_id, int64_t bos_id, int64_t eos_id,
+                                  WeightFormat weights = WeightFormat::kFloat32, QuantizeReport* report = nullptr);
 
 // A TorchScript twin of an extractive summarizer; `selection` gives the blocking and counts (the
 // threshold is the model's selection_threshold buffer).
-torch::jit::Module export_extractive(ExtractiveImpl& model, const SelectionOptions& selection);
+torch::jit::Module export_extractive(ExtractiveImpl& model, const SelectionOptions& selection,
+                                     WeightFormat weights = WeightFormat::kFloat32, QuantizeReport* report = nullptr);
 
 }  // namespace heed::model

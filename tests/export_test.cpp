@@ -168,6 +168,59 @@ TEST(Export, DecodeStepEqualsIncrementalDecode) {
   }
 }
 
+// heed export --quantize: bf16 and int8 archives compute close to the float32 module (classifier
+// logits; every step of cached decoding, cross- and copy attention included, whose int8 handles
+// split the packed projection into query and key/value rows), survive save/load with the same
+// weights digest, and the digest sees a change in an int8 matrix.
+TEST(Export, QuantizedArchivesStayCloseToFloat32) {
+  TempDir dir;
+  torch::NoGradGuard no_grad;
+  torch::manual_seed(6);
+  Classifier classifier(tiny("pre", "sinusoidal"), 30, 3);
+  classifier->eval();
+  const auto logits = classifier(batch_ids(), batch_lengths());
+  torch::manual_seed(7);
+  auto options = tiny("post", "learned");
+  options.copy_attention = true;
+  Seq2Seq summarizer(options, 40);
+  summarizer->eval();
+  for (const auto format : {WeightFormat::kBFloat16, WeightFormat::kInt8}) {
+    const std::string name = weight_format_name(format);
+    QuantizeReport report;
+    auto c = export_classifier(*classifier, format, &report);
+    EXPECT_EQ(report.matrices, 4 * options.encoder_layers) << name;
+    EXPECT_LT(report.bytes_after, report.bytes_before / 1.9) << name;  // int8: 1 byte + 16 per row of 16
+    const auto scale = logits.abs().max().item<double>();
+    EXPECT_LT(max_abs_diff(c.forward({batch_ids(), batch_lengths()}).toTensor(), logits), 0.02 * scale) << name;
+    EXPECT_GT(max_abs_diff(c.forward({batch_ids(), batch_lengths()}).toTensor(), logits), 0.0) << name << ": not narrowed";
+    c.save(dir.str() + "/c_" + name + ".pt");
+    auto loaded = torch::jit::load(dir.str() + "/c_" + name + ".pt");
+    EXPECT_EQ(exported_weights_digest(loaded), exported_weights_digest(c)) << name;
+    EXPECT_TRUE(torch::equal(loaded.forward({batch_ids(), batch_lengths()}).toTensor(),
+                             c.forward({batch_ids(), batch_lengths()}).toTensor()))
+        << name;
+
+    auto m = export_seq2seq(*summarizer, 0, 2, 3, format);
+    const auto ids = batch_ids(), lengths = batch_lengths();
+    DecoderState state;
+    state.encoder = summarizer->encode(ids, lengths);
+    auto encoded = m.run_method("encode", ids, lengths).toTuple();
+    const auto memory = encoded->elements()[0].toTensor(), padding = encoded->elements()[1].toTensor();
+    auto cache = m.run_method("empty_cache");
+    for (const std::vector<int64_t>& step : {std::vector<int64_t>{2, 2, 2}, {7, 13, 30}, {5, 5, 16}}) {
+      const auto tokens = torch::tensor(step, torch::kInt64);
+      const auto expected = summarizer->decode(tokens.view({-1, 1}), state.encoder, &state).select(1, 0).exp();
+      auto out = m.run_method("decode_step", tokens, memory, padding, ids, cache).toTuple();
+      EXPECT_LT(max_abs_diff(out->elements()[0].toTensor().exp(), expected), 0.01) << name;  // probabilities
+      cache = out->elements()[1];
+    }
+  }
+  // An int8 matrix that changes changes the digest (it lives in _int8_packs, not in a tensor attribute).
+  auto before = exported_weights_digest(export_classifier(*classifier, WeightFormat::kInt8));
+  classifier->named_parameters()["encoder.layers.0.feed_forward.fc1.weight"].mul_(1.5);
+  EXPECT_NE(exported_weights_digest(export_classifier(*classifier, WeightFormat::kInt8)), before);
+}
+
 TEST(Export, GenerateRunsHeedsGreedyAndBeamSearch) {
   const int64_t bos = 2, eos = 3;
   std::vector<DecodingOptions> cases;

@@ -163,8 +163,12 @@ CLI::App* add_summarize_options(CLI::App& app, SummarizeJobOptions& o, DecodingF
 }
 
 CLI::App* add_evaluate_options(CLI::App& app, EvaluateJobOptions& o, DecodingFlagValues& decoding) {
-  auto* e = app.add_subcommand("evaluate", "score a trained run on labelled data");
-  e->add_option("--run,-r", o.run, "run directory")->required();
+  auto* e = app.add_subcommand("evaluate", "score a trained run or an exported archive on labelled data");
+  auto* run = e->add_option("--run,-r", o.run, "run directory");
+  e->add_option("--model,-m", o.model,
+                "exported archive (heed export, e.g. --quantize int8) instead of --run: classifiers and abstractive "
+                "summarizers; --split uses the archive's data section")
+      ->excludes(run);
   e->add_option("--data,-d", o.data,
                 "labelled data (aclImdb/test folder, .jsonl, .csv, .tsv) or article/summary pairs (BBC folder, "
                 ".story folder, .jsonl, aligned files)")->required();
@@ -207,6 +211,12 @@ CLI::App* add_export_options(CLI::App& app, ExportJobOptions& o) {
   x->add_option("--run,-r", o.run, "run directory")->required();
   x->add_option("--out,-o", o.out, "archive to write (.pt)")->required();
   x->add_option("--checkpoint", o.checkpoint, "best or last")->capture_default_str();
+  x->add_option("--quantize", o.quantize,
+                "store the attention and feed-forward matrices (and a summarizer's output projection) as bf16, "
+                "multiplied in bf16, or as int8 per output channel, multiplied by quantized::linear_dynamic "
+                "(inputs quantized per call): a smaller, faster archive (docs/EXPORT.md)")
+      ->check(CLI::IsMember({"none", "bf16", "int8"}))
+      ->capture_default_str();
   return x;
 }
 

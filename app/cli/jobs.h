@@ -50,6 +50,7 @@ struct ExportJobOptions {
   std::string run;                  // run directory
   std::string out;                  // archive path (.pt), written atomically
   std::string checkpoint = "best";  // "best" | "last"
+  std::string quantize = "none";    // "none" | "bf16" | "int8": the archive's attention and feed-forward matrices
 };
 int export_job(const ExportJobOptions& options);  // one self-contained TorchScript archive
 
@@ -67,6 +68,7 @@ int attention_job(const AttentionJobOptions& options);  // one text's attention:
 
 struct EvaluateJobOptions {
   std::string run;
+  std::string model;         // an exported archive (heed export) instead of `run`: classifiers and abstractive summarizers
   std::string checkpoint = "best";
   std::string data;          // labelled data (classifier) or (article, summary) pairs (summarizer) to score
   std::string format;        // default: the run's data.format
@@ -90,7 +92,11 @@ struct EvaluateJobOptions {
 };
 int evaluate_job(const EvaluateJobOptions& options);  // dispatches on the run's task
 int evaluate_summarizer_job(const EvaluateJobOptions& options);
-// --report, else <run>/eval/<data name>[.bf16|.int8].json (a quantized run's report beside the float32 one).
+// "classification" | "summarization" | "extractive": the run's task, or the archive's (--model);
+// InputError unless exactly one of run and model is given.
+std::string evaluated_task(const EvaluateJobOptions& options);
+// --report, else <run>/eval/<data name>[.<split>][.bf16|.int8].json (a quantized run's report beside the
+// float32 one); for --model A.pt, <A>.eval.<data name>[.<split>].json beside the archive.
 std::string evaluate_report_path(const EvaluateJobOptions& options);
 
 struct ReportJobOptions {

@@ -25,7 +25,22 @@ std::string evaluate_report_path(const EvaluateJobOptions& o) {
   if (name.empty()) name = fs::path(o.data).parent_path().filename().string();
   if (o.split != "all") name += "." + o.split;        // --split test never overwrites --split validation's
   if (o.quantize != "none") name += "." + o.quantize;  // beside the float32 report, not over it
+  if (!o.model.empty()) {
+    const fs::path archive(o.model);
+    return (archive.parent_path() / (archive.stem().string() + ".eval." + name + ".json")).string();
+  }
   return (fs::path(o.run) / "eval" / (name + ".json")).string();
+}
+
+std::string evaluated_task(const EvaluateJobOptions& o) {
+  if (o.run.empty() == o.model.empty()) throw InputError("evaluate: give either --run DIR or --model FILE.pt");
+  if (o.run.empty()) {
+    if (o.quantize != "none") {
+      throw InputError("evaluate: --quantize applies to --run only (an archive keeps the weights it was exported with)");
+    }
+    return archive_kind(o.model) == "classifier" ? "classification" : "summarization";
+  }
+  return run_task(o.run);
 }
 
 namespace {
@@ -33,7 +48,8 @@ namespace {
 // The report (and a summarizer's generated summaries next to it) never lands on the data or on a
 // run file; inside the run, evaluate writes only under eval/.
 void check_report_paths(const EvaluateJobOptions& o, const std::string& task) {
-  const std::vector<NamedInput> inputs = {{"--data", o.data}};
+  std::vector<NamedInput> inputs = {{"--data", o.data}};
+  if (!o.model.empty()) inputs.push_back({"--model", o.model});
   const std::string report = evaluate_report_path(o);
   check_output_path("--report", report, inputs, o.run, {"eval/"});
   if (task == "summarization" || task == "extractive") {
@@ -48,7 +64,7 @@ int evaluate_job(const EvaluateJobOptions& o) {
   if (o.data.empty()) throw InputError("evaluate: --data PATH is required");
   std::error_code ec;
   if (!fs::exists(o.data, ec)) throw InputError(fmt::format("--data {}: does not exist", o.data));
-  const std::string task = run_task(o.run);
+  const std::string task = evaluated_task(o);
   check_report_paths(o, task);
   if (task == "summarization" || task == "extractive") return evaluate_summarizer_job(o);
   if (!o.baseline.empty() || !o.decoding_overrides.empty()) {
@@ -57,7 +73,11 @@ int evaluate_job(const EvaluateJobOptions& o) {
   const int threads = configure_runtime(o.threads);
   const double start = now_seconds();
   // heed classify's and heed serve's way to a text's probabilities, so all three agree.
-  const ClassifierPredictor predictor = open_classifier_predictor(o.run, "", o.checkpoint, o.engine != "torch",
+  if (!o.model.empty() && o.engine == "native") {
+    throw InputError("evaluate: --engine native runs a run's flat weights; an archive runs on libtorch");
+  }
+  const ClassifierPredictor predictor = open_classifier_predictor(o.run, o.model, o.checkpoint,
+                                                                  o.model.empty() && o.engine != "torch",
                                                                   model::parse_weight_format(o.quantize));
   if (o.engine == "native" && !predictor.native) {
     throw InputError(fmt::format("evaluate: --engine native: {} has no flat weights for the {} checkpoint and they "
@@ -116,8 +136,13 @@ int evaluate_job(const EvaluateJobOptions& o) {
   nlohmann::json out = to_json(m, clf.labels);
   out["data"] = o.data;
   out["split"] = o.split;
-  out["run"] = o.run;
-  out["checkpoint"] = o.checkpoint;
+  if (o.model.empty()) {
+    out["run"] = o.run;
+    out["checkpoint"] = o.checkpoint;
+  } else {
+    out["archive"] = o.model;
+    out["weights"] = predictor.exported->format.value("weights", "float32");
+  }
   out["engine"] = predictor.native ? "native" : "torch";
   out["quantize"] = o.quantize;
   out["skipped"] = report.skipped;

@@ -107,6 +107,23 @@ Generated generate_summaries(LoadedSummarizer& s, const std::vector<std::string>
   return out;
 }
 
+// The same from an exported archive (heed summarize --model's way: length-sorted batches).
+Generated generate_summaries(const SummarizerPredictor& archive, const std::vector<std::string>& sources,
+                             const EvaluateJobOptions& o, int threads) {
+  const auto& dec = archive.s.config.decoding;
+  spdlog::info("summarizing {} articles with {} ({}, beam {}, max {} tokens)...", sources.size(), o.model, dec.method,
+               dec.beam_size, dec.max_length);
+  Generated out;
+  const double generate_start = now_seconds();
+  const auto hypotheses = summarize_texts(archive, sources, dec, o.batch_size, threads);
+  out.seconds = now_seconds() - generate_start;
+  for (const auto& h : hypotheses) {
+    out.summaries.push_back(h.empty() ? std::string() : summary_text(archive.s.tokenizer, h[0].tokens));
+    out.tokens += h.empty() ? 0 : h[0].tokens.size();
+  }
+  return out;
+}
+
 // Prints the pair count and a ROUGE table for the model's summaries and for each baseline on the
 // same articles; returns {"model": ..., <baseline name>: ...}.
 nlohmann::json score_summaries(const std::vector<std::string>& references, const std::vector<std::string>& summaries,
@@ -148,22 +165,26 @@ int evaluate_summarizer_job(const EvaluateJobOptions& o) {
   if (o.limit < 0) throw InputError("--limit must be >= 0");
   const int threads = configure_runtime(o.threads);
   const double start = now_seconds();
-  const bool extractive = run_task(o.run) == "extractive";
+  const bool extractive = evaluated_task(o) == "extractive";
   if (extractive && !o.decoding_overrides.empty()) {
     throw InputError("evaluate: decoding flags apply to abstractive summarizers; this run is extractive");
   }
   if (extractive && o.quantize != "none") {
     throw InputError("evaluate: --quantize applies to abstractive summarizers; this run is extractive");
   }
+  if (!o.model.empty() && !o.use_cache) throw InputError("evaluate: --no-kv-cache applies to --run only");
   std::optional<LoadedSummarizer> s;
   std::optional<LoadedExtractive> e;
+  std::optional<SummarizerPredictor> archive;  // --model
   if (extractive) {
     e = load_extractive(o.run, o.checkpoint);
+  } else if (!o.model.empty()) {
+    archive = open_summarizer_predictor("", o.model, o.checkpoint, o.decoding_overrides, o.use_cache);
   } else {
     s = load_summarizer(o.run, o.checkpoint, o.decoding_overrides);
     quantize_summarizer(*s, model::parse_weight_format(o.quantize));
   }
-  const Config& config = extractive ? e->config : s->config;
+  const Config& config = extractive ? e->config : archive ? archive->s.config : s->config;
   data::ReadReport read_report;
   const auto pairs = load_pairs(o, config, read_report);
   std::vector<std::string> sources, references;
@@ -181,6 +202,8 @@ int evaluate_summarizer_job(const EvaluateJobOptions& o) {
       generated.summaries.push_back(summary.text());
     }
     generated.seconds = now_seconds() - generate_start;
+  } else if (archive) {
+    generated = generate_summaries(*archive, sources, o, threads);
   } else {
     generated = generate_summaries(*s, sources, o, threads);
   }
@@ -192,8 +215,13 @@ int evaluate_summarizer_job(const EvaluateJobOptions& o) {
   report["split"] = o.split;
   report["kv_cache"] = o.use_cache;
   report["quantize"] = o.quantize;
-  report["run"] = o.run;
-  report["checkpoint"] = o.checkpoint;
+  if (archive) {
+    report["archive"] = o.model;  // ("model" holds the model's scores)
+    report["weights"] = archive->exported->format.value("weights", "float32");
+  } else {
+    report["run"] = o.run;
+    report["checkpoint"] = o.checkpoint;
+  }
   report["pairs"] = pairs.size();
   report["skipped"] = read_report.skipped;
   report["reference_mean_words"] = mean_words(references);

@@ -37,21 +37,28 @@ int export_job(const ExportJobOptions& o) {
   // The archive never lands on the checkpoint it is made from, nor anywhere inside the run.
   check_output_path("--out", o.out, {{"the exported checkpoint", run.checkpoint(o.checkpoint)}}, o.run, {});
   const std::string config_json = read_file(run.config());  // the run's resolved config, as written by train
+  const model::WeightFormat weights = model::parse_weight_format(o.quantize);
   torch::jit::Module module;
   torch::jit::ExtraFilesMap extra;
+  model::QuantizeReport narrowed;
   if (task == "classification") {
     LoadedClassifier clf = load_classifier(o.run, o.checkpoint);
-    module = model::export_classifier(*clf.model);
-    extra = export_extra_files(module, "classifier", config_json, clf.tokenizer, clf.labels, o.checkpoint);
+    module = model::export_classifier(*clf.model, weights, &narrowed);
+    extra = export_extra_files(module, "classifier", config_json, clf.tokenizer, clf.labels, o.checkpoint, weights);
   } else if (task == "extractive") {
     LoadedExtractive e = load_extractive(o.run, o.checkpoint);
-    module = model::export_extractive(*e.model, selection_options(e.config.extractive, e.model->threshold(), e.model->ratio()));
-    extra = export_extra_files(module, "extractive", config_json, e.tokenizer, {}, o.checkpoint);
+    module = model::export_extractive(*e.model, selection_options(e.config.extractive, e.model->threshold(), e.model->ratio()),
+                                      weights, &narrowed);
+    extra = export_extra_files(module, "extractive", config_json, e.tokenizer, {}, o.checkpoint, weights);
   } else {
     LoadedSummarizer s = load_summarizer(o.run, o.checkpoint);
     const SpecialIds ids = special_ids(s.tokenizer);
-    module = model::export_seq2seq(*s.model, ids.pad, ids.bos, ids.eos);
-    extra = export_extra_files(module, "summarizer", config_json, s.tokenizer, {}, o.checkpoint);
+    module = model::export_seq2seq(*s.model, ids.pad, ids.bos, ids.eos, weights, &narrowed);
+    extra = export_extra_files(module, "summarizer", config_json, s.tokenizer, {}, o.checkpoint, weights);
+  }
+  if (narrowed.matrices > 0) {
+    spdlog::info("--quantize {}: {} weight matrices, {:.1f} MB -> {:.1f} MB", o.quantize, narrowed.matrices,
+                 narrowed.bytes_before / 1e6, narrowed.bytes_after / 1e6);
   }
   save_archive(module, extra, o.out);
   spdlog::info("exported {} ({} checkpoint) to {}", o.run, o.checkpoint, o.out);

@@ -65,8 +65,8 @@ std::map<std::string, std::string> read_extra_files(const std::string& path, nlo
       throw InputError(fmt::format("{}: archive format {} is newer than this heed reads (format {}); use a newer heed",
                                    path, version.get<int64_t>(), model::kExportFormat));
     }
-    if (version.get<int64_t>() != model::kExportFormat) {
-      throw InputError(fmt::format("{}: unknown archive format {} (this heed reads format {})", path,
+    if (version.get<int64_t>() < 1) {
+      throw InputError(fmt::format("{}: unknown archive format {} (this heed reads formats 1 to {})", path,
                                    version.get<int64_t>(), model::kExportFormat));
     }
     const auto kind = format.value("kind", std::string());
@@ -124,13 +124,15 @@ torch::jit::Module load_module(const std::string& path, const std::string& kind)
 
 torch::jit::ExtraFilesMap export_extra_files(const torch::jit::Module& module, const std::string& kind,
                                              const std::string& config_json, const data::Tokenizer& tokenizer,
-                                             const std::vector<std::string>& labels, const std::string& checkpoint) {
+                                             const std::vector<std::string>& labels, const std::string& checkpoint,
+                                             model::WeightFormat weights) {
   torch::jit::ExtraFilesMap extra;
   extra[kConfigFile] = config_json;
   extra[kTokenizerFile] = tokenizer.bytes();
   if (kind == "classifier") extra[kLabelsFile] = nlohmann::json(labels).dump() + "\n";
-  nlohmann::json format = {{"format", model::kExportFormat},
+  nlohmann::json format = {{"format", model::export_format(weights)},
                            {"kind", kind},
+                           {"weights", weights == model::WeightFormat::kFloat32 ? "float32" : model::weight_format_name(weights)},
                            {"pad_id", tokenizer.pad_id()},
                            {"bos_id", tokenizer.bos_id()},
                            {"eos_id", tokenizer.eos_id()},
@@ -142,6 +144,15 @@ torch::jit::ExtraFilesMap export_extra_files(const torch::jit::Module& module, c
   for (const auto& [name, bytes] : extra) format["checksums"][name] = xxh3_hex(bytes.data(), bytes.size());
   extra[kFormatFile] = format.dump(2) + "\n";
   return extra;
+}
+
+std::string archive_kind(const std::string& path) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) throw InputError(fmt::format("--model {}: no such file", path));
+  check_archive_crcs(path);
+  nlohmann::json format;
+  read_extra_files(path, format);
+  return format["kind"].get<std::string>();
 }
 
 LoadedExport load_export(const std::string& path, const std::string& expected_kind,

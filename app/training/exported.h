@@ -2,7 +2,9 @@
 // module, and loading one back for `heed classify --model` / `heed summarize --model`.
 //
 // Extra files (torch::jit::ExtraFilesMap):
-//   heed/format.json      {"format": 1, "kind": "classifier" | "summarizer", "pad_id", "bos_id", "eos_id", ...,
+//   heed/format.json      {"format": 1 | 2, "kind": "classifier" | "summarizer" | "extractive",
+//                          "weights": "float32" | "bf16" | "int8" (heed export --quantize; format 2 when narrowed),
+//                          "pad_id", "bos_id", "eos_id", ...,
 //                          "checksums": {"algorithm": "xxh3_64", "weights": hex, "heed/config.json": hex, ...}}
 //                         (weights: model::exported_weights_digest; the others: the extra file's bytes)
 //   heed/config.json      the run's resolved config (text clean-up, truncation, decoding defaults)
@@ -18,6 +20,7 @@
 #include "app/config/config.h"
 #include "data_pipeline/tokenizer.h"
 #include "model/decoding.h"
+#include "model/options/weight_format.h"
 
 namespace heed::app {
 
@@ -26,12 +29,14 @@ inline const char* const kConfigFile = "heed/config.json";
 inline const char* const kTokenizerFile = "heed/tokenizer.model";
 inline const char* const kLabelsFile = "heed/labels.json";
 
-// The extra files of an archive of `module` (kind "classifier" | "summarizer"): the run's config
-// JSON, the tokenizer, the labels (classifiers) and heed/format.json with the XXH3 checksums of the
-// weights and of every other extra file, which load_export verifies.
+// The extra files of an archive of `module` (kind "classifier" | "summarizer" | "extractive"): the
+// run's config JSON, the tokenizer, the labels (classifiers) and heed/format.json with the format
+// version, the weights' storage (`weights`, as exported) and the XXH3 checksums of the weights and
+// of every other extra file, which load_export verifies.
 torch::jit::ExtraFilesMap export_extra_files(const torch::jit::Module& module, const std::string& kind,
                                              const std::string& config_json, const data::Tokenizer& tokenizer,
-                                             const std::vector<std::string>& labels, const std::string& checkpoint);
+                                             const std::vector<std::string>& labels, const std::string& checkpoint,
+                                             model::WeightFormat weights = model::WeightFormat::kFloat32);
 
 struct LoadedExport {
   std::string path;
@@ -49,6 +54,10 @@ struct LoadedExport {
 // without checksums (an earlier heed) loads with a warning that it is not verified. `decoding_overrides` ("key=value") replace the config's decoding section.
 LoadedExport load_export(const std::string& path, const std::string& expected_kind = "",
                          const std::vector<std::string>& decoding_overrides = {});
+
+// The kind recorded in an archive's heed/format.json ("classifier" | "summarizer"), after the same
+// checks of the file and its extra files as load_export, without loading the TorchScript module.
+std::string archive_kind(const std::string& path);
 
 // Runs the archive's search (model::greedy_search when decoding.method is "greedy", else
 // model::beam_search) on one padded batch: ids [B, S], lengths [B] -> per row its best hypothesis

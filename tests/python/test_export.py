@@ -194,6 +194,80 @@ def check_attention(binary, archives, text, article):
     print(f"attention: archives' attention methods agree with heed attention ({len(summary)} summary tokens)")
 
 
+def evaluate_report(binary, args, report):
+    heed(["evaluate"] + args + ["--report", report], binary)
+    return json.loads(Path(report).read_text())
+
+
+def check_quantized(binary, tmp, texts_file, texts, articles_file):
+    """heed export --quantize bf16|int8: format 2 archives that torch.jit.load runs, smaller than the
+    float32 one, whose answers `heed classify/summarize --model` reproduce exactly (the same TorchScript)
+    and stay close to the float32 archive's; `heed evaluate --model` scores them."""
+    module, extra, tokenizer = load_archive(tmp + "/classifier.pt")
+    config = json.loads(text_of(extra["heed/config.json"]))
+    pad_id = json.loads(text_of(extra["heed/format.json"]))["pad_id"]
+    ids, lengths = padded([encode(tokenizer, config, t) for t in texts], pad_id)
+    with torch.no_grad():
+        float_logits = module.forward(ids, lengths)
+    float_accuracy = evaluate_report(binary, ["--run", tmp + "/classifier", "--data", tmp + "/train.jsonl"],
+                                     tmp + "/eval_run.json")["accuracy"]
+    float_rouge = evaluate_report(binary, ["--model", tmp + "/summarizer.pt", "--data", tmp + "/pairs.jsonl", "--limit",
+                                           "24"], tmp + "/eval_float.json")["model"]["rouge1"]["f1"]["mid"]
+    for weights in ("bf16", "int8"):
+        for kind in ("classifier", "summarizer"):
+            archive = f"{tmp}/{kind}_{weights}.pt"
+            heed(["export", "--run", f"{tmp}/{kind}", "--out", archive, "--quantize", weights], binary)
+            module, extra, _ = load_archive(archive)
+            fmt = json.loads(text_of(extra["heed/format.json"]))
+            check(fmt["format"] == 2 and fmt["weights"] == weights, f"{weights} {kind} format.json: {fmt}")
+            check(Path(archive).stat().st_size < Path(f"{tmp}/{kind}.pt").stat().st_size,
+                  f"{weights} {kind}: the archive is not smaller than the float32 one")
+        module, _, _ = load_archive(f"{tmp}/classifier_{weights}.pt")
+        with torch.no_grad():
+            _, probabilities = module.predict(ids, lengths)
+            logits = module.forward(ids, lengths)
+        difference = (logits - float_logits).abs().max().item()
+        check(difference < 0.02 * float_logits.abs().max().item(), f"{weights} classifier: logits {difference} from float32")
+        check(difference > 0, f"{weights} classifier: the same logits as float32 (not quantized?)")
+        lines = heed(["classify", "--model", f"{tmp}/classifier_{weights}.pt", "--input", texts_file], binary).splitlines()
+        labels = json.loads(text_of(extra_of(f"{tmp}/classifier_{weights}.pt")["heed/labels.json"]))
+        for i, line in enumerate(lines):
+            answer = json.loads(line)
+            for c, label in enumerate(labels):
+                check(abs(answer["probabilities"][label] - probabilities[i, c].item()) < 1e-6,
+                      f"{weights} classify --model text {i} {label}: heed vs python")
+        accuracy = evaluate_report(binary, ["--model", f"{tmp}/classifier_{weights}.pt", "--data", tmp + "/train.jsonl"],
+                                   f"{tmp}/eval_{weights}.json")["accuracy"]
+        check(abs(accuracy - float_accuracy) <= 0.02, f"{weights} evaluate --model: accuracy {accuracy} vs {float_accuracy}")
+
+        archive = f"{tmp}/summarizer_{weights}.pt"
+        module, extra, tokenizer = load_archive(archive)
+        config = json.loads(text_of(extra["heed/config.json"]))
+        pad_id = json.loads(text_of(extra["heed/format.json"]))["pad_id"]
+        lines = heed(["summarize", "--model", archive, "--jsonl", "--batch-size", "1", "--input", articles_file],
+                     binary).splitlines()
+        articles = Path(articles_file).read_text().splitlines()
+        for i, article in enumerate(articles):
+            ids_s, lengths_s = padded([encode(tokenizer, config, article)], pad_id)
+            with torch.no_grad():
+                tokens, counts, _ = module.search(ids_s, lengths_s, 1, config["decoding"]["max_length"], 0, 1.0, 0, True)
+            summary = tokenizer.decode(tokens[0].tolist()[: counts[0].item()])
+            expected = json.loads(lines[i])["summary"]
+            check("".join(summary.split()) == "".join(expected.split()),
+                  f"{weights} summarize --model article {i}: python {summary!r} vs heed {expected!r}")
+        rouge = evaluate_report(binary, ["--model", archive, "--data", tmp + "/pairs.jsonl", "--limit", "24"],
+                                f"{tmp}/eval_{weights}_s.json")["model"]["rouge1"]["f1"]["mid"]
+        check(abs(rouge - float_rouge) < 0.05, f"{weights} evaluate --model: ROUGE-1 {rouge} vs float32 {float_rouge}")
+        print(f"{weights}: archives load in python; classifier logits within {difference:.2g} of float32, "
+              f"accuracy {accuracy:.3f} (float32 {float_accuracy:.3f}); ROUGE-1 {rouge:.3f} (float32 {float_rouge:.3f})")
+
+
+def extra_of(path):
+    extra = {name: "" for name in EXTRA_FILES}
+    torch.jit.load(str(path), _extra_files=extra)
+    return extra
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--heed", required=True, help="the heed executable")
@@ -222,6 +296,7 @@ def main():
                          articles)
         check_attention(options.heed, {"classifier": tmp + "/classifier.pt", "summarizer": tmp + "/summarizer.pt"},
                         texts[0], articles[0])
+        check_quantized(options.heed, tmp, str(folder / "texts.txt"), texts, str(folder / "articles.txt"))
     print(f"{len(failures)} failure(s), {time.time() - start:.1f} s")
     return 1 if failures else 0
 
