@@ -27,7 +27,7 @@ namespace {
 // exported model computes the same numbers (eval mode: dropout is the identity). Parameters are
 // reached through the generated accessors (_encoder_weights() etc., see accessors_source), which
 // list each layer's tensors in the orders kEncoderLayer / kDecoderLayer give.
-// Only `torch.<aten op>` resolves here (C++'s native resolver): no torch.nn.functional, no math,
+// Only `torch.<aten op>` and `quantized.<op>` resolve here (ExportResolver): no torch.nn.functional, no math,
 // no dtype constants, no Exception (errors are asserts).
 // ---------------------------------------------------------------------------------------------
 
