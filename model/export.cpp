@@ -42,9 +42,9 @@ def _linear(self, x: Tensor, w: Tensor, b: Optional[Tensor]) -> Tensor:
     # [out, in] (--quantize bf16: the product in bfloat16, float32 out, the bias added in float32); or
     # an int8 handle, a 1-d int64 tensor whose first element indexes self._int8_packs (--quantize int8:
     # per-channel int8 weights prepacked with their bias, so `b` is already in; the input quantized
-    # per call to 7 bits (reduce_range, as torch.ao's dynamic Linear), quantized::linear_dynamic)
+    # per call to 8 bits, quantized::linear_dynamic without reduce_range: docs/EXPORT.md)
     if w.dim() == 1:
-        return quantized.linear_dynamic(x, self._int8_packs[int(w[0])], True)
+        return quantized.linear_dynamic(x, self._int8_packs[int(w[0])], False)
     if w.dtype != x.dtype:
         y = torch.linear(x.type_as(w), w).type_as(x)
         if b is not None:

@@ -213,6 +213,10 @@ def check_quantized(binary, tmp, texts_file, texts, articles_file):
                                      tmp + "/eval_run.json")["accuracy"]
     float_rouge = evaluate_report(binary, ["--model", tmp + "/summarizer.pt", "--data", tmp + "/pairs.jsonl", "--limit",
                                            "24"], tmp + "/eval_float.json")["model"]["rouge1"]["f1"]["mid"]
+    refused = subprocess.run([binary, "evaluate", "--model", tmp + "/classifier.pt", "--data", tmp + "/train.jsonl",
+                              "--quantize", "int8"], capture_output=True, text=True)
+    check(refused.returncode == 2 and "--quantize applies to --run only" in refused.stderr,
+          f"evaluate --model --quantize: exit {refused.returncode}, {refused.stderr!r}")
     for weights in ("bf16", "int8"):
         for kind in ("classifier", "summarizer"):
             archive = f"{tmp}/{kind}_{weights}.pt"
