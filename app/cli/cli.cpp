@@ -214,7 +214,7 @@ CLI::App* add_export_options(CLI::App& app, ExportJobOptions& o) {
   x->add_option("--quantize", o.quantize,
                 "store the attention and feed-forward matrices (and a summarizer's output projection) as bf16, "
                 "multiplied in bf16, or as int8 per output channel, multiplied by quantized::linear_dynamic "
-                "(inputs quantized per call): a smaller, faster archive (docs/EXPORT.md)")
+                "(inputs quantized per call): a smaller archive, accuracy and speed in docs/RESULTS.md")
       ->check(CLI::IsMember({"none", "bf16", "int8"}))
       ->capture_default_str();
   return x;
