@@ -52,7 +52,8 @@ constexpr int64_t kExportFormat = 2;
 inline int64_t export_format(WeightFormat weights) { return weights == WeightFormat::kFloat32 ? 1 : 2; }
 
 // XXH3-64 (hex, data_pipeline/base/checksum.h) of an exported module's weights: every parameter, buffer and
-// scalar attribute (except "training"), by name in sorted order. heed export stores it in
+// scalar attribute (except "training"), by name in sorted order, and each int8 matrix held in
+// _int8_packs (values, per-row scales and zero points, bias). heed export stores it in
 // heed/format.json; loading an archive recomputes and compares it (app/training/exported.h).
 std::string exported_weights_digest(const torch::jit::Module& module);
 
