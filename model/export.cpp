@@ -14,8 +14,6 @@
 #include <torch/csrc/jit/frontend/sugared_value.h>
 
 #include "data_pipeline/base/errors.h"
-#include "model/attention.h"
-#include "model/layers.h"
 #include "model/quantize.h"
 #include "model/tensor_checksum.h"
 
@@ -837,10 +835,11 @@ class NarrowWeights {
   // `split` marks a packed in-projection read as query rows and key/value rows.
   torch::Tensor narrow(const torch::Tensor& w, const torch::Tensor& b, bool split) {
     matrices_ += 1;
-    bytes_before_ += w.numel() * static_cast<int64_t>(w.element_size());
+    bytes_before_ += weight_bytes(w);
     if (format_ == WeightFormat::kBFloat16) {
-      bytes_after_ += w.numel() * 2;
-      return quantize_weight(w, format_);
+      auto narrowed = quantize_weight(w, format_);
+      bytes_after_ += weight_bytes(narrowed);
+      return narrowed;
     }
     if (!split) return torch::tensor({pack(w, b)}, torch::kInt64);
     const int64_t d = w.size(1);
@@ -856,7 +855,7 @@ class NarrowWeights {
  private:
   int64_t pack(const torch::Tensor& w, const torch::Tensor& b) {
     const auto q = quantize_weight(w.contiguous(), WeightFormat::kInt8);
-    bytes_after_ += q.numel() + 16 * q.size(0);  // int8 values, a float64 scale and an int64 zero point per row
+    bytes_after_ += weight_bytes(q);
     torch::jit::Stack stack{q, b.defined() ? c10::IValue(b.detach().contiguous()) : c10::IValue()};
     static const auto prepack = c10::Dispatcher::singleton().findSchemaOrThrow("quantized::linear_prepack", "");
     prepack.callBoxed(&stack);
@@ -873,41 +872,25 @@ bool ends_with(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
-// Dotted parameter name -> whether it is a packed in-projection read split (cross / copy attention),
-// for every matrix model::quantize_for_inference narrows (attention and feed-forward blocks).
-std::map<std::string, bool> narrowed_matrices(torch::nn::Module& model) {
-  std::map<std::string, bool> names;
-  for (const auto& item : model.named_modules("", /*include_self=*/false)) {
-    const std::string& prefix = item.key();
-    if (item.value()->as<MultiHeadAttentionImpl>()) {
-      const bool split = ends_with(prefix, "cross_attention") || ends_with(prefix, "copy_attention");
-      names[prefix + ".in_proj_weight"] = split;
-      names[prefix + ".out_proj.weight"] = false;
-    } else if (item.value()->as<FeedForwardImpl>()) {
-      names[prefix + ".fc1.weight"] = false;
-      names[prefix + ".fc2.weight"] = false;
-    }
-  }
-  return names;
-}
-
-// "....in_proj_weight" -> "....in_proj_bias", "....fc1.weight" -> "....fc1.bias"
-std::string bias_of(const std::string& weight) { return weight.substr(0, weight.size() - 6) + "bias"; }
-
 // Copies every parameter and buffer (detached) under its flat name, plus the shared attributes;
-// with `narrow`, the attention and feed-forward matrices in its format.
+// with `narrow`, the matrices model::narrowed_matrices lists in its format. Cross- and copy
+// attention's in-projections are read split (queries from one sequence, keys/values from another).
 void register_common(torch::jit::Module& m, torch::nn::Module& model, const ModelOptions& o, NarrowWeights* narrow) {
-  const auto parameters = model.named_parameters();
-  const auto narrowed = narrow ? narrowed_matrices(model) : std::map<std::string, bool>{};
-  for (const auto& p : parameters) {
+  std::map<std::string, NarrowedMatrix> narrowed;
+  if (narrow) {
+    for (auto& matrix : narrowed_matrices(model)) narrowed.emplace(matrix.name, matrix);
+  }
+  for (const auto& p : model.named_parameters()) {
     const auto found = narrowed.find(p.key());
     if (found == narrowed.end()) {
       m.register_parameter(flat_name(p.key()), p.value().detach(), false);
       continue;
     }
-    const auto* bias = parameters.find(bias_of(p.key()));
-    const auto value = narrow->narrow(p.value().detach(), bias ? bias->detach() : torch::Tensor(), found->second);
-    m.register_buffer(flat_name(p.key()), value);
+    const auto& matrix = found->second;
+    const bool split = ends_with(matrix.name, "cross_attention.in_proj_weight") ||
+                       ends_with(matrix.name, "copy_attention.in_proj_weight");
+    const auto bias = matrix.bias.defined() ? matrix.bias.detach() : torch::Tensor();
+    m.register_buffer(flat_name(p.key()), narrow->narrow(p.value().detach(), bias, split));
   }
   for (const auto& b : model.named_buffers()) m.register_buffer(flat_name(b.key()), b.value().detach());
   m.register_attribute("_int8_packs", c10::ListType::create(NarrowWeights::pack_type()),

@@ -22,20 +22,37 @@ torch::Tensor quantize_weight(const torch::Tensor& w, WeightFormat format) {
   return dense;
 }
 
-namespace {
+int64_t weight_bytes(const torch::Tensor& w) {
+  return w.is_quantized() ? w.numel() + 16 * w.size(0) : w.numel() * static_cast<int64_t>(w.element_size());
+}
 
-int64_t storage_bytes(const torch::Tensor& t) { return t.numel() * static_cast<int64_t>(t.element_size()); }
-// A per-channel int8 matrix also stores a float64 scale and an int64 zero point per row.
-int64_t narrow_bytes(const torch::Tensor& t) { return t.is_quantized() ? t.numel() + 16 * t.size(0) : storage_bytes(t); }
+std::vector<NarrowedMatrix> narrowed_matrices(torch::nn::Module& model) {
+  std::vector<NarrowedMatrix> out;
+  for (const auto& item : model.named_modules("", /*include_self=*/false)) {
+    const std::string& prefix = item.key();
+    if (auto* attention = item.value()->as<MultiHeadAttentionImpl>()) {
+      out.push_back({prefix + ".in_proj_weight", attention, "in_proj_weight", &attention->in_proj_weight,
+                     attention->in_proj_bias});
+      auto& proj = *attention->out_proj;
+      out.push_back({prefix + ".out_proj.weight", &proj, "weight", &proj.weight, proj.bias});
+    } else if (auto* ff = item.value()->as<FeedForwardImpl>()) {
+      out.push_back({prefix + ".fc1.weight", ff->fc1.get(), "weight", &ff->fc1->weight, ff->fc1->bias});
+      out.push_back({prefix + ".fc2.weight", ff->fc2.get(), "weight", &ff->fc2->weight, ff->fc2->bias});
+    }
+  }
+  return out;
+}
+
+namespace {
 
 // Swaps the weight `member` (a module field the forward pass reads) for its narrow copy and
 // empties the registered parameter `name` of `owner` (which held the same float32 storage).
 void narrow_member(torch::nn::Module& owner, const std::string& name, torch::Tensor& member, WeightFormat format,
                    QuantizeReport& report) {
   report.matrices += 1;
-  report.bytes_before += storage_bytes(member);
+  report.bytes_before += weight_bytes(member);
   auto narrow = quantize_weight(member, format);
-  report.bytes_after += narrow_bytes(narrow);
+  report.bytes_after += weight_bytes(narrow);
   member = narrow;
   const auto parameters = owner.named_parameters(/*recurse=*/false);  // handles sharing the module's tensors
   if (const auto* registered = parameters.find(name)) {
@@ -50,20 +67,15 @@ QuantizeReport quantize_for_inference(torch::nn::Module& model, WeightFormat for
   QuantizeReport report;
   model.eval();
   if (format == WeightFormat::kFloat32) return report;
+  for (auto& m : narrowed_matrices(model)) narrow_member(*m.owner, m.parameter, *m.weight, format, report);
   for (const auto& m : model.modules(/*include_self=*/true)) {
-    if (auto* attention = m->as<MultiHeadAttentionImpl>()) {
-      narrow_member(*attention, "in_proj_weight", attention->in_proj_weight, format, report);
-      narrow_member(*attention->out_proj, "weight", attention->out_proj->weight, format, report);
-    } else if (auto* ff = m->as<FeedForwardImpl>()) {
-      narrow_member(*ff->fc1, "weight", ff->fc1->weight, format, report);
-      narrow_member(*ff->fc2, "weight", ff->fc2->weight, format, report);
-    } else if (auto* s = m->as<Seq2SeqImpl>()) {
+    if (auto* s = m->as<Seq2SeqImpl>()) {
       // The output projection reads the whole table every step; the lookup keeps the float32 one.
       const auto& table = s->embeddings->tokens->weight;
       report.matrices += 1;
-      report.bytes_before += storage_bytes(table);
+      report.bytes_before += weight_bytes(table);
       s->output_weight = quantize_weight(table, format);
-      report.bytes_after += narrow_bytes(s->output_weight);
+      report.bytes_after += weight_bytes(s->output_weight);
     }
   }
   return report;

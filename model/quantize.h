@@ -6,6 +6,7 @@
 // (the encoder reading an article) widen the weight to float32 first and run BLAS's matrix product.
 #pragma once
 #include <string>
+#include <vector>
 
 #include <torch/torch.h>
 
@@ -16,6 +17,23 @@ namespace heed::model {
 // w [out, in] float32 -> the same matrix in `format`: a bfloat16 tensor (round to nearest even), or
 // a per-channel quantized kQInt8 tensor (scale max|row| / 127, zero point 0). kFloat32: w itself.
 torch::Tensor quantize_weight(const torch::Tensor& w, WeightFormat format);
+
+// Storage bytes of a weight as quantize_weight() returns it: a per-channel int8 matrix also stores
+// a float64 scale and an int64 zero point per row.
+int64_t weight_bytes(const torch::Tensor& w);
+
+// One matrix `--quantize` narrows: every attention block's in_proj_weight and out_proj.weight and
+// every feed-forward block's fc1/fc2 weights (the one list heed summarize --quantize and heed
+// export --quantize both narrow). `name` is its dotted parameter name in the model, `weight` the
+// module field the forward pass reads, registered as `parameter` of `owner`; `bias` its bias.
+struct NarrowedMatrix {
+  std::string name;
+  torch::nn::Module* owner;
+  std::string parameter;
+  torch::Tensor* weight;
+  torch::Tensor bias;
+};
+std::vector<NarrowedMatrix> narrowed_matrices(torch::nn::Module& model);
 
 // Replaces, in every attention and feed-forward block of `model` (and a summarizer's output
 // projection, which then stops sharing the embedding table's storage), the weight matrices the

@@ -91,10 +91,8 @@ struct EvaluateJobOptions {
   std::string engine = "auto";
 };
 int evaluate_job(const EvaluateJobOptions& options);  // dispatches on the run's task
-int evaluate_summarizer_job(const EvaluateJobOptions& options);
-// "classification" | "summarization" | "extractive": the run's task, or the archive's (--model);
-// InputError unless exactly one of run and model is given.
-std::string evaluated_task(const EvaluateJobOptions& options);
+// `task`: "summarization" | "extractive" (the run's, or "summarization" for an archive), as evaluate_job found it.
+int evaluate_summarizer_job(const EvaluateJobOptions& options, const std::string& task);
 // --report, else <run>/eval/<data name>[.<split>][.bf16|.int8].json (a quantized run's report beside the
 // float32 one); for --model A.pt, <A>.eval.<data name>[.<split>].json beside the archive.
 std::string evaluate_report_path(const EvaluateJobOptions& options);

@@ -32,6 +32,10 @@ std::string evaluate_report_path(const EvaluateJobOptions& o) {
   return (fs::path(o.run) / "eval" / (name + ".json")).string();
 }
 
+namespace {
+
+// "classification" | "summarization" | "extractive": the run's task, or the archive's (--model);
+// InputError unless exactly one of run and model is given.
 std::string evaluated_task(const EvaluateJobOptions& o) {
   if (o.run.empty() == o.model.empty()) throw InputError("evaluate: give either --run DIR or --model FILE.pt");
   if (o.run.empty()) {
@@ -42,8 +46,6 @@ std::string evaluated_task(const EvaluateJobOptions& o) {
   }
   return run_task(o.run);
 }
-
-namespace {
 
 // The report (and a summarizer's generated summaries next to it) never lands on the data or on a
 // run file; inside the run, evaluate writes only under eval/.
@@ -66,7 +68,7 @@ int evaluate_job(const EvaluateJobOptions& o) {
   if (!fs::exists(o.data, ec)) throw InputError(fmt::format("--data {}: does not exist", o.data));
   const std::string task = evaluated_task(o);
   check_report_paths(o, task);
-  if (task == "summarization" || task == "extractive") return evaluate_summarizer_job(o);
+  if (task == "summarization" || task == "extractive") return evaluate_summarizer_job(o, task);
   if (!o.baseline.empty() || !o.decoding_overrides.empty()) {
     throw InputError("evaluate: --baseline and decoding flags apply to summarization runs only");
   }

@@ -90,21 +90,27 @@ struct Generated {
   double seconds = 0.0;  // encoding and decoding
 };
 
+// Each article's best summary ("" when it has none) from the hypotheses decoding took `seconds` for.
+Generated best_summaries(const std::vector<std::vector<model::Hypothesis>>& hypotheses,
+                         const data::Tokenizer& tokenizer, double seconds) {
+  Generated out;
+  out.seconds = seconds;
+  for (const auto& h : hypotheses) {
+    out.summaries.push_back(h.empty() ? std::string() : summary_text(tokenizer, h[0].tokens));
+    out.tokens += h.empty() ? 0 : h[0].tokens.size();
+  }
+  return out;
+}
+
 Generated generate_summaries(LoadedSummarizer& s, const std::vector<std::string>& sources,
                              const EvaluateJobOptions& o, int threads) {
   const auto& dec = s.config.decoding;
   spdlog::info("summarizing {} articles ({}, beam {}, max {} tokens)...", sources.size(), dec.method, dec.beam_size,
                dec.max_length);
-  Generated out;
-  const double generate_start = now_seconds();
+  const double start = now_seconds();
   const auto ids = s.encode(sources, threads);
   const auto hypotheses = generate(s.model, ids, special_ids(s.tokenizer), dec, o.batch_size, o.use_cache);
-  out.seconds = now_seconds() - generate_start;
-  for (const auto& h : hypotheses) {
-    out.summaries.push_back(h.empty() ? std::string() : summary_text(s.tokenizer, h[0].tokens));
-    out.tokens += h.empty() ? 0 : h[0].tokens.size();
-  }
-  return out;
+  return best_summaries(hypotheses, s.tokenizer, now_seconds() - start);
 }
 
 // The same from an exported archive (heed summarize --model's way: length-sorted batches).
@@ -113,15 +119,9 @@ Generated generate_summaries(const SummarizerPredictor& archive, const std::vect
   const auto& dec = archive.s.config.decoding;
   spdlog::info("summarizing {} articles with {} ({}, beam {}, max {} tokens)...", sources.size(), o.model, dec.method,
                dec.beam_size, dec.max_length);
-  Generated out;
-  const double generate_start = now_seconds();
+  const double start = now_seconds();
   const auto hypotheses = summarize_texts(archive, sources, dec, o.batch_size, threads);
-  out.seconds = now_seconds() - generate_start;
-  for (const auto& h : hypotheses) {
-    out.summaries.push_back(h.empty() ? std::string() : summary_text(archive.s.tokenizer, h[0].tokens));
-    out.tokens += h.empty() ? 0 : h[0].tokens.size();
-  }
-  return out;
+  return best_summaries(hypotheses, archive.s.tokenizer, now_seconds() - start);
 }
 
 // Prints the pair count and a ROUGE table for the model's summaries and for each baseline on the
@@ -159,13 +159,13 @@ std::string write_summaries(const std::string& report, const std::vector<data::S
 
 }  // namespace
 
-int evaluate_summarizer_job(const EvaluateJobOptions& o) {
+int evaluate_summarizer_job(const EvaluateJobOptions& o, const std::string& task) {
   const std::vector<Baseline> baselines = o.baseline.empty() ? std::vector<Baseline>{} : parse_baselines(o.baseline);
   if (o.batch_size < 1) throw InputError("--batch-size must be >= 1");
   if (o.limit < 0) throw InputError("--limit must be >= 0");
   const int threads = configure_runtime(o.threads);
   const double start = now_seconds();
-  const bool extractive = evaluated_task(o) == "extractive";
+  const bool extractive = task == "extractive";
   if (extractive && !o.decoding_overrides.empty()) {
     throw InputError("evaluate: decoding flags apply to abstractive summarizers; this run is extractive");
   }

@@ -149,7 +149,6 @@ torch::jit::ExtraFilesMap export_extra_files(const torch::jit::Module& module, c
 std::string archive_kind(const std::string& path) {
   std::error_code ec;
   if (!std::filesystem::is_regular_file(path, ec)) throw InputError(fmt::format("--model {}: no such file", path));
-  check_archive_crcs(path);
   nlohmann::json format;
   read_extra_files(path, format);
   return format["kind"].get<std::string>();

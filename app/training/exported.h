@@ -55,8 +55,9 @@ struct LoadedExport {
 LoadedExport load_export(const std::string& path, const std::string& expected_kind = "",
                          const std::vector<std::string>& decoding_overrides = {});
 
-// The kind recorded in an archive's heed/format.json ("classifier" | "summarizer"), after the same
-// checks of the file and its extra files as load_export, without loading the TorchScript module.
+// The kind recorded in an archive's heed/format.json ("classifier" | "summarizer"), after checking
+// the format version and the extra files as load_export does; it neither reads the weights (no
+// CRC pass over the whole file) nor compiles the module: load_export does both.
 std::string archive_kind(const std::string& path);
 
 // Runs the archive's search (model::greedy_search when decoding.method is "greedy", else

@@ -226,7 +226,7 @@ def check_quantized(binary, tmp, texts_file, texts, articles_file):
             check(fmt["format"] == 2 and fmt["weights"] == weights, f"{weights} {kind} format.json: {fmt}")
             check(Path(archive).stat().st_size < Path(f"{tmp}/{kind}.pt").stat().st_size,
                   f"{weights} {kind}: the archive is not smaller than the float32 one")
-        module, _, _ = load_archive(f"{tmp}/classifier_{weights}.pt")
+        module, extra, _ = load_archive(f"{tmp}/classifier_{weights}.pt")
         with torch.no_grad():
             _, probabilities = module.predict(ids, lengths)
             logits = module.forward(ids, lengths)
@@ -234,7 +234,7 @@ def check_quantized(binary, tmp, texts_file, texts, articles_file):
         check(difference < 0.02 * float_logits.abs().max().item(), f"{weights} classifier: logits {difference} from float32")
         check(difference > 0, f"{weights} classifier: the same logits as float32 (not quantized?)")
         lines = heed(["classify", "--model", f"{tmp}/classifier_{weights}.pt", "--input", texts_file], binary).splitlines()
-        labels = json.loads(text_of(extra_of(f"{tmp}/classifier_{weights}.pt")["heed/labels.json"]))
+        labels = json.loads(text_of(extra["heed/labels.json"]))
         for i, line in enumerate(lines):
             answer = json.loads(line)
             for c, label in enumerate(labels):
@@ -264,12 +264,6 @@ def check_quantized(binary, tmp, texts_file, texts, articles_file):
         check(abs(rouge - float_rouge) < 0.05, f"{weights} evaluate --model: ROUGE-1 {rouge} vs float32 {float_rouge}")
         print(f"{weights}: archives load in python; classifier logits within {difference:.2g} of float32, "
               f"accuracy {accuracy:.3f} (float32 {float_accuracy:.3f}); ROUGE-1 {rouge:.3f} (float32 {float_rouge:.3f})")
-
-
-def extra_of(path):
-    extra = {name: "" for name in EXTRA_FILES}
-    torch.jit.load(str(path), _extra_files=extra)
-    return extra
 
 
 def main():
