@@ -14,6 +14,7 @@
 #include "app/training/torch_runtime.h"
 #include "data_pipeline/base/errors.h"
 #include "data_pipeline/base/io.h"
+#include "data_pipeline/base/json.h"
 #include "data_pipeline/base/runtime.h"
 
 namespace heed::app {
@@ -47,16 +48,41 @@ std::string evaluated_task(const EvaluateJobOptions& o) {
   return run_task(o.run);
 }
 
+// True when `path` is absent or holds what evaluate writes: a JSON report with `key` (an
+// "accuracy" or "model" block), or summaries whose first line has "summary" and "reference".
+bool absent_or_evaluate_output(const std::string& path, bool summaries) {
+  std::error_code ec;
+  if (!fs::exists(fs::symlink_status(path, ec))) return true;
+  try {
+    std::string text = read_file(path);
+    if (summaries) text = text.substr(0, text.find('\n'));
+    const auto j = parse_json_bounded(text, path);
+    return j.is_object() && (summaries ? j.contains("summary") && j.contains("reference")
+                                       : j.contains("archive") && (j.contains("accuracy") || j.contains("model")));
+  } catch (const std::exception&) {
+    return false;
+  }
+}
+
 // The report (and a summarizer's generated summaries next to it) never lands on the data or on a
-// run file; inside the run, evaluate writes only under eval/.
+// run file; inside the run, evaluate writes only under eval/. The default names beside an archive
+// (--model without --report) never replace a file an earlier heed evaluate --model did not write.
 void check_report_paths(const EvaluateJobOptions& o, const std::string& task) {
   std::vector<NamedInput> inputs = {{"--data", o.data}};
   if (!o.model.empty()) inputs.push_back({"--model", o.model});
   const std::string report = evaluate_report_path(o);
+  const bool guard = !o.model.empty() && o.report.empty();
+  const auto refuse = [](const std::string& path) {
+    throw InputError(fmt::format("{}: exists and was not written by heed evaluate --model; refusing to overwrite it "
+                                 "(remove it or give --report)",
+                                 path));
+  };
   check_output_path("--report", report, inputs, o.run, {"eval/"});
+  if (guard && !absent_or_evaluate_output(report, false)) refuse(report);
   if (task == "summarization" || task == "extractive") {
     const auto summaries = fs::path(report).parent_path() / (fs::path(report).stem().string() + ".summaries.jsonl");
     check_output_path("--report (its summaries file)", summaries.string(), inputs, o.run, {"eval/"});
+    if (guard && !absent_or_evaluate_output(summaries.string(), true)) refuse(summaries.string());
   }
 }
 

@@ -217,6 +217,17 @@ def check_quantized(binary, tmp, texts_file, texts, articles_file):
                               "--quantize", "int8"], capture_output=True, text=True)
     check(refused.returncode == 2 and "--quantize applies to --run only" in refused.stderr,
           f"evaluate --model --quantize: exit {refused.returncode}, {refused.stderr!r}")
+    # evaluate --model's default report beside the archive never replaces a file it did not write
+    foreign = Path(tmp + "/classifier.eval.train.jsonl.json")
+    foreign.write_text("my notes\n")
+    refused = subprocess.run([binary, "evaluate", "--model", tmp + "/classifier.pt", "--data", tmp + "/train.jsonl"],
+                             capture_output=True, text=True)
+    check(refused.returncode == 2 and "refusing to overwrite" in refused.stderr and foreign.read_text() == "my notes\n",
+          f"evaluate --model over a foreign default report: exit {refused.returncode}, {refused.stderr!r}")
+    foreign.unlink()
+    heed(["evaluate", "--model", tmp + "/classifier.pt", "--data", tmp + "/train.jsonl"], binary)
+    heed(["evaluate", "--model", tmp + "/classifier.pt", "--data", tmp + "/train.jsonl"], binary)  # its own: replaced
+    check(json.loads(foreign.read_text())["archive"] == tmp + "/classifier.pt", "evaluate --model: default report")
     for weights in ("bf16", "int8"):
         for kind in ("classifier", "summarizer"):
             archive = f"{tmp}/{kind}_{weights}.pt"
