@@ -22,6 +22,10 @@ struct TokenizerTrainOptions {
   uint32_t seed = 1;                    // sampling seed
 };
 
+// The printable ASCII characters ("!" to "~") that training a unigram model always puts in the
+// vocabulary whatever character_coverage leaves out; empty when vocab_size is too small to spare room.
+std::string required_ascii(int vocab_size);
+
 class Tokenizer {
  public:
   // Loads a serialized model (.model file). Throws InputError naming the file when unreadable.

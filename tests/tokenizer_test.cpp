@@ -133,3 +133,33 @@ TEST(Tokenizer, BpeTrains) {
   const auto tok = Tokenizer::train(views, o);
   EXPECT_EQ(tok.decode(tok.encode("the best film")), "the best film");
 }
+
+// character_coverage drops characters seen once in thousands (news text: "?", "&", "Q", "X"), which
+// then decode as " ⁇ ". Printable ASCII is always kept when the vocabulary has room; other rare
+// characters still fall to coverage, as SentencePiece decides.
+TEST(Tokenizer, RareAsciiCharactersStayInTheVocabulary) {
+  auto texts = heed::test::sentences(3000);
+  texts.push_back("Xbox sales rose at M&S in Qatar? Yes! {50%} #1 ~ ^ | @ [z] <q> = \\ ` _ + * / ; ; Zøe");
+  std::vector<std::string_view> views(texts.begin(), texts.end());
+  {
+    const char* type = "unigram";
+    TokenizerTrainOptions o;
+    o.type = type;
+    o.vocab_size = 500;
+    const auto tok = Tokenizer::train(views, o);
+    const std::string ascii = "Xbox & Qatar?! {a|b} #1 @home [x] <y> = z^2 ~ `c` _d_ + e * f / g; h\\i 7%";
+    EXPECT_EQ(tok.decode(tok.encode(ascii)), ascii) << type;
+    // 'ø' occurs once in ~100,000 characters: coverage 0.9995 leaves it out, so it encodes as unknown.
+    const auto ids = tok.encode("ø");
+    EXPECT_NE(std::find(ids.begin(), ids.end(), tok.unk_id()), ids.end()) << type;
+  }
+  EXPECT_EQ(heed::data::required_ascii(500).size(), 94u);
+  EXPECT_TRUE(heed::data::required_ascii(64).empty());
+  // A tiny vocabulary still trains (no room for the characters), and BPE trains without them.
+  EXPECT_EQ(shared_tokenizer().vocab_size(), 64);
+  TokenizerTrainOptions bpe;
+  bpe.type = "bpe";
+  bpe.vocab_size = 500;
+  const auto tok = Tokenizer::train(views, bpe);
+  EXPECT_EQ(tok.decode(tok.encode("the best film")), "the best film");
+}

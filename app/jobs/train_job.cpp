@@ -49,8 +49,8 @@ data::Tokenizer train_or_reuse_tokenizer(const TokenizerOptions& t, const std::v
   o.seed = static_cast<uint32_t>(seed);
   std::string cached;
   if (!cache_dir.empty()) {
-    uint64_t key = fnv1a(fmt::format("{}|{}|{}|{}|{}", o.type, o.vocab_size, o.character_coverage,
-                                     o.input_sentence_size, o.seed));
+    uint64_t key = fnv1a(fmt::format("{}|{}|{}|{}|{}|{}", o.type, o.vocab_size, o.character_coverage,
+                                     o.input_sentence_size, o.seed, data::required_ascii(o.vocab_size)));
     for (const auto& text : texts) {
       const uint64_t n = text.size();
       key = fnv1a(&n, sizeof(n), key);
