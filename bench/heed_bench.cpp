@@ -11,8 +11,8 @@
 // generate_greedy_nocache, tokenize. Counters: tokens_per_second (or mb_per_second), ms_per_step.
 // --data names the training cases' batches file in WORK (default classifier.json / seq2seq.json; the
 // 1,024-token cases use classifier_long.json / seq2seq_long.json). --quantize: the generate cases'
-// weights (model/quantize.h, heed summarize --quantize) and infer_classifier's (int8 only: the
-// torch-free engine's, heed classify --quantize int8).
+// weights (model/quantize.h, heed summarize --quantize) and infer_classifier's (the torch-free
+// engine's, heed classify --quantize bf16|int8).
 #include <benchmark/benchmark.h>
 #include <torch/torch.h>
 
@@ -136,7 +136,7 @@ void infer_classifier(benchmark::State& state) {
   app::save_checkpoint(pt, *model, nullptr, {});
   app::save_flat_weights(flat, *model, pt);
   const model::NativeClassifier engine(options, vocab, 2, model::FlatWeights::read(flat),
-                                       model::parse_weight_format(g_args.quantize));  // --quantize int8
+                                       model::parse_weight_format(g_args.quantize));  // --quantize bf16|int8
   engine.probabilities(batches[0], g_args.threads);  // warm-up
   double tokens = 0;
   for (auto _ : state) {

@@ -223,6 +223,10 @@ def infer_classifier(a):
             # The fused inference path of nn.TransformerEncoderLayer reads linear1.weight as a tensor;
             # quantized, it is a method (torch 1.13 raises), so these layers take their module path.
             layer.activation_relu_or_gelu = 0
+    # bf16: the whole model in bfloat16, as the bf16 generate case (torch 1.13's fused encoder layer and
+    # attention ignore autocast and fail on its mixed inputs in inference).
+    if a.quantize == "bf16":
+        model = model.bfloat16()
     batches = [padded(b["ids"]) for b in data["batches"]]
 
     def step(batch):

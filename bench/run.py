@@ -383,6 +383,13 @@ def main():
                                       lambda: reference_case("infer-classifier", args)], repeats)
     compare("infer classifier, int8 (ref: dynamic int8)", "tokens_per_second", heed8, ref8)
     compare("infer classifier, int8 vs ref float32 (not like for like)", "tokens_per_second", heed8, ref32)
+    if cpu_has_bf16():
+        # heed classify --quantize bf16 (the encoder's products in bf16, the rest float32) against the
+        # reference with the whole model in bf16 (the same weight format; its activations narrower).
+        b16 = ["--quantize", "bf16"]
+        heed16, ref16 = interleaved([lambda: heed_case("infer_classifier", args, b16),
+                                     lambda: reference_case("infer-classifier", args, b16)], repeats)
+        compare("infer classifier, bf16 (ref: whole model bf16)", "tokens_per_second", heed16, ref16)
     for batch in (1, 16):
         g = ["--batch", str(batch), "--new-tokens", str(new_tokens)]
         greedy, ref_cached, beam = interleaved([lambda: heed_case("generate_greedy", args, g),

@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -185,10 +187,58 @@ TEST(NativeClassifier, EqualsTheTorchModuleOnLongSequencesAndOddWidths) {
   }
 }
 
-TEST(NativeClassifier, Int8WeightsStayCloseToFloat32) {
+namespace {
+float bf16_to_float(uint16_t b) {
+  const uint32_t u = static_cast<uint32_t>(b) << 16;
+  float f = 0.0f;
+  std::memcpy(&f, &u, sizeof f);
+  return f;
+}
+}  // namespace
+
+// linear_bf16: y = x w^T + bias with x and w rounded to bfloat16, against the same rounding and a
+// plain sum in double, for row counts below, at and past the 512-row block and off the 32-row padding.
+TEST(NativeGemm, Bf16ProductMatchesAPlainProductOfRoundedValues) {
+  EXPECT_EQ(to_bf16(1.0f), 0x3F80);
+  EXPECT_EQ(to_bf16(-2.0f), 0xC000);
+  EXPECT_EQ(to_bf16(1.0f + 1.0f / 256), 0x3F80);  // halfway: to even (down)
+  EXPECT_EQ(to_bf16(1.0f + 3.0f / 256), 0x3F82);  // halfway: to even (up)
+  EXPECT_EQ(to_bf16(1.0f + 1.5f / 256), 0x3F81);  // above halfway: up
+  EXPECT_TRUE(std::isnan(bf16_to_float(to_bf16(std::nanf("")))));
+  if (!bf16_supported()) GTEST_SKIP() << "oneDNN has no bf16 product for this CPU";
+  std::mt19937 rng(3);
+  std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
+  const int64_t n = 40, k = 72;
+  std::vector<float> w(static_cast<size_t>(n * k)), bias(static_cast<size_t>(n));
+  for (auto& v : w) v = uniform(rng);
+  for (auto& v : bias) v = uniform(rng);
+  std::vector<uint16_t> wb(w.size());
+  for (size_t i = 0; i < w.size(); ++i) wb[i] = to_bf16(w[i]);
+  for (const int64_t m : {1, 31, 32, 512, 545, 1100}) {
+    std::vector<float> x(static_cast<size_t>(m * k)), y(static_cast<size_t>(m * n) + 7, 42.0f);
+    for (auto& v : x) v = uniform(rng);
+    linear_bf16(m, n, k, x.data(), wb.data(), bias.data(), y.data());
+    double worst = 0.0;
+    for (int64_t i = 0; i < m; ++i) {
+      for (int64_t j = 0; j < n; ++j) {
+        double want = bias[static_cast<size_t>(j)];
+        for (int64_t p = 0; p < k; ++p) {
+          want += static_cast<double>(bf16_to_float(to_bf16(x[static_cast<size_t>(i * k + p)]))) *
+                  bf16_to_float(wb[static_cast<size_t>(j * k + p)]);
+        }
+        worst = std::max(worst, std::fabs(want - y[static_cast<size_t>(i * n + j)]));
+      }
+    }
+    EXPECT_LT(worst, 1e-4) << m;  // float32 sums of exact bf16 products
+    for (size_t i = static_cast<size_t>(m * n); i < y.size(); ++i) EXPECT_EQ(y[i], 42.0f) << m;  // nothing past y
+  }
+}
+
+TEST(NativeClassifier, NarrowWeightsStayCloseToFloat32) {
   // --quantize int8: the encoder's products on int8 (weights per output row, inputs per row with a
-  // zero point). The logits move by a little (quantization steps), not by the logits' own size (a
-  // wrong scale or zero-point correction would), and they do move (the int8 path ran).
+  // zero point); --quantize bf16: on bfloat16. The logits move by a little (rounding steps), not by
+  // the logits' own size (a wrong scale or zero-point correction would), and they do move (the
+  // narrow path ran).
   std::vector<std::vector<int32_t>> sequences;
   for (const int64_t length : {1, 5, 17, 40}) {
     std::vector<int32_t> seq;
@@ -203,29 +253,34 @@ TEST(NativeClassifier, Int8WeightsStayCloseToFloat32) {
     TempDir dir;
     const auto flat = save_both(model, dir);
     const NativeClassifier fp32(options, 30, 3, FlatWeights::read(flat));
-    const NativeClassifier int8(options, 30, 3, FlatWeights::read(flat), WeightFormat::kInt8);
-    double largest = 0.0, moved = 0.0;
-    for (const auto& seq : sequences) {
-      const auto a = fp32.logits(seq), b = int8.logits(seq);
-      for (size_t c = 0; c < a.size(); ++c) {
-        largest = std::max(largest, static_cast<double>(std::fabs(a[c])));
-        moved = std::max(moved, static_cast<double>(std::fabs(a[c] - b[c])));
+    for (const auto format : {WeightFormat::kInt8, WeightFormat::kBFloat16}) {
+      const std::string what = norm + " " + weight_format_name(format);
+      if (format == WeightFormat::kBFloat16 && !bf16_supported()) {
+        EXPECT_THROW(NativeClassifier(options, 30, 3, FlatWeights::read(flat), format), heed::InputError);
+        continue;
+      }
+      const NativeClassifier narrow(options, 30, 3, FlatWeights::read(flat), format);
+      double largest = 0.0, moved = 0.0;
+      for (const auto& seq : sequences) {
+        const auto a = fp32.logits(seq), b = narrow.logits(seq);
+        for (size_t c = 0; c < a.size(); ++c) {
+          largest = std::max(largest, static_cast<double>(std::fabs(a[c])));
+          moved = std::max(moved, static_cast<double>(std::fabs(a[c] - b[c])));
+        }
+      }
+      EXPECT_GT(largest, 0.1) << what;  // logits of a size the bound below means something against
+      EXPECT_LT(moved, 0.03 * largest) << what;
+      EXPECT_GT(moved, 0.0) << what;
+      // Batched over two threads (groups, the rows of several sequences in one product) as one at a time.
+      const auto batched = narrow.probabilities(sequences, 2);
+      for (size_t i = 0; i < sequences.size(); ++i) {
+        const auto l = narrow.logits(sequences[i]);
+        const float top = *std::max_element(l.begin(), l.end());
+        float sum = 0.0f;
+        for (const float v : l) sum += std::exp(v - top);
+        for (size_t c = 0; c < l.size(); ++c) EXPECT_NEAR(batched[i][c], std::exp(l[c] - top) / sum, 1e-5) << what;
       }
     }
-    EXPECT_GT(largest, 0.1) << norm;  // logits of a size the bound below means something against
-    EXPECT_LT(moved, 0.03 * largest) << norm;
-    EXPECT_GT(moved, 0.0) << norm;
-    // Batched over two threads (groups, the quantized rows of several sequences in one product) as one at a time.
-    const auto batched = int8.probabilities(sequences, 2);
-    for (size_t i = 0; i < sequences.size(); ++i) {
-      const auto l = int8.logits(sequences[i]);
-      const float top = *std::max_element(l.begin(), l.end());
-      float sum = 0.0f;
-      for (const float v : l) sum += std::exp(v - top);
-      for (size_t c = 0; c < l.size(); ++c) EXPECT_NEAR(batched[i][c], std::exp(l[c] - top) / sum, 1e-5) << norm;
-    }
-    EXPECT_THROW(NativeClassifier(options, 30, 3, FlatWeights::read(flat), WeightFormat::kBFloat16),
-                 heed::InputError);
   }
 }
 
@@ -294,7 +349,7 @@ TEST(NativeClassifier, ExecutableAnswersAlikeWithEitherEngine) {
   EXPECT_EQ(heed::test::run_command(heed_exe + " classify --engine native --run " + run + " hello", &out), 0) << out;
 }
 
-TEST(NativeClassifier, ExecutableClassifiesAndEvaluatesWithInt8Weights) {
+TEST(NativeClassifier, ExecutableClassifiesAndEvaluatesWithNarrowWeights) {
   TempDir dir;
   const auto heed_exe = heed::test::heed_binary();
   const auto run = heed::test::train_tiny_classifier(dir, 6);
@@ -312,19 +367,23 @@ TEST(NativeClassifier, ExecutableClassifiesAndEvaluatesWithInt8Weights) {
   ASSERT_EQ(heed::test::run_command(heed_exe + " classify --run " + run + " --quantize int8 --input " + text_file, &int8,
                                     false),
             0);
-  std::istringstream a(fp32), b(int8);
-  std::string la, lb;
-  int lines = 0, differ = 0;
-  while (std::getline(a, la) && std::getline(b, lb)) {
-    const auto ja = nlohmann::json::parse(la), jb = nlohmann::json::parse(lb);
-    for (const auto& [label, p] : ja["probabilities"].items()) {
-      EXPECT_NEAR(p.get<double>(), jb["probabilities"][label].get<double>(), 0.03) << "line " << lines + 1;
-      differ += p.get<double>() != jb["probabilities"][label].get<double>();
+  // Probabilities within 0.03 of float32's on every line, and not all equal (the narrow products ran).
+  auto expect_close = [&](const std::string& narrow) {
+    std::istringstream a(fp32), b(narrow);
+    std::string la, lb;
+    int lines = 0, differ = 0;
+    while (std::getline(a, la) && std::getline(b, lb)) {
+      const auto ja = nlohmann::json::parse(la), jb = nlohmann::json::parse(lb);
+      for (const auto& [label, p] : ja["probabilities"].items()) {
+        EXPECT_NEAR(p.get<double>(), jb["probabilities"][label].get<double>(), 0.03) << "line " << lines + 1;
+        differ += p.get<double>() != jb["probabilities"][label].get<double>();
+      }
+      ++lines;
     }
-    ++lines;
-  }
-  EXPECT_EQ(lines, 60);
-  EXPECT_GT(differ, 0);  // int8 products ran
+    EXPECT_EQ(lines, 60);
+    EXPECT_GT(differ, 0);
+  };
+  expect_close(int8);
   // evaluate --quantize int8: its own report beside the float32 one, accuracy within a few reviews.
   ASSERT_EQ(heed::test::run_command(heed_exe + " evaluate --run " + run + " --data " + input, &out), 0) << out;
   ASSERT_EQ(heed::test::run_command(heed_exe + " evaluate --run " + run + " --data " + input + " --quantize int8", &out),
@@ -341,11 +400,28 @@ TEST(NativeClassifier, ExecutableClassifiesAndEvaluatesWithInt8Weights) {
   EXPECT_EQ(quantized["quantize"], "int8");
   EXPECT_EQ(quantized["engine"], "native");
   EXPECT_NEAR(quantized["accuracy"].get<double>(), base["accuracy"].get<double>(), 3.0 / 60);
-  // Refused, exit 2 with the reason: the libtorch engine, bf16 for a classifier, an unknown format.
+  // bf16 likewise, where oneDNN multiplies in bf16 (else refused with the reason, exit 2).
+  std::string bf16;
+  const int bf16_rc =
+      heed::test::run_command(heed_exe + " classify --run " + run + " --quantize bf16 --input " + text_file, &bf16, false);
+  if (bf16_supported()) {
+    ASSERT_EQ(bf16_rc, 0) << bf16;
+    expect_close(bf16);
+    ASSERT_EQ(heed::test::run_command(heed_exe + " evaluate --run " + run + " --data " + input + " --quantize bf16", &out),
+              0)
+        << out;
+    const auto narrow = read_json(run + "/eval/held.jsonl.bf16.json");
+    EXPECT_EQ(narrow["quantize"], "bf16");
+    EXPECT_EQ(narrow["engine"], "native");
+    EXPECT_NEAR(narrow["accuracy"].get<double>(), base["accuracy"].get<double>(), 3.0 / 60);
+  } else {
+    EXPECT_EQ(bf16_rc, 2);
+    EXPECT_NE(bf16.find("AVX-512"), std::string::npos) << bf16;
+  }
+  // Refused, exit 2 with the reason: the libtorch engine, an unknown format.
   EXPECT_EQ(heed::test::run_command(heed_exe + " classify --engine torch --quantize int8 --run " + run + " hi", &out), 2);
   EXPECT_NE(out.find("torch-free engine"), std::string::npos) << out;
-  EXPECT_EQ(heed::test::run_command(heed_exe + " evaluate --run " + run + " --data " + input + " --quantize bf16", &out),
-            2);
-  EXPECT_NE(out.find("float32 or int8"), std::string::npos) << out;
+  EXPECT_EQ(heed::test::run_command(heed_exe + " classify --engine torch --quantize bf16 --run " + run + " hi", &out), 2);
+  EXPECT_NE(out.find("torch-free engine"), std::string::npos) << out;
   EXPECT_NE(heed::test::run_command(heed_exe + " classify --quantize int4 --run " + run + " hi", &out), 0);
 }

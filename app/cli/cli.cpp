@@ -133,9 +133,9 @@ CLI::App* add_classify_options(CLI::App& app, ClassifyJobOptions& o) {
       ->check(CLI::IsMember({"auto", "native", "torch"}))
       ->capture_default_str();
   c->add_option("--quantize", o.quantize,
-                "int8: the encoder's weight matrices in int8 (per channel) and their products on int8 (inputs "
-                "quantized per row); the torch-free engine only")
-      ->check(CLI::IsMember({"none", "int8"}))
+                "the encoder's weight matrices in int8 (per channel) with products on int8 (inputs quantized per "
+                "row), or in bf16 with products in bf16 (AMX / AVX-512 BF16; needs AVX-512); the torch-free engine only")
+      ->check(CLI::IsMember({"none", "bf16", "int8"}))
       ->capture_default_str();
   return c;
 }
@@ -198,7 +198,7 @@ CLI::App* add_evaluate_options(CLI::App& app, EvaluateJobOptions& o, DecodingFla
       ->capture_default_str();
   e->add_option("--quantize", o.quantize,
                 "abstractive summarizers: decode with bf16 or int8 (per channel) weights, as heed summarize "
-                "--quantize; classifiers: int8, as heed classify --quantize (the default report name gets .bf16 / "
+                "--quantize; classifiers: bf16 or int8, as heed classify --quantize (the default report name gets .bf16 / "
                 ".int8)")
       ->check(CLI::IsMember({"none", "bf16", "int8"}))
       ->capture_default_str();
@@ -295,8 +295,7 @@ CLI::App* add_serve_options(CLI::App& app, ServeJobOptions& o) {
       ->check(CLI::IsMember({"best", "last"}))
       ->capture_default_str();
   s->add_option("--quantize", o.quantize,
-                "weight matrices of run directories, as heed classify / summarize --quantize: none; int8 "
-                "(classifiers and summarizers); bf16 (summarizers)")
+                "weight matrices of run directories, as heed classify / summarize --quantize: none, bf16 or int8")
       ->check(CLI::IsMember({"none", "int8", "bf16"}))
       ->capture_default_str();
   return s;

@@ -29,7 +29,7 @@ int classify_job(const ClassifyJobOptions& o) {
   check_input_arguments(o.texts, o.input, o.batch_size, "classify");
   const int threads = configure_runtime(o.threads);
   // Here after classify_native_job declined: --engine torch, an archive, or flat weights to (re)write
-  // first; --quantize int8 then needs the torch-free engine over the rewritten flat weights.
+  // first; --quantize bf16|int8 then needs the torch-free engine over the rewritten flat weights.
   const auto weights = model::parse_weight_format(o.quantize);
   const ClassifierPredictor clf = open_classifier_predictor(
       o.run, o.model, o.checkpoint, weights != model::WeightFormat::kFloat32 && o.engine != "torch", weights);

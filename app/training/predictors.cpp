@@ -17,15 +17,16 @@ ClassifierPredictor open_classifier_predictor(const std::string& run, const std:
     throw InputError("--quantize applies to --run only (an archive keeps the weights it was exported with)");
   }
   if (narrow && !native) {
-    throw InputError("--quantize int8 runs on the torch-free engine (--engine auto or native), not --engine torch");
+    throw InputError(fmt::format("--quantize {} runs on the torch-free engine (--engine auto or native), not --engine torch",
+                                 model::weight_format_name(weights)));
   }
   if (!run.empty()) {
     LoadedClassifier clf = load_classifier(run, checkpoint);
     auto module = clf.model;
     auto flat = ensure_flat_weights(run, checkpoint, module);
     if (narrow && !flat) {
-      throw InputError(fmt::format("--quantize int8 needs the run's flat weights, which could not be written in {}",
-                                   run));
+      throw InputError(fmt::format("--quantize {} needs the run's flat weights, which could not be written in {}",
+                                   model::weight_format_name(weights), run));
     }
     std::shared_ptr<const model::NativeClassifier> engine;
     if (native && flat) {  // without flat weights (a read-only run) the module serves instead

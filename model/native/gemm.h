@@ -26,6 +26,22 @@ void sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float al
 void gemm_u8s8s32(int64_t m, int64_t n, int64_t k, const uint8_t* a, int64_t lda, const int8_t* b, int64_t ldb,
                   int32_t* c, int64_t ldc);
 
+// y [m, n] = x [m, k] . w^T + bias: x float32, rounded to bfloat16 here (to nearest even); w given as
+// [n, k] bfloat16 bit patterns (to_bf16); bias [n] and y float32; sums in float32. oneDNN's bf16 matrix
+// product, which runs on AMX tiles or AVX-512 BF16 where the CPU has them (4-5x its float32 product
+// on heed's shapes on a Xeon with AMX) and is emulated on plain AVX-512. oneDNN's fastest kernels
+// need the row count fixed when the product is set up (a new count costs ~0.5 ms to compile), so x is
+// taken 512 rows at a time and the last block is padded to a multiple of 32 rows: at most 32 products
+// ever get compiled per (k, n), and oneDNN's own primitive cache keeps them. Threads as sgemm.
+// Throws heed::Error where oneDNN has no bf16 product for this CPU (bf16_supported() says beforehand).
+void linear_bf16(int64_t m, int64_t n, int64_t k, const float* x, const uint16_t* w, const float* bias, float* y);
+
+// Whether oneDNN has a bf16 product for this CPU other than its reference loops (AVX-512 at least).
+bool bf16_supported();
+
+// float32 -> bfloat16 bit pattern, rounded to nearest even (NaN stays NaN).
+uint16_t to_bf16(float f);
+
 // Whether this CPU has VNNI (AVX512-VNNI): int8 products without the 16-bit intermediate.
 bool cpu_has_vnni();
 

@@ -172,8 +172,13 @@ NativeClassifier::NativeClassifier(const ModelOptions& options, int64_t vocab_si
   if (pooling_ == Pooling::kAttention) attention_pool_ = linear("attention_pool", 1, d_);
   head_ = linear("head", num_classes, d_);
   if (format == WeightFormat::kBFloat16) {
-    throw InputError(
-        "the classifier engine takes float32 or int8 weights (--quantize none|int8); bf16 is for summarizers");
+    if (!bf16_supported()) {
+      throw InputError(
+          "--quantize bf16: oneDNN has no bfloat16 matrix product for this CPU (it needs AVX-512); use none or int8");
+    }
+    for (auto& layer : layers_) {
+      for (Linear* l : {&layer.in_proj, &layer.out_proj, &layer.fc1, &layer.fc2}) round_to_bf16(*l);
+    }
   }
   if (format == WeightFormat::kInt8) {
     activation_levels_ = cpu_has_vnni() ? 255 : 127;
@@ -224,7 +229,19 @@ void NativeClassifier::quantize(Linear& l) {
   quantized_.push_back(std::move(m));
 }
 
+void NativeClassifier::round_to_bf16(Linear& l) {
+  auto m = std::make_unique<QuantizedMatrix>();
+  m->bf16.resize(static_cast<size_t>(l.out * l.in));
+  for (int64_t i = 0; i < l.out * l.in; ++i) m->bf16[static_cast<size_t>(i)] = to_bf16(l.weight[i]);
+  l.bf16 = m->bf16.data();
+  quantized_.push_back(std::move(m));
+}
+
 void NativeClassifier::apply(const Linear& l, const float* x, int64_t rows, float* y, Workspace& work) const {
+  if (l.bf16 != nullptr) {
+    linear_bf16(rows, l.out, l.in, x, l.bf16, l.bias, y);
+    return;
+  }
   if (l.q == nullptr) {
     for (int64_t r = 0; r < rows; ++r) std::copy(l.bias, l.bias + l.out, y + r * l.out);
     sgemm(false, true, rows, l.out, l.in, 1.0f, x, l.in, l.weight, l.in, 1.0f, y, l.out);

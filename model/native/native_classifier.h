@@ -26,9 +26,11 @@ class NativeClassifier {
   // quantized once here, per output row (symmetric, scale max|row| / 127), and their products run
   // on int8: each input row is quantized as it comes (asymmetric, its own scale and zero point;
   // 7 bits instead of 8 on CPUs without VNNI, whose int8 products can saturate at 16 bits),
-  // multiplied with oneDNN's u8 x s8 -> s32 product, and scaled back to float32. Embeddings,
-  // attention scores, norms, pooling and the heads stay float32. kBFloat16: InputError (oneDNN's C
-  // API has no bf16 product; summarizers take bf16).
+  // multiplied with oneDNN's u8 x s8 -> s32 product, and scaled back to float32. kBFloat16
+  // (`--quantize bf16`): the same four matrices rounded to bfloat16, their inputs rounded as they
+  // come, products summed in float32 by oneDNN (linear_bf16: AMX or AVX-512 BF16 where the CPU has
+  // them); InputError on CPUs where oneDNN has no bf16 product (bf16_supported). Either way
+  // embeddings, attention scores, norms, pooling and the heads stay float32.
   NativeClassifier(const ModelOptions& options, int64_t vocab_size, int64_t num_classes, FlatWeights weights,
                    WeightFormat format = WeightFormat::kFloat32);
 
@@ -55,11 +57,14 @@ class NativeClassifier {
     const int8_t* q = nullptr;
     const float* q_scale = nullptr;
     const int32_t* q_sum = nullptr;
+    // With bf16 weights (else null): weight [out, in] as bfloat16 bit patterns.
+    const uint16_t* bf16 = nullptr;
   };
-  struct QuantizedMatrix {  // the storage a Linear's q, q_scale and q_sum point into
+  struct QuantizedMatrix {  // the storage a Linear's q, q_scale and q_sum, or bf16, point into
     std::vector<int8_t> q;
     std::vector<float> scale;
     std::vector<int32_t> sum;
+    std::vector<uint16_t> bf16;
   };
   struct Norm {
     const float* weight = nullptr;
@@ -78,9 +83,11 @@ class NativeClassifier {
     std::vector<uint8_t> xq;                // int8 weights: the input rows quantized
     std::vector<int32_t> row_zero, product;  // their zero points; the s32 product
   };
-  // y [rows, out] = x [rows, in] W^T + b (on int8 when l.q is set; work holds the quantized rows)
+  // y [rows, out] = x [rows, in] W^T + b (on int8 when l.q is set, work then holding the quantized
+  // rows; in bf16 when l.bf16 is)
   void apply(const Linear& l, const float* x, int64_t rows, float* y, Workspace& work) const;
   void quantize(Linear& l);  // sets l.q, l.q_scale, l.q_sum
+  void round_to_bf16(Linear& l);  // sets l.bf16
   void layer_norm(const Norm& n, const float* x, float* y, int64_t rows) const;  // y may be x
 
   struct Span {  // the rows of one sequence within a group
