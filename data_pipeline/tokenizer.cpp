@@ -162,12 +162,13 @@ Tokenizer Tokenizer::from_bytes(std::string bytes, const std::string& origin) {
 
 Tokenizer Tokenizer::load(const std::string& path) { return from_bytes(read_file(path), path); }
 
-std::string required_ascii(int vocab_size) {
+std::string required_chars(const TokenizerTrainOptions& options) {
+  if (options.type != "unigram") return "";
   std::string chars;
   for (char c = '!'; c <= '~'; ++c) chars.push_back(c);
   // 4 special ids + 94 characters in at most a quarter of the vocabulary; tiny test vocabularies
   // (64 pieces) could not hold them at all.
-  return vocab_size >= 4 * (4 + static_cast<int>(chars.size())) ? chars : std::string();
+  return options.vocab_size >= 4 * (4 + static_cast<int>(chars.size())) ? chars : std::string();
 }
 
 Tokenizer Tokenizer::train(const std::vector<std::string_view>& texts, const TokenizerTrainOptions& options) {
@@ -190,10 +191,9 @@ Tokenizer Tokenizer::train(const std::vector<std::string_view>& texts, const Tok
   };
   // Rare ASCII characters fall outside character_coverage on news text ("?", "!", "&", "Q", "X" and
   // "Z" on BBC's 1,800 training articles) and would read back as " ⁇ " in every summary that
-  // copies "Xbox" or "M&S". Unigram vocabularies with room for them always hold them. (SentencePiece's
-  // BPE trainer aborts the process on a required character its sampled sentences lack.)
-  const std::string ascii = options.type == "unigram" ? required_ascii(options.vocab_size) : std::string();
-  if (!ascii.empty()) kv.emplace_back("required_chars", ascii);
+  // copies "Xbox" or "M&S".
+  const std::string required = required_chars(options);
+  if (!required.empty()) kv.emplace_back("required_chars", required);
   std::vector<const char*> keys, values;
   for (const auto& [k, v] : kv) {
     keys.push_back(k.c_str());

@@ -22,9 +22,11 @@ struct TokenizerTrainOptions {
   uint32_t seed = 1;                    // sampling seed
 };
 
-// The printable ASCII characters ("!" to "~") that training a unigram model always puts in the
-// vocabulary whatever character_coverage leaves out; empty when vocab_size is too small to spare room.
-std::string required_ascii(int vocab_size);
+// The characters Tokenizer::train(texts, options) always puts in the vocabulary whatever
+// character_coverage leaves out: for a unigram model, the printable ASCII characters ("!" to "~");
+// empty for BPE (SentencePiece's BPE trainer aborts the process on a required character its sampled
+// sentences lack) and when vocab_size is too small to spare room for them.
+std::string required_chars(const TokenizerTrainOptions& options);
 
 class Tokenizer {
  public:

@@ -214,10 +214,11 @@ TEST(NativeGemm, Bf16ProductMatchesAPlainProductOfRoundedValues) {
   for (auto& v : bias) v = uniform(rng);
   std::vector<uint16_t> wb(w.size());
   for (size_t i = 0; i < w.size(); ++i) wb[i] = to_bf16(w[i]);
+  Bf16Scratch scratch;  // reused across sizes, as a thread's workspace is
   for (const int64_t m : {1, 31, 32, 512, 545, 1100}) {
     std::vector<float> x(static_cast<size_t>(m * k)), y(static_cast<size_t>(m * n) + 7, 42.0f);
     for (auto& v : x) v = uniform(rng);
-    linear_bf16(m, n, k, x.data(), wb.data(), bias.data(), y.data());
+    linear_bf16(m, n, k, x.data(), wb.data(), bias.data(), y.data(), scratch);
     double worst = 0.0;
     for (int64_t i = 0; i < m; ++i) {
       for (int64_t j = 0; j < n; ++j) {

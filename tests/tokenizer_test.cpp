@@ -153,8 +153,11 @@ TEST(Tokenizer, RareAsciiCharactersStayInTheVocabulary) {
     const auto ids = tok.encode("ø");
     EXPECT_NE(std::find(ids.begin(), ids.end(), tok.unk_id()), ids.end()) << type;
   }
-  EXPECT_EQ(heed::data::required_ascii(500).size(), 94u);
-  EXPECT_TRUE(heed::data::required_ascii(64).empty());
+  TokenizerTrainOptions sized;
+  sized.vocab_size = 500;
+  EXPECT_EQ(heed::data::required_chars(sized).size(), 94u);
+  sized.vocab_size = 64;
+  EXPECT_TRUE(heed::data::required_chars(sized).empty());
   // A tiny vocabulary still trains (no room for the characters), and BPE trains without them.
   EXPECT_EQ(shared_tokenizer().vocab_size(), 64);
   TokenizerTrainOptions bpe;

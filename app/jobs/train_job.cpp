@@ -50,7 +50,7 @@ data::Tokenizer train_or_reuse_tokenizer(const TokenizerOptions& t, const std::v
   std::string cached;
   if (!cache_dir.empty()) {
     uint64_t key = fnv1a(fmt::format("{}|{}|{}|{}|{}|{}", o.type, o.vocab_size, o.character_coverage,
-                                     o.input_sentence_size, o.seed, data::required_ascii(o.vocab_size)));
+                                     o.input_sentence_size, o.seed, data::required_chars(o)));
     for (const auto& text : texts) {
       const uint64_t n = text.size();
       key = fnv1a(&n, sizeof(n), key);

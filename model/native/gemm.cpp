@@ -4,7 +4,6 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <cstring>
 #include <string>
 #include <vector>
 
@@ -33,14 +32,6 @@ void gemm_u8s8s32(int64_t m, int64_t n, int64_t k, const uint8_t* a, int64_t lda
   }
 }
 
-uint16_t to_bf16(float f) {
-  uint32_t u = 0;
-  std::memcpy(&u, &f, sizeof u);
-  if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((u >> 16) | 0x40u);  // NaN: keep it quiet
-  u += 0x7fffu + ((u >> 16) & 1u);
-  return static_cast<uint16_t>(u >> 16);
-}
-
 namespace {
 
 const dnnl::engine& cpu_engine() {
@@ -51,39 +42,39 @@ const dnnl::engine& cpu_engine() {
 __attribute__((target_clones("avx512f", "avx2", "default"))) void round_rows_to_bf16(const float* x, int64_t count,
                                                                                      uint16_t* out) {
 #pragma omp simd
-  for (int64_t i = 0; i < count; ++i) {
-    uint32_t u = 0;
-    std::memcpy(&u, x + i, sizeof u);
-    const bool nan = (u & 0x7fffffffu) > 0x7f800000u;
-    const uint32_t rounded = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
-    out[i] = static_cast<uint16_t>(nan ? ((u >> 16) | 0x40u) : rounded);
-  }
+  for (int64_t i = 0; i < count; ++i) out[i] = to_bf16(x[i]);
+}
+
+// The product y [rows, n] = x [rows, k] . w^T + bias, x and w bf16 (w [n, k] row major, read as its
+// transpose), bias and y float32.
+dnnl::matmul::primitive_desc matmul_bf16_desc(int64_t rows, int64_t n, int64_t k) {
+  using dt = dnnl::memory::data_type;
+  const dnnl::memory::desc x_md({rows, k}, dt::bf16, {k, 1}), w_md({k, n}, dt::bf16, {1, k}),
+      b_md({1, n}, dt::f32, {n, 1}), y_md({rows, n}, dt::f32, {n, 1});
+  return dnnl::matmul::primitive_desc(dnnl::matmul::desc(x_md, w_md, b_md, y_md), cpu_engine());
 }
 
 // One fixed-size product y [rows, n] = xb [rows, k] . w^T + bias.
 void matmul_bf16(int64_t rows, int64_t n, int64_t k, const uint16_t* xb, const uint16_t* w, const float* bias,
                  float* y) {
-  using dt = dnnl::memory::data_type;
-  const auto& engine = cpu_engine();
-  const dnnl::memory::desc x_md({rows, k}, dt::bf16, {k, 1});
-  const dnnl::memory::desc w_md({k, n}, dt::bf16, {1, k});  // w [n, k] row major, read as its transpose
-  const dnnl::memory::desc b_md({1, n}, dt::f32, {n, 1});
-  const dnnl::memory::desc y_md({rows, n}, dt::f32, {n, 1});
   // oneDNN's primitive cache makes this a lookup (~2 us) after the first call for these sizes
-  const dnnl::matmul product(dnnl::matmul::primitive_desc(dnnl::matmul::desc(x_md, w_md, b_md, y_md), engine));
+  const auto pd = matmul_bf16_desc(rows, n, k);
+  const dnnl::matmul product(pd);
+  const auto& engine = cpu_engine();
   dnnl::stream stream(engine);
-  dnnl::memory xm(x_md, engine, const_cast<uint16_t*>(xb)), wm(w_md, engine, const_cast<uint16_t*>(w)),
-      bm(b_md, engine, const_cast<float*>(bias)), ym(y_md, engine, y);
+  dnnl::memory xm(pd.src_desc(), engine, const_cast<uint16_t*>(xb)), wm(pd.weights_desc(), engine, const_cast<uint16_t*>(w)),
+      bm(pd.bias_desc(), engine, const_cast<float*>(bias)), ym(pd.dst_desc(), engine, y);
   product.execute(stream, {{DNNL_ARG_SRC, xm}, {DNNL_ARG_WEIGHTS, wm}, {DNNL_ARG_BIAS, bm}, {DNNL_ARG_DST, ym}});
   stream.wait();
 }
 
 }  // namespace
 
-void linear_bf16(int64_t m, int64_t n, int64_t k, const float* x, const uint16_t* w, const float* bias, float* y) {
+void linear_bf16(int64_t m, int64_t n, int64_t k, const float* x, const uint16_t* w, const float* bias, float* y,
+                 Bf16Scratch& scratch) {
   constexpr int64_t kBlock = 512, kPad = 32;
-  thread_local std::vector<uint16_t> xb;
-  thread_local std::vector<float> tail;
+  auto& xb = scratch.x;
+  auto& tail = scratch.tail;
   try {
     for (int64_t r = 0; r < m; r += kBlock) {
       const int64_t rows = std::min(kBlock, m - r);
@@ -107,13 +98,9 @@ void linear_bf16(int64_t m, int64_t n, int64_t k, const float* x, const uint16_t
 
 bool bf16_supported() {
   static const bool supported = [] {
-    using dt = dnnl::memory::data_type;
     try {
-      const dnnl::memory::desc x_md({32, 32}, dt::bf16, {32, 1}), w_md({32, 32}, dt::bf16, {1, 32}),
-          b_md({1, 32}, dt::f32, {32, 1}), y_md({32, 32}, dt::f32, {32, 1});
-      const dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(x_md, w_md, b_md, y_md), cpu_engine());
       // oneDNN's reference kernels run anywhere but ~100x slower than its float32 product
-      return std::string(pd.impl_info_str()).rfind("ref", 0) != 0;
+      return std::string(matmul_bf16_desc(32, 32, 32).impl_info_str()).rfind("ref", 0) != 0;
     } catch (const dnnl::error&) {
       return false;
     }

@@ -14,6 +14,8 @@
 // not for valid shapes).
 
 #include <cstdint>
+#include <cstring>
+#include <vector>
 
 namespace heed::model {
 
@@ -34,13 +36,24 @@ void gemm_u8s8s32(int64_t m, int64_t n, int64_t k, const uint8_t* a, int64_t lda
 // taken 512 rows at a time and the last block is padded to a multiple of 32 rows: at most 32 products
 // ever get compiled per (k, n), and oneDNN's own primitive cache keeps them. Threads as sgemm.
 // Throws heed::Error where oneDNN has no bf16 product for this CPU (bf16_supported() says beforehand).
-void linear_bf16(int64_t m, int64_t n, int64_t k, const float* x, const uint16_t* w, const float* bias, float* y);
+// `scratch` holds the rounded inputs and a padded block's outputs between calls (one per thread).
+struct Bf16Scratch {
+  std::vector<uint16_t> x;
+  std::vector<float> tail;
+};
+void linear_bf16(int64_t m, int64_t n, int64_t k, const float* x, const uint16_t* w, const float* bias, float* y,
+                 Bf16Scratch& scratch);
 
 // Whether oneDNN has a bf16 product for this CPU other than its reference loops (AVX-512 at least).
 bool bf16_supported();
 
 // float32 -> bfloat16 bit pattern, rounded to nearest even (NaN stays NaN).
-uint16_t to_bf16(float f);
+inline uint16_t to_bf16(float f) {
+  uint32_t u = 0;
+  std::memcpy(&u, &f, sizeof u);
+  const bool nan = (u & 0x7fffffffu) > 0x7f800000u;
+  return static_cast<uint16_t>(nan ? ((u >> 16) | 0x40u) : ((u + 0x7fffu + ((u >> 16) & 1u)) >> 16));
+}
 
 // Whether this CPU has VNNI (AVX512-VNNI): int8 products without the 16-bit intermediate.
 bool cpu_has_vnni();

@@ -171,19 +171,20 @@ NativeClassifier::NativeClassifier(const ModelOptions& options, int64_t vocab_si
   if (has_final_norm_) final_norm_ = norm("encoder.final_norm");
   if (pooling_ == Pooling::kAttention) attention_pool_ = linear("attention_pool", 1, d_);
   head_ = linear("head", num_classes, d_);
-  if (format == WeightFormat::kBFloat16) {
-    if (!bf16_supported()) {
-      throw InputError(
-          "--quantize bf16: oneDNN has no bfloat16 matrix product for this CPU (it needs AVX-512); use none or int8");
-    }
-    for (auto& layer : layers_) {
-      for (Linear* l : {&layer.in_proj, &layer.out_proj, &layer.fc1, &layer.fc2}) round_to_bf16(*l);
-    }
+  if (format == WeightFormat::kBFloat16 && !bf16_supported()) {
+    throw InputError(
+        "--quantize bf16: oneDNN has no bfloat16 matrix product for this CPU (it needs AVX-512); use none or int8");
   }
-  if (format == WeightFormat::kInt8) {
-    activation_levels_ = cpu_has_vnni() ? 255 : 127;
+  if (format == WeightFormat::kInt8) activation_levels_ = cpu_has_vnni() ? 255 : 127;
+  if (format != WeightFormat::kFloat32) {
     for (auto& layer : layers_) {
-      for (Linear* l : {&layer.in_proj, &layer.out_proj, &layer.fc1, &layer.fc2}) quantize(*l);
+      for (Linear* l : {&layer.in_proj, &layer.out_proj, &layer.fc1, &layer.fc2}) {
+        if (format == WeightFormat::kInt8) {
+          quantize(*l);
+        } else {
+          round_to_bf16(*l);
+        }
+      }
     }
   }
   if (options.ngram_order > 0) {
@@ -239,7 +240,7 @@ void NativeClassifier::round_to_bf16(Linear& l) {
 
 void NativeClassifier::apply(const Linear& l, const float* x, int64_t rows, float* y, Workspace& work) const {
   if (l.bf16 != nullptr) {
-    linear_bf16(rows, l.out, l.in, x, l.bf16, l.bias, y);
+    linear_bf16(rows, l.out, l.in, x, l.bf16, l.bias, y, work.bf16);
     return;
   }
   if (l.q == nullptr) {

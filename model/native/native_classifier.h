@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "model/native/flat_weights.h"
+#include "model/native/gemm.h"
 #include "model/options/options.h"
 #include "model/options/weight_format.h"
 
@@ -82,9 +83,10 @@ class NativeClassifier {
     std::vector<float> x, h, branch, qkv, scores, mixed, hidden, row_scale;
     std::vector<uint8_t> xq;                // int8 weights: the input rows quantized
     std::vector<int32_t> row_zero, product;  // their zero points; the s32 product
+    Bf16Scratch bf16;                       // bf16 weights: the rounded input rows
   };
-  // y [rows, out] = x [rows, in] W^T + b (on int8 when l.q is set, work then holding the quantized
-  // rows; in bf16 when l.bf16 is)
+  // y [rows, out] = x [rows, in] W^T + b (on int8 when l.q is set, in bf16 when l.bf16 is; work
+  // then holds the narrowed input rows)
   void apply(const Linear& l, const float* x, int64_t rows, float* y, Workspace& work) const;
   void quantize(Linear& l);  // sets l.q, l.q_scale, l.q_sum
   void round_to_bf16(Linear& l);  // sets l.bf16
