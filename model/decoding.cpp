@@ -14,6 +14,8 @@
 //   entries to -inf):
 //     min_length: EOS is forbidden while the row has generated fewer than min_length tokens, so
 //       every hypothesis that ends with EOS has at least min_length tokens before it;
+//     never_generate: the listed ids are forbidden at every step (heed lists the unknown,
+//       padding and BOS ids, which a summary has no use for);
 //     no_repeat_ngram_size n: a token is forbidden when it would complete an n-gram that already
 //       occurs in the row's generated tokens (BOS excluded), as in Hugging Face's
 //       NoRepeatNGramLogitsProcessor; n = 1 forbids every token generated before.
@@ -92,7 +94,7 @@ torch::Tensor int64_tensor(const std::vector<int64_t>& values, const torch::Devi
 
 // One step of the model for `rows` rows, with its output checked: [rows, V] log-probabilities.
 torch::Tensor checked_step(StepModel& model, const std::vector<int64_t>& last_tokens, int64_t eos_id,
-                           torch::Device& device) {
+                           const std::vector<int64_t>& never_generate, torch::Device& device) {
   const auto rows = static_cast<int64_t>(last_tokens.size());
   auto log_probs = model.step(int64_tensor(last_tokens, device));
   if (log_probs.dim() != 2 || log_probs.size(0) != rows || log_probs.size(1) < 2)
@@ -101,6 +103,11 @@ torch::Tensor checked_step(StepModel& model, const std::vector<int64_t>& last_to
                             c10::str(log_probs.sizes()), rows, rows));
   if (eos_id < 0 || eos_id >= log_probs.size(1))
     throw Error(fmt::format("decoding: eos id {} is outside the vocabulary [0, {})", eos_id, log_probs.size(1)));
+  for (const int64_t id : never_generate) {
+    if (id < 0 || id >= log_probs.size(1) || id == eos_id)
+      throw Error(fmt::format("decoding: never_generate id {} is outside the vocabulary [0, {}) or is EOS", id,
+                              log_probs.size(1)));
+  }
   device = log_probs.device();
   return log_probs;
 }
@@ -123,12 +130,14 @@ void banned_ngram_tokens(const std::vector<std::vector<int64_t>>& history, int64
   }
 }
 
-// min_length and no_repeat_ngram_size. `generated` tokens are already in every row at this step.
+// never_generate, min_length and no_repeat_ngram_size. `generated` tokens are already in every row at this step.
 // Out of place: the model's tensor is never written to.
 torch::Tensor apply_processors(torch::Tensor log_probs, int64_t generated,
                                const std::vector<std::vector<int64_t>>& history, int64_t eos_id,
                                const DecodingOptions& options) {
   const auto device = log_probs.device();
+  if (!options.never_generate.empty())
+    log_probs = log_probs.index_fill(1, int64_tensor(options.never_generate, device), kNegInf);
   if (generated < options.min_length) log_probs = log_probs.index_fill(1, int64_tensor({eos_id}, device), kNegInf);
   if (options.no_repeat_ngram_size > 0) {
     std::vector<int64_t> rows, tokens;
@@ -278,7 +287,7 @@ class BeamSearch {
 
   // Step t (1-based) for every input not done yet. Returns false when none is left to search.
   bool step(int64_t t) {
-    auto log_probs = checked_step(model_, rows_.last, eos_id_, device_);  // [A*K, V]
+    auto log_probs = checked_step(model_, rows_.last, eos_id_, options_.never_generate, device_);  // [A*K, V]
     log_probs = apply_processors(log_probs, t - 1, rows_.history, eos_id_, options_);
     const int64_t V = log_probs.size(1);
     const auto ranked = rank_candidates(log_probs);
@@ -459,7 +468,7 @@ std::vector<std::vector<Hypothesis>> greedy_search(StepModel& model, int64_t bat
   torch::Device device(torch::kCPU);
   SingleRows rows(batch, bos_id);
   for (int64_t t = 1; t <= options.max_length && !rows.input.empty(); ++t) {
-    auto log_probs = checked_step(model, rows.last, eos_id, device);
+    auto log_probs = checked_step(model, rows.last, eos_id, options.never_generate, device);
     log_probs = apply_processors(log_probs, t - 1, rows.history, eos_id, options);
     // The argmax of running score + log-prob: what beam search with one beam ranks.
     auto best = (log_probs + score_column(rows.log_prob, log_probs)).max(1);  // values, indices: [rows]
@@ -505,7 +514,7 @@ std::vector<std::vector<Hypothesis>> sample(StepModel& model, int64_t batch, int
   auto uniform = [&rng] { return static_cast<double>(rng() >> 11) * 0x1.0p-53; };  // [0, 1), portable
   SingleRows rows(batch, bos_id);
   for (int64_t t = 1; t <= options.max_length && !rows.input.empty(); ++t) {
-    auto log_probs = checked_step(model, rows.last, eos_id, device);
+    auto log_probs = checked_step(model, rows.last, eos_id, options.never_generate, device);
     log_probs = apply_processors(log_probs, t - 1, rows.history, eos_id, options);  // [N, V]
     const int64_t V = log_probs.size(1);
     auto logits = options.temperature == 1.0 ? log_probs : log_probs / options.temperature;  // [N, V]

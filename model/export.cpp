@@ -505,7 +505,9 @@ def _banned_ngrams(self, history: List[List[int]], n: int) -> Tuple[List[int], L
 
 def _process(self, log_probs: Tensor, generated: int, history: List[List[int]], min_length: int,
              no_repeat_ngram_size: int) -> Tensor:
-    # min_length and no_repeat_ngram_size, out of place: forbidden entries become -inf
+    # never_generate, min_length and no_repeat_ngram_size, out of place: forbidden entries become -inf
+    if len(self.never_generate) > 0:
+        log_probs = log_probs.index_fill(1, torch.tensor(self.never_generate), float("-inf"))
     if generated < min_length:
         log_probs = log_probs.index_fill(1, torch.tensor([self.eos_id]), float("-inf"))
     if no_repeat_ngram_size > 0:
@@ -993,7 +995,8 @@ torch::jit::Module export_classifier(ClassifierImpl& model, WeightFormat weights
 }
 
 torch::jit::Module export_seq2seq(Seq2SeqImpl& model, int64_t pad_id, int64_t bos_id, int64_t eos_id,
-                                  WeightFormat weights, QuantizeReport* report) {
+                                  const std::vector<int64_t>& never_generate, WeightFormat weights,
+                                  QuantizeReport* report) {
   const auto& o = model.options();
   torch::jit::Module m("heed_summarizer");
   NarrowWeights narrow(weights);
@@ -1011,6 +1014,7 @@ torch::jit::Module export_seq2seq(Seq2SeqImpl& model, int64_t pad_id, int64_t bo
   m.register_attribute("pad_id", c10::IntType::get(), pad_id);
   m.register_attribute("bos_id", c10::IntType::get(), bos_id);
   m.register_attribute("eos_id", c10::IntType::get(), eos_id);
+  m.register_attribute("never_generate", c10::ListType::ofInts(), c10::List<int64_t>(never_generate));
   std::string accessors = common_accessors(o) +
                           stack_accessor("_decoder_weights", "decoder", o.decoder_layers, kDecoderLayer) +
                           optional_pair("_decoder_final_norm", o.norm == "pre", "decoder.final_norm.") +

@@ -67,9 +67,10 @@ std::string exported_weights_digest(const torch::jit::Module& module);
 torch::jit::Module export_classifier(ClassifierImpl& model, WeightFormat weights = WeightFormat::kFloat32,
                                      QuantizeReport* report = nullptr);
 
-// A TorchScript twin of `model`; the special ids are what generate() starts, stops and pads with.
+// A TorchScript twin of `model`; the special ids are what generate() starts, stops and pads with,
+// and its searches never choose the ids in `never_generate` (DecodingOptions::never_generate).
 torch::jit::Module export_seq2seq(Seq2SeqImpl& model, int64_t pad_id, int64_t bos_id, int64_t eos_id,
-                                  WeightFormat weights = WeightFormat::kFloat32, QuantizeReport* report = nullptr);
+                                  const std::vector<int64_t>& never_generate, WeightFormat weights = WeightFormat::kFloat32, QuantizeReport* report = nullptr);
 
 // A TorchScript twin of an extractive summarizer; `selection` gives the blocking and counts (the
 // threshold is the model's selection_threshold buffer).

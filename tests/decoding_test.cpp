@@ -688,6 +688,53 @@ TEST(Decoding, BatchEqualsEachInputAlone) {
   }
 }
 
+TEST(Decoding, NeverGenerateHoldsForEveryMethod) {
+  // Token 2 is the likeliest next token after every token (what an unknown id looks like to a
+  // summarizer that copied one): every method takes it unless it is never generated.
+  auto logits = torch::randn({6, 6}, at::make_generator<at::CPUGeneratorImpl>(7), torch::kFloat);
+  logits.select(1, 2) += 6.0;
+  const auto bigram = torch::log_softmax(logits, 1);
+  auto holds_two = [](const Hypothesis& h) { return std::count(h.tokens.begin(), h.tokens.end(), 2) > 0; };
+  for (const std::string method : {"greedy", "beam", "sample"}) {
+    auto o = options_for(method, 4, 8);
+    if (method == "beam") o.n_best = 4;
+    BigramModel free_model(bigram, 3);
+    const auto free_out = decode(free_model, 3, kBos, kEos, o);
+    EXPECT_TRUE(std::any_of(free_out.begin(), free_out.end(), [&](const std::vector<Hypothesis>& hs) {
+      return std::any_of(hs.begin(), hs.end(), holds_two);
+    })) << method << ": the test's model must prefer token 2";
+    o.never_generate = {2, 4};
+    for (uint64_t seed = 0; seed < (method == "sample" ? 10u : 1u); ++seed) {
+      o.seed = seed;
+      BigramModel model(bigram, 3);
+      const auto out = decode(model, 3, kBos, kEos, o);
+      for (const auto& hyps : out) {
+        ASSERT_FALSE(hyps.empty()) << method;
+        for (const auto& h : hyps) {
+          EXPECT_FALSE(holds_two(h)) << method;
+          EXPECT_EQ(std::count(h.tokens.begin(), h.tokens.end(), 4), 0) << method;
+          // Scores stay the model's own log-probabilities (nothing renormalised).
+          double sum = 0.0;
+          int64_t last = kBos;
+          for (const int64_t t : h.tokens) sum += bigram[last][t].item<double>(), last = t;
+          if (static_cast<int64_t>(h.tokens.size()) < o.max_length) sum += bigram[last][kEos].item<double>();
+          EXPECT_NEAR(h.log_prob, sum, 1e-4) << method;
+        }
+      }
+    }
+  }
+  // Ids outside the vocabulary, or EOS itself, are the caller's error; negative ids a config error.
+  for (const std::vector<int64_t>& bad : {std::vector<int64_t>{6}, std::vector<int64_t>{kEos}}) {
+    auto o = options_for("greedy", 1, 8);
+    o.never_generate = bad;
+    BigramModel model(bigram, 1);
+    EXPECT_THROW(decode(model, 1, kBos, kEos, o), heed::Error);
+  }
+  auto o = options_for("greedy", 1, 8);
+  o.never_generate = {-1};
+  expect_error_names(o, "never_generate");
+}
+
 TEST(Decoding, DispatchesOnMethod) {
   const auto bigram = random_bigram(11, 7);
   for (const char* method : {"beam", "greedy", "sample"}) {

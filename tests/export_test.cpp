@@ -143,7 +143,7 @@ TEST(Export, DecodeStepEqualsIncrementalDecode) {
         options.copy_attention = copy;
         Seq2Seq model(options, 40);
         model->eval();
-        auto m = export_seq2seq(*model, 0, 2, 3);
+        auto m = export_seq2seq(*model, 0, 2, 3, {});
         torch::NoGradGuard no_grad;
         const auto ids = batch_ids(), lengths = batch_lengths();
         DecoderState state;
@@ -200,7 +200,7 @@ TEST(Export, QuantizedArchivesStayCloseToFloat32) {
                              c.forward({batch_ids(), batch_lengths()}).toTensor()))
         << name;
 
-    auto m = export_seq2seq(*summarizer, 0, 2, 3, format);
+    auto m = export_seq2seq(*summarizer, 0, 2, 3, {}, format);
     const auto ids = batch_ids(), lengths = batch_lengths();
     DecoderState state;
     state.encoder = summarizer->encode(ids, lengths);
@@ -252,7 +252,7 @@ TEST(Export, GenerateRunsHeedsGreedyAndBeamSearch) {
         torch::NoGradGuard no_grad;
         model->output_bias[eos].add_(2.5);
       }
-      auto m = export_seq2seq(*model, 0, bos, eos);
+      auto m = export_seq2seq(*model, 0, bos, eos, {});
       for (const auto& d : cases) {
         const auto expected = cpp_search(model, d, bos, eos);
         const auto got = exported_search(m, d);

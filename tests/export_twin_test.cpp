@@ -80,6 +80,9 @@ namespace {
 constexpr int64_t kVocab = 50;
 constexpr int64_t kClasses = 3;
 constexpr int64_t kPad = 0, kBos = 2, kEos = 3;
+// What heed's summarizers never generate (SpecialIds::search_options: unknown, padding, BOS); the
+// search grid's twins are exported with it and its options carry it, so both sides must block it.
+const std::vector<int64_t> kNeverGenerate = {1, kPad, kBos};
 // Tokens [kTiedFrom, kVocab) never occur in the inputs, so copy attention never adds to them: the
 // "tied tokens" variant of the search test gives them all the same logit (see there).
 constexpr int64_t kTiedFrom = 40;
@@ -234,7 +237,7 @@ Summarizer& summarizer(const Arch& arch) {
   if (!slot) {
     slot = std::make_unique<Summarizer>();
     slot->model = build_summarizer(arch);
-    slot->twin = reload(export_seq2seq(*slot->model, kPad, kBos, kEos));
+    slot->twin = reload(export_seq2seq(*slot->model, kPad, kBos, kEos, kNeverGenerate));
   }
   return *slot;
 }
@@ -318,6 +321,7 @@ DecodingOptions decoding_options(const SearchCase& c) {
   d.length_penalty = c.length_penalty;
   d.no_repeat_ngram_size = c.no_repeat_ngram_size;
   d.early_stopping = c.early_stopping;
+  d.never_generate = kNeverGenerate;
   return d;
 }
 
@@ -543,6 +547,8 @@ TEST(ExportTwin, SummarizerSearchAndGenerate) {
           score_diff.saw(s);
           EXPECT_LE(s, kScoreTol) << "search score: " << where << " input " << b << ": " << got[b].score << " vs "
                                   << expected[b].score;
+          for (const int64_t id : got[b].tokens)
+            EXPECT_EQ(std::count(kNeverGenerate.begin(), kNeverGenerate.end(), id), 0) << "search: " << where;
           if (expected[b].found) {
             if (static_cast<int64_t>(expected[b].tokens.size()) < c.max_length) ++ended_by_eos;
             else ++cut_at_max_length;
@@ -594,7 +600,7 @@ TEST(ExportTwin, SummarizerSearchWithEveryContinuationForbidden) {
   for (const bool copy : {true, false}) {
     Arch arch{"pre", "sinusoidal", "gelu", "", copy, 0};
     auto model = build_summarizer(arch, 8);
-    auto twin = reload(export_seq2seq(*model, kPad, kBos, kEos));
+    auto twin = reload(export_seq2seq(*model, kPad, kBos, kEos, {}));
     for (const int64_t beam : {1, 2, 4}) {
       SearchCase c{beam == 1 ? "greedy" : "beam", beam, 10, 10, 1.0, 1, true, 0};
       const auto d = decoding_options(c);
@@ -643,7 +649,7 @@ TEST(ExportTwin, DefaultExecutorGivesIdenticalOutputs) {
   const auto d = decoding_options(kSearchCases[9]);  // beam 4
   for (const auto& arch : {Arch{"pre", "sinusoidal", "gelu", "", true, 1, true}, Arch{"post", "learned", "relu", "", false, 0}}) {
     auto model = build_summarizer(arch);
-    auto exported = export_seq2seq(*model, kPad, kBos, kEos);
+    auto exported = export_seq2seq(*model, kPad, kBos, kEos, {});
     auto plain = reload(exported), optimised = reload(exported);
     auto run_all = [&](torch::jit::Module& twin) {
       std::vector<torch::Tensor> out;

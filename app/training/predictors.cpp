@@ -94,7 +94,7 @@ SummarizerPredictor open_summarizer_predictor(const std::string& run, const std:
                                         const model::DecodingOptions& decoding,
                                         const model::TokenObserver& observer) mutable {
       model::Seq2SeqStepper stepper(module, module->encode(source, lengths), use_cache);
-      return model::decode(stepper, source.size(0), ids.bos, ids.eos, decoding, observer);
+      return model::decode(stepper, source.size(0), ids.bos, ids.eos, ids.search_options(decoding), observer);
     };
     return p;
   }

@@ -17,7 +17,16 @@ SpecialIds special_ids(const data::Tokenizer& tokenizer) {
   if (tokenizer.bos_id() < 0 || tokenizer.eos_id() < 0) {
     throw InputError("the tokenizer has no BOS/EOS pieces; a summarizer needs both (train one with heed)");
   }
-  return {tokenizer.pad_id(), tokenizer.bos_id(), tokenizer.eos_id()};
+  return {tokenizer.pad_id(), tokenizer.bos_id(), tokenizer.eos_id(), tokenizer.unk_id()};
+}
+
+model::DecodingOptions SpecialIds::search_options(model::DecodingOptions decoding) const {
+  for (const int64_t id : {unk, pad, bos}) {
+    const auto& never = decoding.never_generate;
+    if (id >= 0 && id != eos && std::find(never.begin(), never.end(), id) == never.end())
+      decoding.never_generate.push_back(id);
+  }
+  return decoding;
 }
 
 torch::Tensor sequence_loss(const torch::Tensor& log_probs, const torch::Tensor& target, int64_t pad_id,
@@ -133,7 +142,7 @@ std::vector<std::vector<model::Hypothesis>> generate(model::Seq2Seq& model, cons
   model->eval();
   auto search = [&](const torch::Tensor& source, const torch::Tensor& lengths) {
     model::Seq2SeqStepper stepper(model, model->encode(source, lengths), use_cache);
-    return model::decode(stepper, source.size(0), ids.bos, ids.eos, decoding);
+    return model::decode(stepper, source.size(0), ids.bos, ids.eos, ids.search_options(decoding));
   };
   auto out = generate(search, sources, ids.pad, batch_size);
   if (was_training) model->train();

@@ -3,6 +3,7 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace heed::model {
 
@@ -22,6 +23,9 @@ struct DecodingOptions {
   int64_t top_k = 0;                 // sample: keep the k most likely tokens (0 = all)
   double top_p = 1.0;                // sample: keep the smallest set with this much probability mass
   uint64_t seed = 1;                 // sample: random seed
+  // Token ids search never chooses (every method). Not a config key: heed sets it from the
+  // tokenizer (unknown, padding, BOS) so that a summary never reads " ⁇ ". Must not hold EOS.
+  std::vector<int64_t> never_generate;
 
   template <typename V>
   void visit(V&& v) {

@@ -63,7 +63,7 @@ void write_exports(const std::filesystem::path& dir) {
       config.task = "summarization";
       config.training.best_metric = "loss";
       model::Seq2Seq model(config.model, tokenizer.vocab_size());
-      module = model::export_seq2seq(*model, tokenizer.pad_id(), tokenizer.bos_id(), tokenizer.eos_id());
+      module = model::export_seq2seq(*model, tokenizer.pad_id(), tokenizer.bos_id(), tokenizer.eos_id(), {});
     }
     config.validate();
     const auto extra = app::export_extra_files(module, kind, app::to_json(config).dump(2), tokenizer, labels, "best");
