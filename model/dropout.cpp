@@ -3,7 +3,6 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
-#include <ATen/OpMathType.h>
 
 #include <cmath>
 #include <cstring>
@@ -13,20 +12,79 @@ namespace heed::model {
 namespace {
 
 // SplitMix64's output function: a well-mixed 64-bit value from a counter.
-inline uint64_t mix(uint64_t z) {
+__attribute__((always_inline)) inline uint64_t mix(uint64_t z) {
   z += 0x9E3779B97F4A7C15ULL;
   z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
   z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
   return z ^ (z >> 31);
 }
 
-// hashes[h] = mix(seed + (first + h) * golden) for h < count: the per-element work of a dropout mask.
-// Cloned per instruction set (chosen at load time): with AVX-512 DQ's 64-bit multiplies the loop runs
-// eight hashes at once, ~4x the plain x86-64 loop.
-__attribute__((target_clones("arch=skylake-avx512", "avx2", "default"))) void hash_block(uint64_t seed, uint64_t first,
-                                                                                          int64_t count,
-                                                                                          uint64_t* hashes) {
-  for (int64_t h = 0; h < count; ++h) hashes[h] = mix(seed + (first + static_cast<uint64_t>(h)) * 0xD1B54A32D192ED03ULL);
+constexpr int64_t kBlock = 1024;  // elements per block: 256 hashes
+
+// bf16 bits of (bf16 bits `b` as a float) * scale, rounded to nearest even; NaN stays NaN (a dropped
+// NaN too, as x * mask gives).
+__attribute__((always_inline)) inline uint16_t scaled_bf16(uint16_t b, float scale) {
+  const uint32_t wide = static_cast<uint32_t>(b) << 16;
+  float f;
+  std::memcpy(&f, &wide, sizeof f);
+  f *= scale;
+  uint32_t bits;
+  std::memcpy(&bits, &f, sizeof bits);
+  const uint32_t rounded = (bits + 0x7FFFu + ((bits >> 16) & 1u)) >> 16;
+  return (bits & 0x7FFFFFFFu) > 0x7F800000u ? uint16_t{0x7FC0} : static_cast<uint16_t>(rounded);
+}
+
+// out[i] = in[i] * (kept ? scale : 0) for the m <= kBlock elements of block `block`. Each hash gives the
+// 16-bit uniforms of four elements (element i of a hash: its bits 16i..16i+15); an element is kept when
+// its uniform is below `threshold` (keep * 2^16, <= 65535 here).
+template <typename T, typename Scale>
+__attribute__((always_inline)) inline void dropout_block(uint64_t seed, int64_t block, const T* __restrict in,
+                                                         T* __restrict out, int64_t m, uint16_t threshold, float scale,
+                                                         Scale scaled) {
+  uint64_t hashes[kBlock / 4];
+  const uint64_t first = static_cast<uint64_t>(block) * (kBlock / 4);
+  for (int64_t h = 0; h < kBlock / 4; ++h)
+    hashes[h] = mix(seed + (first + static_cast<uint64_t>(h)) * 0xD1B54A32D192ED03ULL);
+  uint16_t u[kBlock];  // little-endian (x86, ARM): bits 16i..16i+15 of a hash are its ith uint16
+  std::memcpy(u, hashes, sizeof u);
+  for (int64_t i = 0; i < m; ++i) out[i] = scaled(in[i], u[i] < threshold ? scale : 0.0f);
+}
+
+// dropout_block() compiled twice per dtype: for AVX-512 (F, BW, DQ, VL: 64-bit multiplies and 16-bit
+// lanes) and for plain x86-64; chosen at run time.
+#define HEED_DROPOUT_BLOCKS(suffix, attributes)                                                                      \
+  attributes void dropout_f32_##suffix(uint64_t seed, int64_t block, const float* in, float* out, int64_t m,         \
+                                       uint16_t threshold, float scale) {                                            \
+    dropout_block(seed, block, in, out, m, threshold, scale, [](float x, float s) { return x * s; });                \
+  }                                                                                                                  \
+  attributes void dropout_bf16_##suffix(uint64_t seed, int64_t block, const uint16_t* in, uint16_t* out, int64_t m,  \
+                                        uint16_t threshold, float scale) {                                           \
+    dropout_block(seed, block, in, out, m, threshold, scale, [](uint16_t x, float s) { return scaled_bf16(x, s); }); \
+  }
+HEED_DROPOUT_BLOCKS(avx512, __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx2,fma"))))
+HEED_DROPOUT_BLOCKS(baseline, )
+#undef HEED_DROPOUT_BLOCKS
+
+bool has_avx512() {
+  static const bool yes = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
+  }();
+  return yes;
+}
+
+// dropout_block() for each dtype apply_dropout takes.
+void block_of(uint64_t seed, int64_t b, const float* in, float* out, int64_t m, uint16_t threshold, float scale) {
+  (has_avx512() ? dropout_f32_avx512 : dropout_f32_baseline)(seed, b, in, out, m, threshold, scale);
+}
+void block_of(uint64_t seed, int64_t b, const at::BFloat16* in, at::BFloat16* out, int64_t m, uint16_t threshold,
+              float scale) {
+  (has_avx512() ? dropout_bf16_avx512 : dropout_bf16_baseline)(seed, b, reinterpret_cast<const uint16_t*>(in),
+                                                               reinterpret_cast<uint16_t*>(out), m, threshold, scale);
+}
+void block_of(uint64_t seed, int64_t b, const double* in, double* out, int64_t m, uint16_t threshold, float scale) {
+  dropout_block(seed, b, in, out, m, threshold, scale, [](double v, float s) { return v * static_cast<double>(s); });
 }
 
 uint64_t draw_seed() {
@@ -56,70 +114,24 @@ class SeededDropout : public torch::autograd::Function<SeededDropout> {
  private:
   static torch::Tensor masked(const torch::Tensor& input, double keep, uint64_t seed) {
     const auto x = input.contiguous();
-    auto y = torch::empty_like(x, at::MemoryFormat::Contiguous);
     const int64_t n = x.numel();
-    switch (x.scalar_type()) {
-      case torch::kFloat32:
-        run(x.data_ptr<float>(), y.data_ptr<float>(), n, keep, seed,
-            [](const float* __restrict in, float* __restrict out, int64_t m, const uint16_t* __restrict u,
-               uint16_t threshold, float scale) {
-              for (int64_t i = 0; i < m; ++i) out[i] = in[i] * (u[i] < threshold ? scale : 0.0f);
-            });
-        break;
-      case torch::kBFloat16:
-        run(reinterpret_cast<const uint16_t*>(x.data_ptr<at::BFloat16>()),
-            reinterpret_cast<uint16_t*>(y.data_ptr<at::BFloat16>()), n, keep, seed,
-            [](const uint16_t* __restrict in, uint16_t* __restrict out, int64_t m, const uint16_t* __restrict u,
-               uint16_t threshold, float scale) {
-              for (int64_t i = 0; i < m; ++i) out[i] = scaled_bf16(in[i], u[i] < threshold ? scale : 0.0f);
-            });
-        break;
-      default:  // double (tests, gradient checks): plain, one element at a time
-        AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "heed_dropout", [&] {
-          run(x.data_ptr<scalar_t>(), y.data_ptr<scalar_t>(), n, keep, seed,
-              [](const scalar_t* in, scalar_t* out, int64_t m, const uint16_t* u, uint16_t threshold, float scale) {
-                for (int64_t i = 0; i < m; ++i) out[i] = in[i] * (u[i] < threshold ? static_cast<scalar_t>(scale) : 0);
-              });
-        });
-    }
-    return y;
-  }
-
-  // bf16 bits of (bf16 bits `b` as a float) * scale (0 drops it; NaN * 0 stays NaN, as x * mask does), rounded to nearest even (NaN stays NaN).
-  static inline uint16_t scaled_bf16(uint16_t b, float scale) {
-    const uint32_t wide = static_cast<uint32_t>(b) << 16;
-    float f;
-    std::memcpy(&f, &wide, sizeof f);
-    f *= scale;
-    uint32_t bits;
-    std::memcpy(&bits, &f, sizeof bits);
-    const uint32_t rounded = (bits + 0x7FFFu + ((bits >> 16) & 1u)) >> 16;
-    return (bits & 0x7FFFFFFFu) > 0x7F800000u ? uint16_t{0x7FC0} : static_cast<uint16_t>(rounded);
-  }
-
-  // Elements go in blocks of kBlock: the block's hashes first (each gives the 16-bit uniforms of four
-  // elements, element i of a hash its bits 16i..16i+15), then `apply` over the block's elements,
-  // a loop the compiler vectorizes. An element is kept when its uniform is below keep * 2^16.
-  template <typename T, typename Apply>
-  static void run(const T* in, T* out, int64_t n, double keep, uint64_t seed, Apply apply) {
-    constexpr int64_t kBlock = 1024;
-    const auto threshold = static_cast<uint32_t>(std::llround(keep * 65536.0));  // <= 65536
+    // keep * 2^16 rounds to 65536 only for p < 2^-17: then every element is kept.
+    const auto threshold = static_cast<uint16_t>(std::min<int64_t>(std::llround(keep * 65536.0), 65535));
+    const bool keep_all = std::llround(keep * 65536.0) >= 65536;
     const float scale = static_cast<float>(1.0 / keep);
-    at::parallel_for(0, (n + kBlock - 1) / kBlock, 16, [&](int64_t begin, int64_t end) {
-      uint64_t hashes[kBlock / 4];
-      for (int64_t blk = begin; blk < end; ++blk) {
-        const int64_t first = blk * kBlock, m = std::min(kBlock, n - first);
-        hash_block(seed, static_cast<uint64_t>(first / 4), (m + 3) / 4, hashes);
-        uint16_t uniforms[kBlock];  // little-endian (x86, ARM): bits 16i..16i+15 of a hash are its ith uint16
-        std::memcpy(uniforms, hashes, sizeof uniforms);
-        if (threshold >= 65536) {  // keep == 1 after rounding: every element kept
-          std::fill(uniforms, uniforms + m, uint16_t{0});
-          apply(in + first, out + first, m, uniforms, uint16_t{1}, scale);
-        } else {
-          apply(in + first, out + first, m, uniforms, static_cast<uint16_t>(threshold), scale);
+    if (keep_all) return x * scale;
+    auto y = torch::empty_like(x, at::MemoryFormat::Contiguous);
+    AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, x.scalar_type(), "heed_dropout", [&] {
+      const scalar_t* in = x.data_ptr<scalar_t>();
+      scalar_t* out = y.data_ptr<scalar_t>();
+      at::parallel_for(0, (n + kBlock - 1) / kBlock, 16, [&](int64_t begin, int64_t end) {
+        for (int64_t b = begin; b < end; ++b) {
+          const int64_t first = b * kBlock, m = std::min(kBlock, n - first);
+          block_of(seed, b, in + first, out + first, m, threshold, scale);
         }
-      }
+      });
     });
+    return y;
   }
 };
 
