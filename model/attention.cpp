@@ -175,6 +175,9 @@ AttentionOutput MultiHeadAttentionImpl::forward(const torch::Tensor& query, cons
                     .view({batch, heads_, tgt_len, src_len});
 
   torch::Tensor forbidden;  // bool, broadcastable to [B, H, Tq, Tk]
+  // A batch without padding (every row full, as long documents cut to max_length are) needs no mask:
+  // one look at [B, Tk] on the CPU saves a pass over the [B, H, Tq, Tk] scores forward and backward.
+  if (key_padding.defined() && key_padding.device().is_cpu() && !key_padding.any().item<bool>()) key_padding = torch::Tensor();
   if (key_padding.defined()) forbidden = key_padding.view({batch, 1, 1, src_len});
   if (mask.causal && tgt_len > 1) {  // one query (an incremental step) is the latest position: sees every key
     auto c = causal_mask(tgt_len, src_len, src_len - tgt_len, query.device());  // [Tq, Tk]
@@ -183,7 +186,9 @@ AttentionOutput MultiHeadAttentionImpl::forward(const torch::Tensor& query, cons
   if (mask.mask.defined()) forbidden = forbidden.defined() ? forbidden.logical_or(mask.mask) : mask.mask;
   if (forbidden.defined()) {
     // A large finite value rather than -inf: a row with every key forbidden becomes uniform, not NaN.
-    scores = scores.masked_fill(forbidden, -1e9);
+    // In place: the scores are the product's own fresh output (its backward needs q and k, not it),
+    // so no copy of [B, H, Tq, Tk] is made.
+    scores.masked_fill_(forbidden, -1e9);
   }
   auto weights = torch::softmax(scores, -1);
   auto attended = weights;
