@@ -241,6 +241,32 @@ TEST(Seq2Seq, SequenceLossIgnoresPaddingAndSmooths) {
   EXPECT_NEAR(heed::app::sequence_loss(peaked, t1, 9, 0.2).item<double>(), expected, 1e-5);
 }
 
+// sequence_loss's own backward gives autograd's gradient of the plain formula.
+TEST(Seq2Seq, SequenceLossGradientMatchesThePlainFormula) {
+  torch::manual_seed(5);
+  for (const double smoothing : {0.0, 0.1}) {
+    for (const auto dtype : {torch::kFloat32, torch::kFloat64}) {
+      const auto logits = torch::randn({3, 5, 11}, dtype);
+      auto target = torch::randint(1, 11, {3, 5}, torch::kInt64);
+      target[0][4] = 0;  // padding in two rows
+      target[2][3] = 0;
+      target[2][4] = 0;
+      const auto a = torch::log_softmax(logits, 2).detach().requires_grad_();
+      const auto b = a.detach().clone().requires_grad_();
+      const auto loss = heed::app::sequence_loss(a, target, 0, smoothing);
+      (loss * 3.0).backward();
+      const auto keep = target.ne(0);
+      const auto nll = -b.gather(2, target.unsqueeze(2)).squeeze(2);
+      const auto plain = (((1.0 - smoothing) * nll - smoothing * b.mean(2)).masked_select(keep)).mean();
+      (plain * 3.0).backward();
+      EXPECT_NEAR(loss.item<double>(), plain.item<double>(), 1e-6);
+      EXPECT_TRUE(torch::allclose(a.grad(), b.grad(), 1e-6, 1e-7)) << "smoothing " << smoothing << " " << dtype;
+      EXPECT_EQ(a.grad().scalar_type(), dtype);
+      EXPECT_TRUE(a.grad()[2][4].eq(0).all().item<bool>());  // nothing flows into padding
+    }
+  }
+}
+
 // Beam search reorders the rows every step: the cache (the coverage included) must follow.
 TEST(Seq2Seq, StepperWithAndWithoutCacheAgree) {
   for (const bool coverage : {false, true}) {

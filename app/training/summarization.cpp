@@ -29,13 +29,49 @@ model::DecodingOptions SpecialIds::search_options(model::DecodingOptions decodin
   return decoding;
 }
 
+namespace {
+
+// sequence_loss with its own backward. The gradient of the label-smoothed NLL in log_probs is, on a
+// kept position, -smoothing / V everywhere plus -(1 - smoothing) at the target, times 1 / kept; 0 on
+// padding. Written in one pass over [B, T, V], where autograd's chain (gather's scatter into zeros,
+// the mean's expansion, their sum) makes four, and log_probs need not be kept for it.
+class SmoothedNll : public torch::autograd::Function<SmoothedNll> {
+ public:
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& log_probs,
+                               const torch::Tensor& target, int64_t pad_id, double smoothing) {
+    const auto keep = target.ne(pad_id);                                    // [B, T]
+    const auto nll = -log_probs.gather(2, target.unsqueeze(2)).squeeze(2);  // [B, T]
+    auto loss = nll;
+    if (smoothing > 0.0) loss = (1.0 - smoothing) * nll - smoothing * log_probs.mean(2);
+    ctx->save_for_backward({target, keep});
+    ctx->saved_data["smoothing"] = smoothing;
+    ctx->saved_data["sizes"] = log_probs.sizes().vec();
+    ctx->saved_data["dtype"] = log_probs.scalar_type();
+    return loss.masked_select(keep).mean();
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad) {
+    const auto saved = ctx->get_saved_variables();
+    const torch::Tensor &target = saved[0], &keep = saved[1];
+    const double smoothing = ctx->saved_data["smoothing"].toDouble();
+    const auto sizes = ctx->saved_data["sizes"].toIntVector();
+    const auto options = target.options().dtype(ctx->saved_data["dtype"].toScalarType());
+    const auto kept = keep.sum().to(torch::kFloat64);
+    const auto per_position = grad[0].to(torch::kFloat64) / kept;  // d loss / d (loss of one kept position)
+    const auto scale = keep.to(torch::kFloat64) * per_position;      // [B, T]
+    auto out = torch::empty(sizes, options);
+    out.copy_((scale * (-smoothing / static_cast<double>(sizes[2]))).unsqueeze(2).expand(sizes));
+    out.scatter_add_(2, target.unsqueeze(2), (scale * -(1.0 - smoothing)).unsqueeze(2).to(options.dtype()));
+    return {out, torch::Tensor(), torch::Tensor(), torch::Tensor()};
+  }
+};
+
+}  // namespace
+
 torch::Tensor sequence_loss(const torch::Tensor& log_probs, const torch::Tensor& target, int64_t pad_id,
                             double smoothing) {
-  auto keep = target.ne(pad_id);                                              // [B, T]
-  auto nll = -log_probs.gather(2, target.unsqueeze(2)).squeeze(2);            // [B, T]
-  auto loss = nll;
-  if (smoothing > 0.0) loss = (1.0 - smoothing) * nll - smoothing * log_probs.mean(2);
-  return loss.masked_select(keep).mean();
+  return SmoothedNll::apply(log_probs, target, pad_id, smoothing);
 }
 
 SummarizationTask::SummarizationTask(model::Seq2Seq model, SummarizationData data, const TrainingOptions& training,
