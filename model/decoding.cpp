@@ -49,6 +49,14 @@
 // - search stops when every input is done or after max_length steps; then the live beams of the
 //   inputs that are not done are offered as hypotheses too (length max_length, no EOS).
 // - the n_best highest-scoring hypotheses are returned per input, best first.
+// - coverage_penalty beta > 0 (OpenNMT's "summary" coverage penalty, Gehrmann et al. 2018): after
+//   each step a row pays beta * sum_s max(0, c_s - 1), c its coverage (StepModel::coverage(): the
+//   attention it has paid to source position s so far). A hypothesis finished at step t scores
+//   log_prob / t^length_penalty - its row's penalty, and candidates are ranked by running sum +
+//   log-prob - penalty * t^length_penalty (the same order, as every candidate of a step has length t);
+//   sums and log_probs stay the model's own. It
+//   discourages attending to a source position more than once in all (repetition). Greedy search and
+//   sampling ignore it (it is the same for every candidate of a row).
 //
 // Greedy search takes, per row, the argmax of (running log_prob + log-probs) - the very numbers
 // beam search ranks, so float rounding cannot make the two disagree - and is token for token and
@@ -290,7 +298,8 @@ class BeamSearch {
     auto log_probs = checked_step(model_, rows_.last, eos_id_, options_.never_generate, device_);  // [A*K, V]
     log_probs = apply_processors(log_probs, t - 1, rows_.history, eos_id_, options_);
     const int64_t V = log_probs.size(1);
-    const auto ranked = rank_candidates(log_probs);
+    penalties_ = coverage_penalties(log_probs.size(0));
+    const auto ranked = rank_candidates(log_probs, t);
     Rows next;
     std::vector<int64_t> parents;  // next row -> the row it continues
     for (size_t a = 0; a < rows_.active.size(); ++a) {
@@ -328,26 +337,56 @@ class BeamSearch {
     std::vector<double> scores;                 // row -> running sum of log-probabilities
   };
   struct Candidate {
-    double score;
+    double score;  // what ranks it: sum, less its row's coverage penalty x t^length_penalty (if any)
     int64_t flat;  // beam * V + token
+    double sum;    // running sum of log-probabilities with this token
   };
 
-  // Each active input's top 2K (at most K*V) candidates, running score + log-prob, best first
-  // (equal scores: lower beam, then lower token id, first; NaN counts as -inf).
-  std::vector<std::vector<Candidate>> rank_candidates(const torch::Tensor& log_probs) const {
+  // Per row, its coverage penalty this step (empty when coverage_penalty is 0).
+  std::vector<double> coverage_penalties(int64_t rows) const {
+    if (options_.coverage_penalty <= 0.0) return {};
+    const auto coverage = model_.coverage();
+    if (!coverage.defined() || coverage.dim() != 2 || coverage.size(0) != rows)
+      throw InputError("decoding.coverage_penalty: this model keeps no coverage (it needs model.coverage and the "
+                       "decoder cache)");
+    const auto per_row = ((coverage.to(torch::kFloat64) - 1.0).clamp_min(0.0).sum(1) * options_.coverage_penalty)
+                             .to(torch::kCPU)
+                             .contiguous();
+    return std::vector<double>(per_row.data_ptr<double>(), per_row.data_ptr<double>() + rows);
+  }
+  double penalty(int64_t row) const { return penalties_.empty() ? 0.0 : penalties_[static_cast<size_t>(row)]; }
+
+  // Each active input's top 2K (at most K*V) candidates, running score + log-prob (less the row's
+  // coverage penalty times t^length_penalty), best first (equal scores: lower beam, then lower token id, first; NaN counts
+  // as -inf).
+  std::vector<std::vector<Candidate>> rank_candidates(const torch::Tensor& log_probs, int64_t t) const {
     const auto A = static_cast<int64_t>(rows_.active.size());
     const int64_t V = log_probs.size(1);
     auto totals = (log_probs + score_column(rows_.scores, log_probs)).view({A, K_ * V});  // [A, K*V]
-    auto top = totals.topk(std::min<int64_t>(2 * K_, K_ * V), 1);                        // [A, 2K] each
+    auto ranking = totals;
+    if (!penalties_.empty()) {
+      // Every candidate of step t has length t, so sum - penalty * t^length_penalty ranks them as
+      // their scores would if they finished now: sum / t^length_penalty - penalty.
+      const double stretch = std::pow(static_cast<double>(t), options_.length_penalty);
+      const auto per_row =
+          (torch::tensor(penalties_, torch::kFloat64) * stretch).to(totals.device()).unsqueeze(1);  // [A*K, 1]
+      ranking = (totals.view({A * K_, V}).to(torch::kFloat64) - per_row).view({A, K_ * V});
+    }
+    auto top = ranking.topk(std::min<int64_t>(2 * K_, K_ * V), 1);  // [A, 2K] each
     const auto top_values = std::get<0>(top).to(torch::kCPU, torch::kDouble).contiguous();
     const auto top_indices = std::get<1>(top).to(torch::kCPU).contiguous();
+    const auto top_sums = penalties_.empty() ? top_values
+                                             : totals.gather(1, std::get<1>(top)).to(torch::kCPU, torch::kDouble).contiguous();
     const auto tv = top_values.accessor<double, 2>();
+    const auto ts = top_sums.accessor<double, 2>();
     const auto ti = top_indices.accessor<int64_t, 2>();
     std::vector<std::vector<Candidate>> ranked(static_cast<size_t>(A));
     for (int64_t a = 0; a < A; ++a) {
       auto& candidates = ranked[static_cast<size_t>(a)];
-      for (int64_t c = 0; c < top_values.size(1); ++c)
-        candidates.push_back({std::isnan(tv[a][c]) ? kNegInf : tv[a][c], ti[a][c]});
+      for (int64_t c = 0; c < top_values.size(1); ++c) {
+        const bool nan = std::isnan(tv[a][c]) || std::isnan(ts[a][c]);
+        candidates.push_back({nan ? kNegInf : tv[a][c], ti[a][c], nan ? kNegInf : ts[a][c]});
+      }
       std::sort(candidates.begin(), candidates.end(), [](const Candidate& x, const Candidate& y) {
         return x.score > y.score || (x.score == y.score && x.flat < y.flat);
       });
@@ -366,9 +405,10 @@ class BeamSearch {
       const int64_t token = c.flat % V;
       if (token == eos_id_) {
         if (rank < Ks && c.score > kNegInf) {
-          const auto row = static_cast<size_t>(a * K_ + c.flat / V);
-          auto h = make_hypothesis(rows_.history[row], c.score, t, options_.length_penalty);
-          if (observer_) h.token_log_probs = rows_.token_log_probs[row];
+          const auto row = a * K_ + c.flat / V;
+          auto h = make_hypothesis(rows_.history[static_cast<size_t>(row)], c.sum, t, options_.length_penalty);
+          h.score -= penalty(row);
+          if (observer_) h.token_log_probs = rows_.token_log_probs[static_cast<size_t>(row)];
           kept.add(std::move(h));
         }
       } else {
@@ -384,7 +424,7 @@ class BeamSearch {
             int64_t t) const {
     return (kept.size() >= static_cast<size_t>(K_) &&
             (options_.early_stopping ||
-             kept.worst() >= normalised(ranked.front().score, t, options_.length_penalty))) ||
+             kept.worst() >= normalised(ranked.front().sum, t, options_.length_penalty))) ||
            chosen.empty() || chosen.front().score == kNegInf;
   }
 
@@ -399,10 +439,11 @@ class BeamSearch {
       std::vector<double> token_log_probs;
       if (observer_) {
         token_log_probs = rows_.token_log_probs[static_cast<size_t>(parent)];
-        token_log_probs.push_back(c.score - rows_.scores[static_cast<size_t>(parent)]);
+        token_log_probs.push_back(c.sum - rows_.scores[static_cast<size_t>(parent)]);
       }
       if (t == options_.max_length) {
-        auto h = make_hypothesis(std::move(tokens), c.score, t, options_.length_penalty);
+        auto h = make_hypothesis(std::move(tokens), c.sum, t, options_.length_penalty);
+        h.score -= penalty(parent);
         h.token_log_probs = std::move(token_log_probs);
         kept.add(std::move(h));
         continue;
@@ -411,7 +452,7 @@ class BeamSearch {
       next.history.push_back(std::move(tokens));
       if (observer_) next.token_log_probs.push_back(std::move(token_log_probs));
       next.last.push_back(c.flat % V);
-      next.scores.push_back(c.score);
+      next.scores.push_back(c.sum);
     }
   }
 
@@ -455,6 +496,7 @@ class BeamSearch {
   std::vector<FinishedHypotheses> finished_;  // per input
   std::vector<size_t> reported_;              // per input: tokens reported to observer_
   Rows rows_;
+  std::vector<double> penalties_;  // this step's coverage penalty per row (empty: none)
 };
 
 }  // namespace

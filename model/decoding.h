@@ -24,11 +24,16 @@ class StepModel {
   // Keeps rows `index` ([M] int64, values in [0, N)) in that order; M may differ from N
   // (expanding inputs to beams, dropping finished inputs).
   virtual void reorder(const torch::Tensor& index) = 0;
+  // [N, S] float: the attention each row has paid to each source position so far, this step's
+  // included (coverage models); undefined when the model keeps none. Read by beam search's
+  // coverage_penalty only.
+  virtual torch::Tensor coverage() const { return torch::Tensor(); }
 };
 
 struct Hypothesis {
   std::vector<int64_t> tokens;  // generated ids, without BOS and without the final EOS
-  double score = 0.0;           // log_prob / length^length_penalty, length = generated tokens incl. EOS (every method)
+  double score = 0.0;           // log_prob / length^length_penalty, length = generated tokens incl. EOS (every
+                                // method), less beam search's coverage penalty when one is set
   double log_prob = 0.0;        // sum of log-probabilities of tokens (+ EOS when it ended)
   // Per token of `tokens`, its log-probability: filled only by beam search given a TokenObserver.
   // (A hypothesis ended with EOS exactly when it has fewer than max_length tokens.)

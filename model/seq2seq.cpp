@@ -134,6 +134,8 @@ torch::Tensor Seq2SeqStepper::step(const torch::Tensor& tokens) {
   return model_->decode(history_, state_.encoder, nullptr).select(1, -1);
 }
 
+torch::Tensor Seq2SeqStepper::coverage() const { return use_cache_ ? state_.coverage : torch::Tensor(); }
+
 void Seq2SeqStepper::reorder(const torch::Tensor& index) {
   if (use_cache_) state_.reorder(index);
   else state_.encoder.reorder(index);  // decode() without a state reads the encoder output row by row

@@ -113,6 +113,7 @@ class Seq2SeqStepper : public StepModel {
   Seq2SeqStepper(Seq2Seq model, EncoderOutput encoder_output, bool use_cache = true);
   torch::Tensor step(const torch::Tensor& tokens) override;  // [N] -> [N, vocab]
   void reorder(const torch::Tensor& index) override;
+  torch::Tensor coverage() const override;  // DecoderState::coverage with the cache; undefined without
 
  private:
   Seq2Seq model_;

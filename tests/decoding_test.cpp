@@ -80,6 +80,19 @@ class HistoryModel : public StepModel {
   int steps = 0, reorders = 0;
   std::vector<int64_t> rows_per_step;
 
+  // Coverage as a copying model would report it, with source position s "attended" once each time
+  // token s + 2 was fed: [rows, V - 2] counts over each row's generated tokens. Off unless enabled.
+  bool with_coverage = false;
+  torch::Tensor coverage() const override {
+    if (!with_coverage || rows_.empty()) return torch::Tensor();
+    auto c = torch::zeros({static_cast<int64_t>(rows_.size()), kCoverageSources}, torch::kFloat32);
+    for (size_t r = 0; r < rows_.size(); ++r)
+      for (const int64_t t : rows_[r].generated)
+        if (t >= 2 && t - 2 < kCoverageSources) c[static_cast<int64_t>(r)][t - 2] += 1.0f;
+    return c;
+  }
+  static constexpr int64_t kCoverageSources = 3;
+
  private:
   struct Row {
     std::vector<int64_t> prefix, generated;
@@ -512,6 +525,45 @@ TEST(BeamSearch, LengthPenaltyPrefersShortOrLong) {
   o.length_penalty = 0.0;
   HistoryModel early_short(next, {{}});
   EXPECT_EQ(beam_search(early_short, 1, kBos, kEos, o)[0][0].tokens, (std::vector<int64_t>{2}));
+}
+
+TEST(BeamSearch, CoveragePenaltyDiscouragesAttendingTwice) {
+  // Tokens 0 BOS, 1 EOS, 2 a, 3 b, 4 c; a is always the likeliest, so without a penalty beam search
+  // says "a a a a ...". Feeding a token "attends" its source position once (HistoryModel::coverage).
+  const auto next = table({}, {0.0, 0.1, 0.5, 0.25, 0.15});
+  auto o = options_for("beam", 3, 6);
+  o.n_best = 3;
+  o.min_length = 6;  // no EOS: every hypothesis is cut at max_length
+  HistoryModel free_model(next, {{}});
+  free_model.with_coverage = true;
+  EXPECT_EQ(beam_search(free_model, 1, kBos, kEos, o)[0][0].tokens, (std::vector<int64_t>(6, 2)));
+  o.coverage_penalty = 0.5;
+  HistoryModel model(next, {{}});
+  model.with_coverage = true;
+  const auto out = beam_search(model, 1, kBos, kEos, o);
+  ASSERT_EQ(out[0].size(), 3u);
+  for (const auto& h : out[0]) {
+    // The log-probability is the model's; the score pays the penalty of the row the last token
+    // extended (its first five tokens): 0.5 x sum over sources of max(0, times attended - 1).
+    std::vector<int64_t> counts(3, 0);
+    for (size_t i = 0; i + 1 < h.tokens.size(); ++i) ++counts[static_cast<size_t>(h.tokens[i] - 2)];
+    double penalty = 0.0;
+    for (const auto c : counts) penalty += 0.5 * std::max<int64_t>(0, c - 1);
+    EXPECT_NEAR(h.log_prob, sequence_log_prob(next, {}, h, 6), 1e-9);
+    EXPECT_NEAR(h.score, h.log_prob / 6.0 - penalty, 1e-9);
+  }
+  // Repeating a costs more than it gains: the best hypothesis is no longer "a" six times, and it
+  // scores above what that one scores with the penalty (log 0.5 - 0.5 x 4 attended twice or more).
+  const auto& best = out[0][0].tokens;
+  EXPECT_NE(best, (std::vector<int64_t>(6, 2)));
+  EXPECT_GT(out[0][0].score, std::log(0.5) - 2.0);
+  EXPECT_GE(out[0][0].score, out[0][1].score);
+  // A model without coverage cannot take the penalty: a clear error, not a silent no-op.
+  HistoryModel plain(next, {{}});
+  EXPECT_THROW(beam_search(plain, 1, kBos, kEos, o), heed::InputError);
+  auto bad = options_for("beam");
+  bad.coverage_penalty = -1.0;
+  expect_error_names(bad, "coverage_penalty");
 }
 
 TEST(BeamSearch, IgnoresEosRankedBelowTheBeam) {

@@ -77,6 +77,7 @@ constexpr DecodingFlag kDecodingFlags[] = {
     {"--min-length", "min_length", "fewest tokens before end of summary"},
     {"--length-penalty", "length_penalty", "beam score = log p / length^penalty"},
     {"--no-repeat-ngram", "no_repeat_ngram_size", "never repeat an n-gram of this size (0 = off)"},
+    {"--coverage-penalty", "coverage_penalty", "beam: penalize attending a source token more than once in all (0 = off)"},
     {"--n-best", "n_best", "hypotheses per article (--jsonl)"},
     {"--temperature", "temperature", "sampling temperature"},
     {"--top-k", "top_k", "sampling: keep the k most likely tokens"},

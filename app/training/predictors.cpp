@@ -127,6 +127,8 @@ void check_exported_decoding(const SummarizerPredictor& predictor, const model::
   if (predictor.exported == nullptr) return;
   if (decoding.method == "sample") throw InputError("--method sample is not supported with --model (use --run)");
   if (decoding.n_best > 1) throw InputError("--n-best > 1 is not supported with --model (use --run)");
+  if (decoding.coverage_penalty > 0.0)
+    throw InputError("--coverage-penalty is not supported with --model (use --run)");
 }
 
 std::vector<std::vector<model::Hypothesis>> summarize_texts(const SummarizerPredictor& predictor,

@@ -19,6 +19,7 @@ struct DecodingOptions {
   int64_t no_repeat_ngram_size = 0;  // forbid repeating any n-gram of this size (0 = off)
   int64_t n_best = 1;                // hypotheses returned per input (<= beam_size)
   bool early_stopping = true;        // beam: an input is done once it has beam_size finished hypotheses
+  double coverage_penalty = 0.0;     // beam: minus this x sum over source positions of max(0, coverage - 1)
   double temperature = 1.0;          // sample: logits / temperature
   int64_t top_k = 0;                 // sample: keep the k most likely tokens (0 = all)
   double top_p = 1.0;                // sample: keep the smallest set with this much probability mass
@@ -37,6 +38,7 @@ struct DecodingOptions {
     v("no_repeat_ngram_size", no_repeat_ngram_size);
     v("n_best", n_best);
     v("early_stopping", early_stopping);
+    v("coverage_penalty", coverage_penalty);
     v("temperature", temperature);
     v("top_k", top_k);
     v("top_p", top_p);

@@ -82,6 +82,8 @@ void DecodingOptions::validate(const std::string& p) const {
                 fmt::format("must be > 0, got {}", temperature));
   require_field(top_k >= 0, p, "top_k", fmt::format("must be >= 0 (0 = all), got {}", top_k));
   require_field(top_p > 0.0 && top_p <= 1.0, p, "top_p", fmt::format("must be in (0, 1], got {}", top_p));
+  require_field(coverage_penalty >= 0.0 && std::isfinite(coverage_penalty), p, "coverage_penalty",
+                fmt::format("must be a finite number >= 0 (0 = off), got {}", coverage_penalty));
   for (const int64_t id : never_generate)
     require_field(id >= 0, p, "never_generate", fmt::format("token ids must be >= 0, got {}", id));
 }
