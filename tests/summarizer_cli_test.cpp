@@ -209,4 +209,19 @@ TEST(SummarizerCli, CoverageSummarizerTrainsDecodesAndExports) {
       << from_model;
   EXPECT_EQ(std::count(from_run.begin(), from_run.end(), '\n'), 12) << from_run;
   EXPECT_EQ(from_model, from_run);
+
+  // The beam coverage penalty runs with the run's cache; without the cache (no coverage kept) and
+  // with an archive it is refused with the reason, exit 2.
+  std::string penalized;
+  ASSERT_EQ(run_command(heed + " summarize --run " + run + flags + " --coverage-penalty 0.5", &penalized, false), 0)
+      << penalized;
+  EXPECT_EQ(std::count(penalized.begin(), penalized.end(), '\n'), 12) << penalized;
+  ASSERT_EQ(run_command(heed + " summarize --run " + run + flags + " --coverage-penalty 0.5 --no-kv-cache", &out), 2)
+      << out;
+  EXPECT_NE(out.find("coverage_penalty"), std::string::npos) << out;
+  ASSERT_EQ(run_command(heed + " summarize --model " + dir.str() + "/coverage.pt" + flags + " --coverage-penalty 0.5",
+                        &out),
+            2)
+      << out;
+  EXPECT_NE(out.find("--coverage-penalty is not supported with --model"), std::string::npos) << out;
 }
