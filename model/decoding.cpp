@@ -54,9 +54,9 @@
 //   attention it has paid to source position s so far). A hypothesis finished at step t scores
 //   log_prob / t^length_penalty - its row's penalty, and candidates are ranked by running sum +
 //   log-prob - penalty * t^length_penalty (the same order, as every candidate of a step has length t);
-//   sums and log_probs stay the model's own. It
-//   discourages attending to a source position more than once in all (repetition). Greedy search and
-//   sampling ignore it (it is the same for every candidate of a row).
+//   sums and log_probs stay the model's own. It discourages attending to a source position more
+//   than once in all (repetition). Greedy search and sampling ignore it (it is the same for every
+//   candidate of a row).
 //
 // Greedy search takes, per row, the argmax of (running log_prob + log-probs) - the very numbers
 // beam search ranks, so float rounding cannot make the two disagree - and is token for token and
@@ -138,7 +138,8 @@ void banned_ngram_tokens(const std::vector<std::vector<int64_t>>& history, int64
   }
 }
 
-// never_generate, min_length and no_repeat_ngram_size. `generated` tokens are already in every row at this step.
+// never_generate, min_length and no_repeat_ngram_size. `generated` tokens are already in every row at
+// this step.
 // Out of place: the model's tensor is never written to.
 torch::Tensor apply_processors(torch::Tensor log_probs, int64_t generated,
                                const std::vector<std::vector<int64_t>>& history, int64_t eos_id,
@@ -357,8 +358,8 @@ class BeamSearch {
   double penalty(int64_t row) const { return penalties_.empty() ? 0.0 : penalties_[static_cast<size_t>(row)]; }
 
   // Each active input's top 2K (at most K*V) candidates, running score + log-prob (less the row's
-  // coverage penalty times t^length_penalty), best first (equal scores: lower beam, then lower token id, first; NaN counts
-  // as -inf).
+  // coverage penalty times t^length_penalty), best first (equal scores: lower beam, then lower token
+  // id, first; NaN counts as -inf).
   std::vector<std::vector<Candidate>> rank_candidates(const torch::Tensor& log_probs, int64_t t) const {
     const auto A = static_cast<int64_t>(rows_.active.size());
     const int64_t V = log_probs.size(1);
@@ -375,8 +376,8 @@ class BeamSearch {
     auto top = ranking.topk(std::min<int64_t>(2 * K_, K_ * V), 1);  // [A, 2K] each
     const auto top_values = std::get<0>(top).to(torch::kCPU, torch::kDouble).contiguous();
     const auto top_indices = std::get<1>(top).to(torch::kCPU).contiguous();
-    const auto top_sums = penalties_.empty() ? top_values
-                                             : totals.gather(1, std::get<1>(top)).to(torch::kCPU, torch::kDouble).contiguous();
+    const auto top_sums =
+        penalties_.empty() ? top_values : totals.gather(1, std::get<1>(top)).to(torch::kCPU, torch::kDouble).contiguous();
     const auto tv = top_values.accessor<double, 2>();
     const auto ts = top_sums.accessor<double, 2>();
     const auto ti = top_indices.accessor<int64_t, 2>();

@@ -57,7 +57,7 @@ class SmoothedNll : public torch::autograd::Function<SmoothedNll> {
     const double smoothing = ctx->saved_data["smoothing"].toDouble();
     const auto sizes = ctx->saved_data["sizes"].toIntVector();
     const auto options = target.options().dtype(ctx->saved_data["dtype"].toScalarType());
-    const auto kept = keep.sum().to(torch::kFloat64);
+    const auto kept = keep.sum().to(torch::kFloat64).clamp_min(1.0);  // none kept (all padding): no gradient
     const auto per_position = grad[0].to(torch::kFloat64) / kept;  // d loss / d (loss of one kept position)
     const auto scale = keep.to(torch::kFloat64) * per_position;      // [B, T]
     auto out = torch::empty(sizes, options);
