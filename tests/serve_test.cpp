@@ -282,6 +282,10 @@ TEST_F(Serve, EveryErrorCode) {
                "parameters.beams: unknown parameter");
   expect_error("/v1/models/sum/summarize", R"({"inputs": "a", "parameters": {"top_p": 1.5}})", 422,
                "parameters.top_p");
+  expect_error("/v1/models/sum/summarize", R"({"inputs": "a", "parameters": {"coverage_penalty": -1}})", 422,
+               "parameters.coverage_penalty: must be a finite number >= 0");
+  expect_error("/v1/models/sum/summarize", R"({"inputs": "a", "parameters": {"coverage_penalty": 0.5}})", 422,
+               "parameters.coverage_penalty: needs a summarizer trained with model.coverage");
   expect_error("/v1/models/sum/summarize", R"({"inputs": ["a", "b"], "stream": true})", 422, "stream");
   expect_error("/v1/models/sumpt/summarize", R"({"inputs": "a", "stream": true})", 422, "cannot stream");
   expect_error("/v1/models/sumpt/summarize", R"({"inputs": "a", "parameters": {"method": "sample"}})", 422,
