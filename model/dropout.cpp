@@ -8,6 +8,8 @@
 #include <cstring>
 #include <mutex>
 
+#include "model/native/gemm.h"
+
 namespace heed::model {
 namespace {
 
@@ -21,17 +23,13 @@ __attribute__((always_inline)) inline uint64_t mix(uint64_t z) {
 
 constexpr int64_t kBlock = 1024;  // elements per block: 256 hashes
 
-// bf16 bits of (bf16 bits `b` as a float) * scale, rounded to nearest even; NaN stays NaN (a dropped
+// bf16 bits of (bf16 bits `b` as a float) * scale, rounded as to_bf16 does (NaN stays NaN, a dropped
 // NaN too, as x * mask gives).
 __attribute__((always_inline)) inline uint16_t scaled_bf16(uint16_t b, float scale) {
   const uint32_t wide = static_cast<uint32_t>(b) << 16;
   float f;
   std::memcpy(&f, &wide, sizeof f);
-  f *= scale;
-  uint32_t bits;
-  std::memcpy(&bits, &f, sizeof bits);
-  const uint32_t rounded = (bits + 0x7FFFu + ((bits >> 16) & 1u)) >> 16;
-  return (bits & 0x7FFFFFFFu) > 0x7F800000u ? uint16_t{0x7FC0} : static_cast<uint16_t>(rounded);
+  return to_bf16(f * scale);
 }
 
 // out[i] = in[i] * (kept ? scale : 0) for the m <= kBlock elements of block `block`. Each hash gives the
@@ -65,22 +63,13 @@ HEED_DROPOUT_BLOCKS(avx512, __attribute__((target("avx512f,avx512bw,avx512dq,avx
 HEED_DROPOUT_BLOCKS(baseline, )
 #undef HEED_DROPOUT_BLOCKS
 
-bool has_avx512() {
-  static const bool yes = [] {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-           __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
-  }();
-  return yes;
-}
-
 // dropout_block() for each dtype apply_dropout takes.
 void block_of(uint64_t seed, int64_t b, const float* in, float* out, int64_t m, uint16_t threshold, float scale) {
-  (has_avx512() ? dropout_f32_avx512 : dropout_f32_baseline)(seed, b, in, out, m, threshold, scale);
+  (cpu_has_avx512() ? dropout_f32_avx512 : dropout_f32_baseline)(seed, b, in, out, m, threshold, scale);
 }
 void block_of(uint64_t seed, int64_t b, const at::BFloat16* in, at::BFloat16* out, int64_t m, uint16_t threshold,
               float scale) {
-  (has_avx512() ? dropout_bf16_avx512 : dropout_bf16_baseline)(seed, b, reinterpret_cast<const uint16_t*>(in),
+  (cpu_has_avx512() ? dropout_bf16_avx512 : dropout_bf16_baseline)(seed, b, reinterpret_cast<const uint16_t*>(in),
                                                                reinterpret_cast<uint16_t*>(out), m, threshold, scale);
 }
 void block_of(uint64_t seed, int64_t b, const double* in, double* out, int64_t m, uint16_t threshold, float scale) {
@@ -116,10 +105,9 @@ class SeededDropout : public torch::autograd::Function<SeededDropout> {
     const auto x = input.contiguous();
     const int64_t n = x.numel();
     // keep * 2^16 rounds to 65536 only for p < 2^-17: then every element is kept.
-    const auto threshold = static_cast<uint16_t>(std::min<int64_t>(std::llround(keep * 65536.0), 65535));
-    const bool keep_all = std::llround(keep * 65536.0) >= 65536;
+    const int64_t threshold = std::llround(keep * 65536.0);
     const float scale = static_cast<float>(1.0 / keep);
-    if (keep_all) return x * scale;
+    if (threshold >= 65536) return x * scale;
     auto y = torch::empty_like(x, at::MemoryFormat::Contiguous);
     AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, x.scalar_type(), "heed_dropout", [&] {
       const scalar_t* in = x.data_ptr<scalar_t>();
@@ -127,7 +115,7 @@ class SeededDropout : public torch::autograd::Function<SeededDropout> {
       at::parallel_for(0, (n + kBlock - 1) / kBlock, 16, [&](int64_t begin, int64_t end) {
         for (int64_t b = begin; b < end; ++b) {
           const int64_t first = b * kBlock, m = std::min(kBlock, n - first);
-          block_of(seed, b, in + first, out + first, m, threshold, scale);
+          block_of(seed, b, in + first, out + first, m, static_cast<uint16_t>(threshold), scale);
         }
       });
     });

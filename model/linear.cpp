@@ -120,11 +120,8 @@ inline float sum_lanes(Vec v) { return (v[0] + v[2]) + (v[1] + v[3]); }
 enum class KernelSet { kAvx512, kAvx2, kBaseline };
 KernelSet kernel_set() {
   static const KernelSet set = [] {
+    if (cpu_has_avx512()) return KernelSet::kAvx512;
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq")) {
-      return KernelSet::kAvx512;
-    }
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return KernelSet::kAvx2;
     return KernelSet::kBaseline;
   }();

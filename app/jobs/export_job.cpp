@@ -53,8 +53,7 @@ int export_job(const ExportJobOptions& o) {
   } else {
     LoadedSummarizer s = load_summarizer(o.run, o.checkpoint);
     const SpecialIds ids = special_ids(s.tokenizer);
-    module = model::export_seq2seq(*s.model, ids.pad, ids.bos, ids.eos, ids.search_options({}).never_generate,
-                                   weights, &narrowed);
+    module = model::export_seq2seq(*s.model, ids.pad, ids.bos, ids.eos, ids.never_generate(), weights, &narrowed);
     extra = export_extra_files(module, "summarizer", config_json, s.tokenizer, {}, o.checkpoint, weights);
   }
   if (narrowed.matrices > 0) {

@@ -20,12 +20,16 @@ SpecialIds special_ids(const data::Tokenizer& tokenizer) {
   return {tokenizer.pad_id(), tokenizer.bos_id(), tokenizer.eos_id(), tokenizer.unk_id()};
 }
 
-model::DecodingOptions SpecialIds::search_options(model::DecodingOptions decoding) const {
+std::vector<int64_t> SpecialIds::never_generate() const {
+  std::vector<int64_t> ids;
   for (const int64_t id : {unk, pad, bos}) {
-    const auto& never = decoding.never_generate;
-    if (id >= 0 && id != eos && std::find(never.begin(), never.end(), id) == never.end())
-      decoding.never_generate.push_back(id);
+    if (id >= 0 && id != eos && std::find(ids.begin(), ids.end(), id) == ids.end()) ids.push_back(id);
   }
+  return ids;
+}
+
+model::DecodingOptions SpecialIds::search_options(model::DecodingOptions decoding) const {
+  decoding.never_generate = never_generate();
   return decoding;
 }
 

@@ -20,8 +20,10 @@ namespace heed::app {
 // Token ids of special symbols every seq2seq function needs.
 struct SpecialIds {
   int64_t pad = 0, bos = 2, eos = 3, unk = 1;  // unk, pad: -1 when the tokenizer has none
-  // `decoding` with never_generate set to the ids a summary has no use for: unknown (it reads
-  // back as " ⁇ "), padding and BOS.
+  // The ids a summary has no use for: unknown (it reads back as " ⁇ "), padding and BOS (those
+  // the tokenizer has, once each, never EOS).
+  std::vector<int64_t> never_generate() const;
+  // `decoding` with never_generate() blocked in its search.
   model::DecodingOptions search_options(model::DecodingOptions decoding) const;
 };
 SpecialIds special_ids(const data::Tokenizer& tokenizer);  // InputError when the tokenizer lacks BOS/EOS

@@ -113,4 +113,13 @@ bool cpu_has_vnni() {
   return __builtin_cpu_supports("avx512vnni");
 }
 
+bool cpu_has_avx512() {
+  static const bool yes = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
+  }();
+  return yes;
+}
+
 }  // namespace heed::model

@@ -58,4 +58,8 @@ inline uint16_t to_bf16(float f) {
 // Whether this CPU has VNNI (AVX512-VNNI): int8 products without the 16-bit intermediate.
 bool cpu_has_vnni();
 
+// Whether this CPU has AVX-512 F, BW, DQ and VL: what heed's own AVX-512 loops are compiled for
+// (model/linear.cpp's few-rows kernel, model/dropout.cpp).
+bool cpu_has_avx512();
+
 }  // namespace heed::model
