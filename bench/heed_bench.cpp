@@ -5,20 +5,24 @@
 // Google Benchmark runs each case once per process (bench/run.py measures peak RSS per process):
 //
 //   heed_bench WORK --threads N [--steps S] [--batch B] [--new-tokens K] [--precision auto|fp32|bf16]
-//              [--data FILE] [--quantize none|bf16|int8] --benchmark_filter=<case>
+//              [--data FILE] [--quantize none|bf16|int8] [--profile FILE] --benchmark_filter=<case>
 //
 // Cases: train_classifier, infer_classifier, train_seq2seq, generate_greedy, generate_beam4,
 // generate_greedy_nocache, tokenize. Counters: tokens_per_second (or mb_per_second), ms_per_step.
 // --data names the training cases' batches file in WORK (default classifier.json / seq2seq.json; the
 // 1,024-token cases use classifier_long.json / seq2seq_long.json). --quantize: the generate cases'
 // weights (model/quantize.h, heed summarize --quantize) and infer_classifier's (the torch-free
-// engine's, heed classify --quantize bf16|int8).
+// engine's, heed classify --quantize bf16|int8). --profile (training cases): libtorch's profiler over
+// the measured steps, every op's start and end with input shapes into FILE (tab-separated), for
+// bench/profile_ops.py to sum into self time per op; the profiler slows the steps it records.
 #include <benchmark/benchmark.h>
+#include <torch/csrc/autograd/profiler_legacy.h>
 #include <torch/torch.h>
 
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -49,6 +53,7 @@ struct Args {
   std::string precision = "auto";  // training cases: training.precision (heed's default)
   std::string data;                 // training cases: batches file in WORK ("" = the case's default)
   std::string quantize = "none";    // generate cases and infer_classifier: weight storage
+  std::string profile;              // training cases: op events into this file ("" = none)
 };
 Args g_args;
 
@@ -89,10 +94,30 @@ void run_training(benchmark::State& state, app::TrainingTask& task, const std::v
   for (size_t i = 0; i < 2 && i < batches.size(); ++i) app::optimizer_step(task, *optimizer, parameters, batches[i], step);
   double tokens = 0;
   size_t i = 0;
+  namespace profiler = torch::autograd::profiler;
+  if (!g_args.profile.empty()) {
+    profiler::enableProfilerLegacy(profiler::ProfilerConfig(profiler::ProfilerState::CPU, /*report_input_shapes=*/true));
+  }
   for (auto _ : state) {
     for (int s = 0; s < g_args.steps; ++s) {
       tokens += static_cast<double>(
           app::optimizer_step(task, *optimizer, parameters, batches[i++ % batches.size()], step).tokens);
+    }
+  }
+  if (!g_args.profile.empty()) {
+    // kind (push / pop / mark), op, thread, start or end in microseconds, input shapes.
+    std::ofstream out(g_args.profile);
+    for (const auto& events : profiler::disableProfilerLegacy()) {
+      for (const auto& e : events) {
+        std::string shapes;
+        for (const auto& shape : e.shapes()) {
+          shapes += "[";
+          for (const auto n : shape) shapes += std::to_string(n) + ",";
+          shapes += "]";
+        }
+        out << e.kindStr() << "\t" << e.name() << "\t" << e.threadId() << "\t" << std::fixed << e.cpuUs() << "\t"
+            << shapes << "\n";
+      }
     }
   }
   state.counters["tokens_per_second"] = benchmark::Counter(tokens, benchmark::Counter::kIsRate);
@@ -229,6 +254,7 @@ int main(int argc, char** argv) {
     else if (a == "--precision" && i + 1 < argc) g_args.precision = argv[++i];
     else if (a == "--data" && i + 1 < argc) g_args.data = argv[++i];
     else if (a == "--quantize" && i + 1 < argc) g_args.quantize = argv[++i];
+    else if (a == "--profile" && i + 1 < argc) g_args.profile = argv[++i];
     else if (a.rfind("--", 0) != 0 && g_args.work.empty()) g_args.work = a;
     else rest.push_back(argv[i]);
   }

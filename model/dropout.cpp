@@ -4,6 +4,7 @@
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <mutex>
@@ -35,17 +36,35 @@ __attribute__((always_inline)) inline uint16_t scaled_bf16(uint16_t b, float sca
 // out[i] = in[i] * (kept ? scale : 0) for the m <= kBlock elements of block `block`. Each hash gives the
 // 16-bit uniforms of four elements (element i of a hash: its bits 16i..16i+15); an element is kept when
 // its uniform is below `threshold` (keep * 2^16, <= 65535 here).
+// The uniforms of elements 4 first_hash .. 4 (first_hash + count) - 1 into u (count <= kBlock / 4):
+// element e's uniform is bits 16 (e % 4) .. 16 (e % 4) + 15 of hash e / 4, wherever a block starts.
+__attribute__((always_inline)) inline void uniforms(uint64_t seed, int64_t first_hash, int64_t count, uint16_t* u) {
+  uint64_t hashes[kBlock / 4];
+  for (int64_t h = 0; h < count; ++h)
+    hashes[h] = mix(seed + (static_cast<uint64_t>(first_hash) + static_cast<uint64_t>(h)) * 0xD1B54A32D192ED03ULL);
+  std::memcpy(u, hashes, static_cast<size_t>(count) * sizeof hashes[0]);  // little-endian (x86, ARM)
+}
+
 template <typename T, typename Scale>
 __attribute__((always_inline)) inline void dropout_block(uint64_t seed, int64_t block, const T* __restrict in,
                                                          T* __restrict out, int64_t m, uint16_t threshold, float scale,
                                                          Scale scaled) {
-  uint64_t hashes[kBlock / 4];
-  const uint64_t first = static_cast<uint64_t>(block) * (kBlock / 4);
-  for (int64_t h = 0; h < kBlock / 4; ++h)
-    hashes[h] = mix(seed + (first + static_cast<uint64_t>(h)) * 0xD1B54A32D192ED03ULL);
-  uint16_t u[kBlock];  // little-endian (x86, ARM): bits 16i..16i+15 of a hash are its ith uint16
-  std::memcpy(u, hashes, sizeof u);
+  uint16_t u[kBlock];
+  uniforms(seed, block * (kBlock / 4), kBlock / 4, u);
   for (int64_t i = 0; i < m; ++i) out[i] = scaled(in[i], u[i] < threshold ? scale : 0.0f);
+}
+
+// mult[i] = the mask of element first + i times scale, for i < n: what dropout_block multiplies by.
+__attribute__((always_inline)) inline void multiplier_span(uint64_t seed, int64_t first, int64_t n, uint16_t threshold,
+                                                           float scale, float* __restrict mult) {
+  uint16_t u[kBlock];
+  for (int64_t done = 0; done < n;) {
+    const int64_t e = first + done, lane = e % 4;
+    const int64_t m = std::min(kBlock - lane, n - done);
+    uniforms(seed, e / 4, (lane + m + 3) / 4, u);
+    for (int64_t i = 0; i < m; ++i) mult[done + i] = u[lane + i] < threshold ? scale : 0.0f;
+    done += m;
+  }
 }
 
 // dropout_block() compiled twice per dtype: for AVX-512 (F, BW, DQ, VL: 64-bit multiplies and 16-bit
@@ -58,10 +77,17 @@ __attribute__((always_inline)) inline void dropout_block(uint64_t seed, int64_t 
   attributes void dropout_bf16_##suffix(uint64_t seed, int64_t block, const uint16_t* in, uint16_t* out, int64_t m,  \
                                         uint16_t threshold, float scale) {                                           \
     dropout_block(seed, block, in, out, m, threshold, scale, [](uint16_t x, float s) { return scaled_bf16(x, s); }); \
+  }                                                                                                                  \
+  attributes void multipliers_##suffix(uint64_t seed, int64_t first, int64_t n, uint16_t threshold, float scale,     \
+                                       float* mult) {                                                                \
+    multiplier_span(seed, first, n, threshold, scale, mult);                                                         \
   }
 HEED_DROPOUT_BLOCKS(avx512, __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx2,fma"))))
 HEED_DROPOUT_BLOCKS(baseline, )
 #undef HEED_DROPOUT_BLOCKS
+
+// keep * 2^16, the bound on an element's 16-bit uniform; 65536 (only for p < 2^-17): every element kept.
+int64_t keep_threshold(double keep) { return std::llround(keep * 65536.0); }
 
 // dropout_block() for each dtype apply_dropout takes.
 void block_of(uint64_t seed, int64_t b, const float* in, float* out, int64_t m, uint16_t threshold, float scale) {
@@ -76,11 +102,6 @@ void block_of(uint64_t seed, int64_t b, const double* in, double* out, int64_t m
   dropout_block(seed, b, in, out, m, threshold, scale, [](double v, float s) { return v * static_cast<double>(s); });
 }
 
-uint64_t draw_seed() {
-  auto generator = at::detail::getDefaultCPUGenerator();
-  std::lock_guard<std::mutex> lock(generator.mutex());
-  return generator.get<at::CPUGeneratorImpl>()->random64();
-}
 
 // x * mask(seed) / keep in one pass over x: the mask is never stored. Forward and backward are the
 // same function of the same seed (the backward of y = D(x) is D(dy)), so it is differentiable to any
@@ -104,8 +125,7 @@ class SeededDropout : public torch::autograd::Function<SeededDropout> {
   static torch::Tensor masked(const torch::Tensor& input, double keep, uint64_t seed) {
     const auto x = input.contiguous();
     const int64_t n = x.numel();
-    // keep * 2^16 rounds to 65536 only for p < 2^-17: then every element is kept.
-    const int64_t threshold = std::llround(keep * 65536.0);
+    const int64_t threshold = keep_threshold(keep);
     const float scale = static_cast<float>(1.0 / keep);
     if (threshold >= 65536) return x * scale;
     auto y = torch::empty_like(x, at::MemoryFormat::Contiguous);
@@ -125,6 +145,23 @@ class SeededDropout : public torch::autograd::Function<SeededDropout> {
 
 }  // namespace
 
+uint64_t draw_dropout_seed() {
+  auto generator = at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> lock(generator.mutex());
+  return generator.get<at::CPUGeneratorImpl>()->random64();
+}
+
+void dropout_multipliers(uint64_t seed, double keep, int64_t first, int64_t n, float* mult) {
+  const int64_t threshold = keep_threshold(keep);
+  const float scale = static_cast<float>(1.0 / keep);
+  if (threshold >= 65536) {
+    std::fill(mult, mult + n, scale);
+    return;
+  }
+  (cpu_has_avx512() ? multipliers_avx512 : multipliers_baseline)(seed, first, n, static_cast<uint16_t>(threshold),
+                                                                 scale, mult);
+}
+
 DropoutImpl::DropoutImpl(double p) : p_(p) {
   TORCH_CHECK(p >= 0.0 && p < 1.0, "dropout probability must be in [0, 1), got ", p);
 }
@@ -133,7 +170,7 @@ torch::Tensor apply_dropout(const torch::Tensor& x, double p, bool training) {
   if (!training || p <= 0.0) return x;
   TORCH_CHECK(p < 1.0, "dropout probability must be in [0, 1), got ", p);
   // The seed as an int64 (autograd's saved data holds no unsigned integers); the bits are the draw's.
-  const uint64_t seed = draw_seed();
+  const uint64_t seed = draw_dropout_seed();
   int64_t signed_seed;
   std::memcpy(&signed_seed, &seed, sizeof seed);
   return SeededDropout::apply(x, 1.0 - p, signed_seed);

@@ -13,6 +13,14 @@ namespace heed::model {
 // `p` in [0, 1). Returns `x` itself when !training or p == 0.
 torch::Tensor apply_dropout(const torch::Tensor& x, double p, bool training);
 
+// One draw from torch's CPU generator: the seed of one dropout call's mask.
+uint64_t draw_dropout_seed();
+
+// mult[i] = (element first + i of the mask seeded by `seed`) / keep, for i < n: 0 or 1 / keep, the
+// factor apply_dropout gives element first + i of a contiguous tensor, for kernels that fuse dropout
+// into another pass (model/activation.h). keep = 1 - p, in (0, 1].
+void dropout_multipliers(uint64_t seed, double keep, int64_t first, int64_t n, float* mult);
+
 class DropoutImpl : public torch::nn::Module {
  public:
   explicit DropoutImpl(double p);

@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "model/activation.h"
 #include "model/linear.h"
 
 namespace heed::model {
@@ -55,9 +56,15 @@ FeedForwardImpl::FeedForwardImpl(const ModelOptions& options) : activation_(pars
 }
 
 torch::Tensor FeedForwardImpl::forward(const torch::Tensor& x) {
-  auto h = project(x, fc1->weight, fc1->bias);  // [B, T, ff_dim]
-  h = activation_ == Activation::kGelu ? torch::gelu(h) : torch::relu(h);
-  return project(dropout_(h), fc2->weight, fc2->bias);
+  torch::Tensor h;  // [B, T, ff_dim]
+  if (bias_activation_fuses(x) && fc1->bias.defined()) {  // float32 on the CPU: one pass (activation.h)
+    h = bias_activation_dropout(project(x, fc1->weight, torch::Tensor()), fc1->bias, activation_, dropout_->p(),
+                                is_training());
+  } else {
+    h = project(x, fc1->weight, fc1->bias);
+    h = dropout_(activation_ == Activation::kGelu ? torch::gelu(h) : torch::relu(h));
+  }
+  return project(h, fc2->weight, fc2->bias);
 }
 
 EncoderLayerImpl::EncoderLayerImpl(const ModelOptions& options) : norm_(parse_norm(options.norm)) {

@@ -11,6 +11,7 @@
 #include "data_pipeline/base/errors.h"
 #include "model/native/gemm.h"
 #include "model/native/ngram_hash.h"
+#include "model/native/vector_math.h"
 
 // Sanitizer builds (clang at -O1) do not vectorize the `omp simd` loops below and would say so for each.
 #ifdef __clang__
@@ -19,35 +20,6 @@
 
 namespace heed::model {
 namespace {
-
-// exp and erf with no calls or branches, so that `#pragma omp simd` loops vectorize them whole; libm's
-// scalar expf and erff were ~40% of a review's time. exp: the Cephes expf reduction and polynomial
-// (about 1 ulp); inputs below -87 give ~1e-38 instead of 0. erf: Abramowitz & Stegun 7.1.26
-// (absolute error <= 1.5e-7), over that exp. (Plain floats, not GCC vector types: clang rejects
-// 512-bit vector arguments in the clones built without AVX-512.)
-inline __attribute__((always_inline)) float exp_approx(float x) {
-  x = std::min(std::max(x, -87.0f), 88.0f);
-  const float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;  // round(x / ln 2)
-  const float r = x - n * 0.693359375f + n * 2.12194440e-4f;              // x - n ln 2, in two parts
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  const float e = p * r * r + r + 1.0f;
-  const int32_t bits = (static_cast<int32_t>(n) + 127) * (1 << 23);  // 2^n
-  float scale;
-  std::memcpy(&scale, &bits, sizeof scale);
-  return e * scale;
-}
-
-inline __attribute__((always_inline)) float erf_approx(float x) {
-  const float a = std::fabs(x);
-  const float t = 1.0f / (1.0f + 0.3275911f * a);
-  const float poly = ((((1.061405429f * t - 1.453152027f) * t + 1.421413741f) * t - 0.284496736f) * t + 0.254829592f) * t;
-  return std::copysign(1.0f - poly * exp_approx(-a * a), x);
-}
 
 // Each row of scores [rows, len] -> exp(row - max(row)) in place, and the row's sum into sums[row]:
 // the softmax's numerators. The caller divides by the sum after multiplying by V (dh columns a row
@@ -135,7 +107,7 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void quantize_rows(
 // x -> 0.5 x (1 + erf(x / sqrt 2)), in place (exact-erf GELU, as torch's default).
 __attribute__((target_clones("avx512f", "avx2", "default"))) void gelu_in_place(float* x, int64_t n) {
 #pragma omp simd
-  for (int64_t i = 0; i < n; ++i) x[i] = 0.5f * x[i] * (1.0f + erf_approx(x[i] * 0.70710678118654752f));
+  for (int64_t i = 0; i < n; ++i) x[i] = gelu_approx(x[i]);
 }
 
 }  // namespace
