@@ -12,8 +12,8 @@
 // --data names the training cases' batches file in WORK (default classifier.json / seq2seq.json; the
 // 1,024-token cases use classifier_long.json / seq2seq_long.json). --quantize: the generate cases'
 // weights (model/quantize.h, heed summarize --quantize) and infer_classifier's (the torch-free
-// engine's, heed classify --quantize bf16|int8). --profile (training cases): libtorch's profiler over
-// the measured steps, every op's start and end with input shapes into FILE (tab-separated), for
+// engine's, heed classify --quantize bf16|int8). --profile (training and generate cases): libtorch's
+// profiler over the measured steps or runs, every op's start and end with input shapes into FILE (tab-separated), for
 // bench/profile_ops.py to sum into self time per op; the profiler slows the steps it records.
 #include <benchmark/benchmark.h>
 #include <torch/csrc/autograd/profiler_legacy.h>
@@ -57,6 +57,8 @@ struct Args {
 };
 Args g_args;
 
+namespace profiler = torch::autograd::profiler;
+
 nlohmann::json load(const std::string& name) { return nlohmann::json::parse(read_file(g_args.work + "/" + name)); }
 
 // The reference's architecture in heed's options (bench/reference.py): pre-norm, GELU, sinusoidal.
@@ -83,29 +85,16 @@ app::TrainingOptions training_options(double label_smoothing) {
   return t;
 }
 
-// Runs `steps` optimizer steps over `batches` (cycling) after two warm-up steps.
-void run_training(benchmark::State& state, app::TrainingTask& task, const std::vector<std::vector<size_t>>& batches,
-                  const app::TrainingOptions& options) {
-  std::vector<torch::Tensor> parameters;
-  for (auto& p : task.model().parameters()) parameters.push_back(p);
-  auto optimizer = app::make_optimizer(parameters, options);
-  const app::StepOptions step = app::step_options(options);
-  task.model().train();
-  for (size_t i = 0; i < 2 && i < batches.size(); ++i) app::optimizer_step(task, *optimizer, parameters, batches[i], step);
-  double tokens = 0;
-  size_t i = 0;
-  namespace profiler = torch::autograd::profiler;
-  if (!g_args.profile.empty()) {
+// With --profile: libtorch's profiler records every op while it lives; the destructor writes them,
+// one event a line: kind (push / pop / mark), op, thread, time in microseconds, input shapes.
+class OpProfile {
+ public:
+  OpProfile() {
+    if (g_args.profile.empty()) return;
     profiler::enableProfilerLegacy(profiler::ProfilerConfig(profiler::ProfilerState::CPU, /*report_input_shapes=*/true));
   }
-  for (auto _ : state) {
-    for (int s = 0; s < g_args.steps; ++s) {
-      tokens += static_cast<double>(
-          app::optimizer_step(task, *optimizer, parameters, batches[i++ % batches.size()], step).tokens);
-    }
-  }
-  if (!g_args.profile.empty()) {
-    // kind (push / pop / mark), op, thread, start or end in microseconds, input shapes.
+  ~OpProfile() {
+    if (g_args.profile.empty()) return;
     std::ofstream out(g_args.profile);
     for (const auto& events : profiler::disableProfilerLegacy()) {
       for (const auto& e : events) {
@@ -118,6 +107,28 @@ void run_training(benchmark::State& state, app::TrainingTask& task, const std::v
         out << e.kindStr() << "\t" << e.name() << "\t" << e.threadId() << "\t" << std::fixed << e.cpuUs() << "\t"
             << shapes << "\n";
       }
+    }
+  }
+  OpProfile(const OpProfile&) = delete;
+  OpProfile& operator=(const OpProfile&) = delete;
+};
+
+// Runs `steps` optimizer steps over `batches` (cycling) after two warm-up steps.
+void run_training(benchmark::State& state, app::TrainingTask& task, const std::vector<std::vector<size_t>>& batches,
+                  const app::TrainingOptions& options) {
+  std::vector<torch::Tensor> parameters;
+  for (auto& p : task.model().parameters()) parameters.push_back(p);
+  auto optimizer = app::make_optimizer(parameters, options);
+  const app::StepOptions step = app::step_options(options);
+  task.model().train();
+  for (size_t i = 0; i < 2 && i < batches.size(); ++i) app::optimizer_step(task, *optimizer, parameters, batches[i], step);
+  double tokens = 0;
+  size_t i = 0;
+  const OpProfile profile;
+  for (auto _ : state) {
+    for (int s = 0; s < g_args.steps; ++s) {
+      tokens += static_cast<double>(
+          app::optimizer_step(task, *optimizer, parameters, batches[i++ % batches.size()], step).tokens);
     }
   }
   state.counters["tokens_per_second"] = benchmark::Counter(tokens, benchmark::Counter::kIsRate);
@@ -213,6 +224,7 @@ void generate(benchmark::State& state, const std::string& method, int64_t beams,
   app::generate(model, sources, ids, decoding, g_args.batch, use_cache);  // warm-up
   // Median of three timed runs (as the reference): one short run is at the mercy of the scheduler.
   std::vector<double> seconds;
+  const OpProfile profile;
   for (auto _ : state) {
     for (int run = 0; run < 3; ++run) {
       const double start = heed::now_seconds();

@@ -76,8 +76,36 @@ void attend_single_query(const torch::Tensor& q, const torch::Tensor& k, const t
 
 }  // namespace
 
+void KVCache::append(const torch::Tensor& k, const torch::Tensor& v) {
+  const int64_t cached = empty() ? 0 : key.size(2), added = k.size(2);
+  // A new storage when there is none, no room left, or key / value were set to tensors of their own.
+  const bool ours = key_storage_.defined() && !empty() && key.data_ptr() == key_storage_.data_ptr() &&
+                    value.data_ptr() == value_storage_.data_ptr() && key.size(0) == key_storage_.size(0);
+  if (!ours || cached + added > key_storage_.size(2)) {
+    auto grow = [&](const torch::Tensor& old, const torch::Tensor& fresh) {
+      auto storage = torch::empty({fresh.size(0), fresh.size(1), cached + added + kRoom, fresh.size(3)}, fresh.options());
+      if (cached > 0) storage.narrow(2, 0, cached).copy_(old);
+      return storage;
+    };
+    key_storage_ = grow(key, k);
+    value_storage_ = grow(value, v);
+  }
+  key_storage_.narrow(2, cached, added).copy_(k);
+  value_storage_.narrow(2, cached, added).copy_(v);
+  key = key_storage_.narrow(2, 0, cached + added);
+  value = value_storage_.narrow(2, 0, cached + added);
+}
+
 void KVCache::reorder(const torch::Tensor& index) {
   if (empty()) return;
+  if (key_storage_.defined()) {  // the whole storage (at most kRoom positions more than cached), room kept
+    const int64_t cached = key.size(2);
+    key_storage_ = key_storage_.index_select(0, index);
+    value_storage_ = value_storage_.index_select(0, index);
+    key = key_storage_.narrow(2, 0, cached);
+    value = value_storage_.narrow(2, 0, cached);
+    return;
+  }
   key = key.index_select(0, index);
   value = value.index_select(0, index);
 }
@@ -115,12 +143,9 @@ AttentionOutput MultiHeadAttentionImpl::forward(const torch::Tensor& query, cons
     k = split_heads(qkv[1]);
     v = split_heads(qkv[2]);
     if (cache != nullptr) {
-      if (!cache->empty()) {
-        k = torch::cat({cache->key, k}, 2);  // [B, H, T_cache + Tq, Dh]
-        v = torch::cat({cache->value, v}, 2);
-      }
-      cache->key = k;
-      cache->value = v;
+      cache->append(k, v);
+      k = cache->key;  // [B, H, T_cache + Tq, Dh]
+      v = cache->value;
     }
   } else {
     const auto w = in_proj_weight.split(d_model_, 0);

@@ -19,8 +19,18 @@ struct KVCache {
   torch::Tensor key;    // [B, heads, T, head_dim]
   torch::Tensor value;  // [B, heads, T, head_dim]
   bool empty() const { return !key.defined(); }
+  // Appends k and v [B, heads, Tq, head_dim] along T (self-attention, one decoding step after another).
+  // key and value are then views of the first T positions of storage with room for kRoom more, which
+  // later steps fill in place: no step copies what earlier steps cached (torch::cat did, every step),
+  // except when the room runs out.
+  void append(const torch::Tensor& k, const torch::Tensor& v);
   // Keeps the batch rows `index` ([N] int64) in that order: beam search's reordering.
   void reorder(const torch::Tensor& index);
+
+  static constexpr int64_t kRoom = 16;  // positions added to the storage each time it grows
+
+ private:
+  torch::Tensor key_storage_, value_storage_;  // [B, heads, capacity, head_dim] behind key / value (append)
 };
 
 // Where keys and values come from. Self-attention projects queries, keys and values from one

@@ -145,9 +145,9 @@ torch::Tensor apply_processors(torch::Tensor log_probs, int64_t generated,
                                const std::vector<std::vector<int64_t>>& history, int64_t eos_id,
                                const DecodingOptions& options) {
   const auto device = log_probs.device();
-  if (!options.never_generate.empty())
-    log_probs = log_probs.index_fill(1, int64_tensor(options.never_generate, device), kNegInf);
-  if (generated < options.min_length) log_probs = log_probs.index_fill(1, int64_tensor({eos_id}, device), kNegInf);
+  std::vector<int64_t> blocked = options.never_generate;  // one copy of the scores for both
+  if (generated < options.min_length) blocked.push_back(eos_id);
+  if (!blocked.empty()) log_probs = log_probs.index_fill(1, int64_tensor(blocked, device), kNegInf);
   if (options.no_repeat_ngram_size > 0) {
     std::vector<int64_t> rows, tokens;
     banned_ngram_tokens(history, options.no_repeat_ngram_size, rows, tokens);
