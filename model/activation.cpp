@@ -20,8 +20,8 @@ struct Middle {
   uint64_t seed;
 };
 
-// f(first row, end row, mult) over the rows of a [rows, cols] tensor in parallel; mult holds the
-// dropout factors of each row in turn (fill(row) computes them), or is null when nothing is dropped.
+// f(row, mult) for rows begin .. end - 1 of a [rows, cols] tensor; mult: that row's dropout factors
+// (dropout_multipliers), or null when nothing is dropped.
 template <typename F>
 void over_rows(const Middle& m, int64_t begin, int64_t end, int64_t cols, F f) {
   std::vector<float> mult(m.keep < 1.0 ? static_cast<size_t>(cols) : 0);

@@ -33,9 +33,6 @@ __attribute__((always_inline)) inline uint16_t scaled_bf16(uint16_t b, float sca
   return to_bf16(f * scale);
 }
 
-// out[i] = in[i] * (kept ? scale : 0) for the m <= kBlock elements of block `block`. Each hash gives the
-// 16-bit uniforms of four elements (element i of a hash: its bits 16i..16i+15); an element is kept when
-// its uniform is below `threshold` (keep * 2^16, <= 65535 here).
 // The uniforms of elements 4 first_hash .. 4 (first_hash + count) - 1 into u (count <= kBlock / 4):
 // element e's uniform is bits 16 (e % 4) .. 16 (e % 4) + 15 of hash e / 4, wherever a block starts.
 __attribute__((always_inline)) inline void uniforms(uint64_t seed, int64_t first_hash, int64_t count, uint16_t* u) {
@@ -45,6 +42,9 @@ __attribute__((always_inline)) inline void uniforms(uint64_t seed, int64_t first
   std::memcpy(u, hashes, static_cast<size_t>(count) * sizeof hashes[0]);  // little-endian (x86, ARM)
 }
 
+// out[i] = in[i] * (kept ? scale : 0) for the m <= kBlock elements of block `block`. Each hash gives the
+// 16-bit uniforms of four elements (element i of a hash: its bits 16i..16i+15); an element is kept when
+// its uniform is below `threshold` (keep * 2^16, <= 65535 here).
 template <typename T, typename Scale>
 __attribute__((always_inline)) inline void dropout_block(uint64_t seed, int64_t block, const T* __restrict in,
                                                          T* __restrict out, int64_t m, uint16_t threshold, float scale,
@@ -101,7 +101,6 @@ void block_of(uint64_t seed, int64_t b, const at::BFloat16* in, at::BFloat16* ou
 void block_of(uint64_t seed, int64_t b, const double* in, double* out, int64_t m, uint16_t threshold, float scale) {
   dropout_block(seed, b, in, out, m, threshold, scale, [](double v, float s) { return v * static_cast<double>(s); });
 }
-
 
 // x * mask(seed) / keep in one pass over x: the mask is never stored. Forward and backward are the
 // same function of the same seed (the backward of y = D(x) is D(dy)), so it is differentiable to any

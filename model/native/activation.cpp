@@ -57,29 +57,19 @@ inline __attribute__((always_inline)) void backward_loop(const float* z, const f
   }
 }
 
-__attribute__((target_clones("avx512f", "avx2", "default"))) void gelu_forward(const float* z, const float* bias,
-                                                                                   const float* mult, float* y,
-                                                                                   int64_t n) {
-  forward_loop<Activation::kGelu>(z, bias, mult, y, n);
-}
-
-__attribute__((target_clones("avx512f", "avx2", "default"))) void gelu_backward(const float* z, const float* bias,
-                                                                                    const float* mult, const float* dy,
-                                                                                    float* dz, float* db, int64_t n) {
-  backward_loop<Activation::kGelu>(z, bias, mult, dy, dz, db, n);
-}
-
-__attribute__((target_clones("avx512f", "avx2", "default"))) void relu_forward(const float* z, const float* bias,
-                                                                                   const float* mult, float* y,
-                                                                                   int64_t n) {
-  forward_loop<Activation::kRelu>(z, bias, mult, y, n);
-}
-
-__attribute__((target_clones("avx512f", "avx2", "default"))) void relu_backward(const float* z, const float* bias,
-                                                                                    const float* mult, const float* dy,
-                                                                                    float* dz, float* db, int64_t n) {
-  backward_loop<Activation::kRelu>(z, bias, mult, dy, dz, db, n);
-}
+// Each activation's loops, one clone per instruction set.
+#define HEED_ACTIVATION_CLONES(name, A)                                                                        \
+  __attribute__((target_clones("avx512f", "avx2", "default"))) void name##_forward(                            \
+      const float* z, const float* bias, const float* mult, float* y, int64_t n) {                             \
+    forward_loop<A>(z, bias, mult, y, n);                                                                      \
+  }                                                                                                            \
+  __attribute__((target_clones("avx512f", "avx2", "default"))) void name##_backward(                           \
+      const float* z, const float* bias, const float* mult, const float* dy, float* dz, float* db, int64_t n) { \
+    backward_loop<A>(z, bias, mult, dy, dz, db, n);                                                            \
+  }
+HEED_ACTIVATION_CLONES(gelu, Activation::kGelu)
+HEED_ACTIVATION_CLONES(relu, Activation::kRelu)
+#undef HEED_ACTIVATION_CLONES
 
 }  // namespace
 
