@@ -200,11 +200,6 @@ AttentionOutput MultiHeadAttentionImpl::forward(const torch::Tensor& query, cons
                     .view({batch, heads_, tgt_len, src_len});
 
   torch::Tensor forbidden;  // bool, broadcastable to [B, H, Tq, Tk]
-  // A batch without padding (every row full, as long documents cut to max_length are) needs no mask:
-  // one look at [B, Tk] on the CPU saves a pass over the [B, H, Tq, Tk] scores forward and backward.
-  if (key_padding.defined() && key_padding.device().is_cpu() && !key_padding.any().item<bool>()) {
-    key_padding = torch::Tensor();
-  }
   if (key_padding.defined()) forbidden = key_padding.view({batch, 1, 1, src_len});
   if (mask.causal && tgt_len > 1) {  // one query (an incremental step) is the latest position: sees every key
     auto c = causal_mask(tgt_len, src_len, src_len - tgt_len, query.device());  // [Tq, Tk]

@@ -105,10 +105,15 @@ EncoderImpl::EncoderImpl(const ModelOptions& options) {
 
 torch::Tensor EncoderImpl::forward(const torch::Tensor& x, const torch::Tensor& key_padding,
                                    std::vector<torch::Tensor>* attention) {
+  // A batch with nothing padded (every row full, as long documents cut to max_length are) runs without
+  // a mask: one look at [B, T] here spares every layer's attention a pass over its [B, H, T, T] scores,
+  // forward and backward (Seq2Seq's EncoderOutput::key_padding() does the same for the decoder).
+  auto padding = key_padding;
+  if (padding.defined() && padding.device().is_cpu() && !padding.any().item<bool>()) padding = torch::Tensor();
   auto h = x;
   for (const auto& layer : *layers) {
     torch::Tensor weights;
-    h = layer->as<EncoderLayer>()->forward(h, key_padding, attention != nullptr ? &weights : nullptr);
+    h = layer->as<EncoderLayer>()->forward(h, padding, attention != nullptr ? &weights : nullptr);
     if (attention != nullptr) attention->push_back(weights);
   }
   return final_norm ? final_norm(h) : h;
