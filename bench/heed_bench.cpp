@@ -13,8 +13,9 @@
 // 1,024-token cases use classifier_long.json / seq2seq_long.json). --quantize: the generate cases'
 // weights (model/quantize.h, heed summarize --quantize) and infer_classifier's (the torch-free
 // engine's, heed classify --quantize bf16|int8). --profile (training and generate cases): libtorch's
-// profiler over the measured steps or runs, every op's start and end with input shapes into FILE (tab-separated), for
-// bench/profile_ops.py to sum into self time per op; the profiler slows the steps it records.
+// profiler over the measured steps or runs, every op's start and end with input shapes into FILE
+// (tab-separated), for bench/profile_ops.py to sum into self time per op; the profiler slows the
+// steps it records.
 #include <benchmark/benchmark.h>
 #include <torch/csrc/autograd/profiler_legacy.h>
 #include <torch/torch.h>
@@ -53,7 +54,7 @@ struct Args {
   std::string precision = "auto";  // training cases: training.precision (heed's default)
   std::string data;                 // training cases: batches file in WORK ("" = the case's default)
   std::string quantize = "none";    // generate cases and infer_classifier: weight storage
-  std::string profile;              // training cases: op events into this file ("" = none)
+  std::string profile;              // training and generate cases: op events into this file ("" = none)
 };
 Args g_args;
 
