@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <utility>
+#include <vector>
 
 #include <ATen/Parallel.h>
 #include <ATen/autocast_mode.h>
@@ -11,6 +13,7 @@
 #include "model/fused_attention.h"
 #include "model/linear.h"
 #include "model/masks.h"
+#include "model/native/gemm.h"
 
 namespace heed::model {
 
@@ -32,7 +35,9 @@ bool single_query_path(const torch::Tensor& q, const torch::Tensor& k, const tor
 // q [B, H, 1, Dh], k/v [B', H, Tk, Dh]; key_padding [B', Tk] bool or undefined; kv_rows [B] int64:
 // query row b reads k/v/key_padding row kv_rows[b] (undefined: row b). The batched matrix
 // products this replaces spend most of a decoding step's attention in per-head dispatch and in
-// packing a one-row operand; here each (row, head) is two BLAS matrix-vector products.
+// packing a one-row operand; here each (row, head) is two BLAS matrix-vector products, and the
+// consecutive rows that read one key/value row (the beams of one input) share two matrix products
+// per head instead: the keys and values are read once for all of them, not once per beam.
 void attend_single_query(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                          const torch::Tensor& key_padding, const torch::Tensor& kv_rows, double scale,
                          torch::Tensor& out, torch::Tensor& weights) {
@@ -43,33 +48,55 @@ void attend_single_query(const torch::Tensor& q, const torch::Tensor& k, const t
   const bool* padded = padding.defined() ? padding.data_ptr<bool>() : nullptr;
   const auto rows = kv_rows.defined() ? kv_rows.to(torch::kInt64).contiguous() : torch::Tensor();
   const int64_t* row_of = rows.defined() ? rows.data_ptr<int64_t>() : nullptr;
+  // Runs of consecutive query rows reading the same key/value row: [first, first + count).
+  std::vector<std::pair<int64_t, int64_t>> runs;
+  for (int64_t b = 0; b < batch; ++b) {
+    if (row_of != nullptr && !runs.empty() && row_of[runs.back().first] == row_of[b]) ++runs.back().second;
+    else runs.emplace_back(b, 1);
+  }
   const float* qp = q.data_ptr<float>();
   const float* kp = k.data_ptr<float>();
   const float* vp = v.data_ptr<float>();
   float* wp = weights.data_ptr<float>();
   float* op = out.data_ptr<float>();
-  at::parallel_for(0, batch * heads, 1, [&](int64_t begin, int64_t end) {
+  const auto n_runs = static_cast<int64_t>(runs.size());
+  at::parallel_for(0, n_runs * heads, 1, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
-      const int64_t b = i / heads, h = i % heads;
-      const int64_t s = row_of != nullptr ? row_of[b] : b;  // the key/value row it reads
+      const auto [first, count] = runs[static_cast<size_t>(i / heads)];
+      const int64_t h = i % heads;
+      const int64_t s = row_of != nullptr ? row_of[first] : first;  // the key/value row they read
       const float* key = kp + s * k.stride(0) + h * k.stride(1);
       const float* value = vp + s * v.stride(0) + h * v.stride(1);
-      float* w = wp + i * keys;
-      cblas_sgemv(CblasRowMajor, CblasNoTrans, static_cast<int>(keys), static_cast<int>(head_dim),
-                  static_cast<float>(scale), key, static_cast<int>(k.stride(2)), qp + b * q.stride(0) + h * q.stride(1),
-                  1, 0.0f, w, 1);
-      if (padded != nullptr) {
-        for (int64_t j = 0; j < keys; ++j) {
-          if (padded[s * keys + j]) w[j] = -1e9f;  // as masked_fill below
-        }
+      const float* query = qp + first * q.stride(0) + h * q.stride(1);
+      float* w = wp + (first * heads + h) * keys;  // row first + r at w + r * heads * keys
+      float* o = op + first * heads * head_dim + h * head_dim;
+      if (count == 1) {
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, static_cast<int>(keys), static_cast<int>(head_dim),
+                    static_cast<float>(scale), key, static_cast<int>(k.stride(2)), query, 1, 0.0f, w, 1);
+      } else {
+        sgemm(false, true, count, keys, head_dim, static_cast<float>(scale), query, q.stride(0), key, k.stride(2),
+              0.0f, w, heads * keys);
       }
-      const float top = *std::max_element(w, w + keys);
-      float sum = 0.0f;
-      for (int64_t j = 0; j < keys; ++j) sum += (w[j] = std::exp(w[j] - top));
-      const float inv = 1.0f / sum;
-      for (int64_t j = 0; j < keys; ++j) w[j] *= inv;
-      cblas_sgemv(CblasRowMajor, CblasTrans, static_cast<int>(keys), static_cast<int>(head_dim), 1.0f, value,
-                  static_cast<int>(v.stride(2)), w, 1, 0.0f, op + b * heads * head_dim + h * head_dim, 1);
+      for (int64_t r = 0; r < count; ++r) {
+        float* row = w + r * heads * keys;
+        if (padded != nullptr) {
+          for (int64_t j = 0; j < keys; ++j) {
+            if (padded[s * keys + j]) row[j] = -1e9f;  // as masked_fill below
+          }
+        }
+        const float top = *std::max_element(row, row + keys);
+        float sum = 0.0f;
+        for (int64_t j = 0; j < keys; ++j) sum += (row[j] = std::exp(row[j] - top));
+        const float inv = 1.0f / sum;
+        for (int64_t j = 0; j < keys; ++j) row[j] *= inv;
+      }
+      if (count == 1) {
+        cblas_sgemv(CblasRowMajor, CblasTrans, static_cast<int>(keys), static_cast<int>(head_dim), 1.0f, value,
+                    static_cast<int>(v.stride(2)), w, 1, 0.0f, o, 1);
+      } else {
+        sgemm(false, false, count, head_dim, keys, 1.0f, w, heads * keys, value, v.stride(2), 0.0f, o,
+              heads * head_dim);
+      }
     }
   });
 }
@@ -77,37 +104,58 @@ void attend_single_query(const torch::Tensor& q, const torch::Tensor& k, const t
 }  // namespace
 
 void KVCache::append(const torch::Tensor& k, const torch::Tensor& v) {
-  const int64_t cached = empty() ? 0 : key.size(2), added = k.size(2);
+  const int64_t cached = empty() ? 0 : key.size(2), added = k.size(2), rows = k.size(0);
   // A new storage when there is none, no room left, or key / value were set to tensors of their own.
   const bool ours = key_storage_.defined() && !empty() && key.data_ptr() == key_storage_.data_ptr() &&
-                    value.data_ptr() == value_storage_.data_ptr() && key.size(0) == key_storage_.size(0);
+                    value.data_ptr() == value_storage_.data_ptr() && key.size(0) == rows &&
+                    rows <= key_storage_.size(0);
   if (!ours || cached + added > key_storage_.size(2)) {
     auto grow = [&](const torch::Tensor& old, const torch::Tensor& fresh) {
-      auto storage = torch::empty({fresh.size(0), fresh.size(1), cached + added + kRoom, fresh.size(3)}, fresh.options());
+      auto storage = torch::empty({rows, fresh.size(1), cached + added + kRoom, fresh.size(3)}, fresh.options());
       if (cached > 0) storage.narrow(2, 0, cached).copy_(old);
       return storage;
     };
     key_storage_ = grow(key, k);
     value_storage_ = grow(value, v);
   }
-  key_storage_.narrow(2, cached, added).copy_(k);
-  value_storage_.narrow(2, cached, added).copy_(v);
-  key = key_storage_.narrow(2, 0, cached + added);
-  value = value_storage_.narrow(2, 0, cached + added);
+  key_storage_.narrow(0, 0, rows).narrow(2, cached, added).copy_(k);
+  value_storage_.narrow(0, 0, rows).narrow(2, cached, added).copy_(v);
+  key = key_storage_.narrow(0, 0, rows).narrow(2, 0, cached + added);
+  value = value_storage_.narrow(0, 0, rows).narrow(2, 0, cached + added);
 }
 
 void KVCache::reorder(const torch::Tensor& index) {
   if (empty()) return;
-  if (key_storage_.defined()) {  // the whole storage (at most kRoom positions more than cached), room kept
-    const int64_t cached = key.size(2);
-    key_storage_ = key_storage_.index_select(0, index);
-    value_storage_ = value_storage_.index_select(0, index);
-    key = key_storage_.narrow(2, 0, cached);
-    value = value_storage_.narrow(2, 0, cached);
+  const int64_t rows = index.size(0), cached = key.size(2);
+  const bool ours = key_storage_.defined() && key.data_ptr() == key_storage_.data_ptr() &&
+                    value.data_ptr() == value_storage_.data_ptr() && index.device().is_cpu() &&
+                    rows <= key_storage_.size(0);
+  if (!ours) {
+    key = key.index_select(0, index);
+    value = value.index_select(0, index);
     return;
   }
-  key = key.index_select(0, index);
-  value = value.index_select(0, index);
+  // In place: only the rows that take another row's cache are copied (a beam that continues its own
+  // row keeps it), the sources first, so that a row both read and overwritten is read before.
+  const auto picked = index.to(torch::kInt64).contiguous();
+  const int64_t* from = picked.data_ptr<int64_t>();
+  std::vector<int64_t> moved_to, moved_from;
+  for (int64_t i = 0; i < rows; ++i) {
+    if (from[i] != i) {
+      moved_to.push_back(i);
+      moved_from.push_back(from[i]);
+    }
+  }
+  if (!moved_to.empty()) {
+    const auto to = torch::tensor(moved_to, torch::kInt64).to(key.device());
+    const auto sources = torch::tensor(moved_from, torch::kInt64).to(key.device());
+    for (auto* storage : {&key_storage_, &value_storage_}) {
+      auto live = storage->narrow(2, 0, cached);
+      live.index_copy_(0, to, live.index_select(0, sources));
+    }
+  }
+  key = key_storage_.narrow(0, 0, rows).narrow(2, 0, cached);
+  value = value_storage_.narrow(0, 0, rows).narrow(2, 0, cached);
 }
 
 MultiHeadAttentionImpl::MultiHeadAttentionImpl(int64_t d_model, int64_t heads, double attention_dropout)

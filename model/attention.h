@@ -24,7 +24,9 @@ struct KVCache {
   // later steps fill in place: no step copies what earlier steps cached (torch::cat did, every step),
   // except when the room runs out.
   void append(const torch::Tensor& k, const torch::Tensor& v);
-  // Keeps the batch rows `index` ([N] int64) in that order: beam search's reordering.
+  // Keeps the batch rows `index` ([N] int64) in that order: beam search's reordering. With append's
+  // storage and N no more rows than it has, in place: only the rows that take another row's cache
+  // are copied (a beam that continues its own row costs nothing), and the room stays.
   void reorder(const torch::Tensor& index);
 
   static constexpr int64_t kRoom = 16;  // positions added to the storage each time it grows

@@ -60,10 +60,9 @@
 //
 // Greedy search takes, per row, the argmax of (running log_prob + log-probs) - the very numbers
 // beam search ranks, so float rounding cannot make the two disagree - and is token for token and
-// score for score beam search with beam_size 1, which the tests check, unless more than two
-// candidates tie exactly: greedy then takes the lowest token id, beam search one of the two that
-// torch::topk returns (tests/export_twin_test.cpp, docs/EXPORT.md). It returns one hypothesis per
-// input (n_best and beam_size are ignored).
+// score for score beam search with beam_size 1, exact ties included (both take the lowest token id
+// among equal scores), which the tests check. It returns one hypothesis per input (n_best and
+// beam_size are ignored).
 //
 // Sampling draws each token from softmax(filtered log-probs / temperature), where the top-k filter
 // keeps the top_k highest tokens (exactly top_k: torch's topk breaks ties), then the top-p filter
@@ -82,9 +81,11 @@
 #include <random>
 #include <utility>
 
+#include <ATen/Parallel.h>
 #include <fmt/format.h>
 
 #include "data_pipeline/base/errors.h"
+#include "model/native/scores.h"
 
 namespace heed::model {
 
@@ -359,39 +360,39 @@ class BeamSearch {
 
   // Each active input's top 2K (at most K*V) candidates, running score + log-prob (less the row's
   // coverage penalty times t^length_penalty), best first (equal scores: lower beam, then lower token
-  // id, first; NaN counts as -inf).
+  // id, first; NaN counts as -inf). The sums are float32 additions, as a tensor addition of the
+  // log-probabilities and the running scores would round them; one pass over each input's K * V
+  // values on the CPU (top_candidates) instead of torch's topk over them.
   std::vector<std::vector<Candidate>> rank_candidates(const torch::Tensor& log_probs, int64_t t) const {
     const auto A = static_cast<int64_t>(rows_.active.size());
     const int64_t V = log_probs.size(1);
-    auto totals = (log_probs + score_column(rows_.scores, log_probs)).view({A, K_ * V});  // [A, K*V]
-    auto ranking = totals;
+    // In the log-probabilities' own type when it is float64 (sums then as exact as the step model's
+    // numbers), float32 otherwise.
+    const bool wide = log_probs.scalar_type() == torch::kFloat64;
+    const auto values = log_probs.to(torch::kCPU, wide ? torch::kFloat64 : torch::kFloat32).contiguous();  // [A*K, V]
+    // The running scores came from sums of that type, so narrowing them back is exact.
+    std::vector<float> add_f(rows_.scores.begin(), rows_.scores.end());
+    const std::vector<double>& add_d = rows_.scores;
+    std::vector<double> sub;
     if (!penalties_.empty()) {
       // Every candidate of step t has length t, so sum - penalty * t^length_penalty ranks them as
       // their scores would if they finished now: sum / t^length_penalty - penalty.
       const double stretch = std::pow(static_cast<double>(t), options_.length_penalty);
-      const auto per_row =
-          (torch::tensor(penalties_, torch::kFloat64) * stretch).to(totals.device()).unsqueeze(1);  // [A*K, 1]
-      ranking = (totals.view({A * K_, V}).to(torch::kFloat64) - per_row).view({A, K_ * V});
+      for (const double p : penalties_) sub.push_back(p * stretch);
     }
-    auto top = ranking.topk(std::min<int64_t>(2 * K_, K_ * V), 1);  // [A, 2K] each
-    const auto top_values = std::get<0>(top).to(torch::kCPU, torch::kDouble).contiguous();
-    const auto top_indices = std::get<1>(top).to(torch::kCPU).contiguous();
-    const auto top_sums =
-        penalties_.empty() ? top_values : totals.gather(1, std::get<1>(top)).to(torch::kCPU, torch::kDouble).contiguous();
-    const auto tv = top_values.accessor<double, 2>();
-    const auto ts = top_sums.accessor<double, 2>();
-    const auto ti = top_indices.accessor<int64_t, 2>();
     std::vector<std::vector<Candidate>> ranked(static_cast<size_t>(A));
-    for (int64_t a = 0; a < A; ++a) {
-      auto& candidates = ranked[static_cast<size_t>(a)];
-      for (int64_t c = 0; c < top_values.size(1); ++c) {
-        const bool nan = std::isnan(tv[a][c]) || std::isnan(ts[a][c]);
-        candidates.push_back({nan ? kNegInf : tv[a][c], ti[a][c], nan ? kNegInf : ts[a][c]});
+    at::parallel_for(0, A, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t a = begin; a < end; ++a) {
+        const int64_t first = a * K_;
+        const double* minus = sub.empty() ? nullptr : sub.data() + first;
+        const auto top = wide ? top_candidates(values.data_ptr<double>() + first * V, K_, V, add_d.data() + first,
+                                               minus, 2 * K_)
+                              : top_candidates(values.data_ptr<float>() + first * V, K_, V, add_f.data() + first,
+                                               minus, 2 * K_);
+        auto& candidates = ranked[static_cast<size_t>(a)];
+        for (const auto& c : top) candidates.push_back({c.rank, c.flat, c.sum});
       }
-      std::sort(candidates.begin(), candidates.end(), [](const Candidate& x, const Candidate& y) {
-        return x.score > y.score || (x.score == y.score && x.flat < y.flat);
-      });
-    }
+    });
     return ranked;
   }
 

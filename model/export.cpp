@@ -608,6 +608,19 @@ def _greedy(self, memory: Tensor, padding: Tensor, source_ids: Tensor, max_lengt
         t += 1
     return out_tokens, out_scores, found
 
+def _top_candidates(self, totals: Tensor, n: int) -> Tuple[List[List[float]], List[List[int]]]:
+    # Each row's n best (NaN counts as -inf), of equal values the lowest indices, as decoding.cpp's
+    # top_candidates picks them (topk alone may return any of more than n tied values)
+    totals = torch.where(torch.isnan(totals), torch.full_like(totals, float("-inf")), totals)
+    cut = totals.topk(n, 1)[0][:, n - 1:n]  # [A, 1]: the n-th best value
+    above = totals > cut
+    equal = totals == cut
+    take = above | (equal & (equal.cumsum(1) <= n - above.sum(1, keepdim=True)))  # n per row
+    index = take.nonzero()[:, 1].view([totals.size(0), n])  # ascending within each row
+    values: List[List[float]] = totals.gather(1, index).double().tolist()
+    indices: List[List[int]] = index.tolist()
+    return values, indices
+
 def _sorted_candidates(self, scores: List[float], flat: List[int]) -> List[int]:
     # Candidate order: higher score first, then lower beam * V + token (insertion sort; 2K entries)
     order: List[int] = []
@@ -658,9 +671,7 @@ def _beam(self, memory: Tensor, padding: Tensor, source_ids: Tensor, K: int, max
         A = len(active)
         V = log_probs.size(1)
         totals = (log_probs + self._score_column(scores, log_probs)).view([A, K * V])  # [A, K*V]
-        top = totals.topk(min(2 * K, K * V), 1)  # [A, 2K] each
-        top_values: List[List[float]] = top[0].double().tolist()
-        top_indices: List[List[int]] = top[1].tolist()
+        top_values, top_indices = self._top_candidates(totals, min(2 * K, K * V))
         next_active: List[int] = []
         parents: List[int] = []
         next_last: List[int] = []

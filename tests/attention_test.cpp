@@ -2,6 +2,9 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <algorithm>
+#include <vector>
+
 #include "model/attention.h"
 #include "model/fused_attention.h"
 #include "model/masks.h"
@@ -222,38 +225,74 @@ TEST(Attention, SingleQueryStepMatchesTheBatchedPathWithSharedRows) {
   mha->eval();
   const auto memory = torch::randn({2, 7, 16});                                      // two sources
   const auto padding = torch::tensor({{0, 0, 0, 0, 0, 1, 1}, {0, 0, 0, 0, 0, 0, 0}}).to(torch::kBool);
-  const auto rows = torch::tensor({1, 0, 1}, torch::kInt64);                         // three queries
-  const auto query = torch::randn({3, 1, 16});
-  // Gradients on: the batched path, over sources copied per query row.
-  AttentionOptions copied;
-  copied.kind = AttentionKind::kCross;
-  copied.mask.key_padding = padding.index_select(0, rows);
-  copied.need_weights = true;
-  const auto expected = mha(query, memory.index_select(0, rows), copied);
-  torch::NoGradGuard no_grad;
-  KVCache cache;
-  AttentionOptions shared;  // one source row per distinct source, read through kv_rows
-  shared.kind = AttentionKind::kCross;
-  shared.mask.key_padding = padding;
-  shared.cache = &cache;
-  shared.need_weights = true;
-  shared.kv_rows = rows;
-  for (int step = 0; step < 2; ++step) {  // fills the cache, then reads it
-    const auto got = mha(query, memory, shared);
-    EXPECT_EQ(cache.key.size(0), 2);  // one cached row per source, not per query
-    EXPECT_TRUE(torch::allclose(got.output, expected.output.detach(), 1e-5, 1e-6)) << "step " << step;
-    EXPECT_TRUE(torch::allclose(got.weights, expected.weights.detach(), 1e-5, 1e-6)) << "step " << step;
-    EXPECT_EQ(got.weights.index({1, torch::indexing::Slice(), 0, torch::indexing::Slice(5, 7)}).abs().max().item<float>(), 0.0f)
-        << "query row 1 reads source 0: its padded keys get no weight";
+  // Query rows -> source rows: each its own (one matrix-vector product per row and head), and runs
+  // of rows reading one source, as the beams of one input do (one matrix product per run and head).
+  for (const std::vector<int64_t>& row_list : {std::vector<int64_t>{1, 0, 1}, std::vector<int64_t>{1, 1, 0, 0, 0, 1}}) {
+    const auto rows = torch::tensor(row_list, torch::kInt64);
+    const int64_t n = rows.size(0);
+    const int64_t reads_source_0 = std::find(row_list.begin(), row_list.end(), 0) - row_list.begin();
+    const auto query = torch::randn({n, 1, 16});
+    // Gradients on: the batched path, over sources copied per query row.
+    AttentionOptions copied;
+    copied.kind = AttentionKind::kCross;
+    copied.mask.key_padding = padding.index_select(0, rows);
+    copied.need_weights = true;
+    const auto expected = mha(query, memory.index_select(0, rows), copied);
+    torch::NoGradGuard no_grad;
+    KVCache cache;
+    AttentionOptions shared;  // one source row per distinct source, read through kv_rows
+    shared.kind = AttentionKind::kCross;
+    shared.mask.key_padding = padding;
+    shared.cache = &cache;
+    shared.need_weights = true;
+    shared.kv_rows = rows;
+    for (int step = 0; step < 2; ++step) {  // fills the cache, then reads it
+      const auto got = mha(query, memory, shared);
+      EXPECT_EQ(cache.key.size(0), 2);  // one cached row per source, not per query
+      EXPECT_TRUE(torch::allclose(got.output, expected.output.detach(), 1e-5, 1e-6)) << "step " << step << " rows " << rows;
+      EXPECT_TRUE(torch::allclose(got.weights, expected.weights.detach(), 1e-5, 1e-6)) << "step " << step << " rows " << rows;
+      EXPECT_EQ(got.weights.index({reads_source_0, torch::indexing::Slice(), 0, torch::indexing::Slice(5, 7)})
+                    .abs().max().item<float>(), 0.0f)
+          << "query row " << reads_source_0 << " reads source 0: its padded keys get no weight";
+    }
+    // With gradients on, the same call takes the batched path and still agrees.
+    KVCache fresh;
+    AttentionOptions fresh_shared = shared;
+    fresh_shared.cache = &fresh;
+    fresh_shared.need_weights = false;
+    const auto batched = [&] {
+      torch::AutoGradMode grad(true);
+      return mha(query, memory, fresh_shared).output.detach();
+    }();
+    EXPECT_TRUE(torch::allclose(batched, expected.output.detach(), 1e-5, 1e-6)) << "rows " << rows;
   }
-  // With gradients on, the same call takes the batched path and still agrees.
-  KVCache fresh;
-  AttentionOptions fresh_shared = shared;
-  fresh_shared.cache = &fresh;
-  fresh_shared.need_weights = false;
-  const auto batched = [&] {
-    torch::AutoGradMode grad(true);
-    return mha(query, memory, fresh_shared).output.detach();
-  }();
-  EXPECT_TRUE(torch::allclose(batched, expected.output.detach(), 1e-5, 1e-6));
+}
+
+// KVCache::reorder copies only the rows that take another row's cache, in place: the result must be
+// what index_select of the whole cache gives, whatever the index repeats, drops or moves, and later
+// appends (and the growth of the storage past its spare room) must see it.
+TEST(Attention, CacheReorderInPlaceEqualsIndexSelect) {
+  torch::manual_seed(9);
+  KVCache cache;
+  torch::Tensor key, value;  // the expected cache: plain tensors, index_select and cat
+  auto append = [&](int64_t rows) {
+    const auto k = torch::randn({rows, 2, 1, 4}), v = torch::randn({rows, 2, 1, 4});
+    cache.append(k, v);
+    key = key.defined() ? torch::cat({key, k}, 2) : k;
+    value = value.defined() ? torch::cat({value, v}, 2) : v;
+  };
+  auto reorder = [&](const std::vector<int64_t>& index) {
+    const auto i = torch::tensor(index, torch::kInt64);
+    cache.reorder(i);
+    key = key.index_select(0, i);
+    value = value.index_select(0, i);
+  };
+  const std::vector<std::vector<int64_t>> orders = {
+      {0, 1, 2, 3}, {2, 2, 0, 1}, {3, 0, 1, 2}, {1, 1, 1, 1}, {3, 1}, {1, 0}, {0, 0, 1}, {2, 1, 0}, {0, 2, 2, 1}};
+  for (int64_t step = 0; step < 3 * KVCache::kRoom; ++step) {
+    append(key.defined() ? key.size(0) : 4);
+    if (step % 3 == 2) reorder(orders[static_cast<size_t>(step / 3) % orders.size()]);
+    ASSERT_TRUE(torch::equal(cache.key, key)) << "step " << step;
+    ASSERT_TRUE(torch::equal(cache.value, value)) << "step " << step;
+  }
 }

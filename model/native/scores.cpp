@@ -1,0 +1,123 @@
+#include "model/native/scores.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "model/native/vector_math.h"
+
+// Sanitizer builds (clang at -O1) do not vectorize the `omp simd` loops below and would say so for each.
+#ifdef __clang__
+#pragma clang diagnostic ignored "-Wpass-failed"
+#endif
+
+namespace heed::model {
+
+namespace {
+
+constexpr float kNegInfF = -std::numeric_limits<float>::infinity();
+
+// max over x[i] + add (NaN ignored; -inf when every value is NaN or -inf).
+template <typename T>
+inline __attribute__((always_inline)) T max_plus_t(const T* x, T add, int64_t n) {
+  T m = -std::numeric_limits<T>::infinity();
+#pragma omp simd reduction(max : m)
+  for (int64_t i = 0; i < n; ++i) {
+    const T v = x[i] + add;
+    m = v > m ? v : m;
+  }
+  return m;
+}
+
+__attribute__((target_clones("avx512f", "avx2", "default"))) void log_softmax_clone(const float* x,
+                                                                                      const float* bias, float* y,
+                                                                                      int64_t n) {
+  float top = kNegInfF;
+  if (bias == nullptr) {
+    top = max_plus_t(x, 0.0f, n);
+  } else {
+#pragma omp simd reduction(max : top)
+    for (int64_t i = 0; i < n; ++i) {
+      const float v = x[i] + bias[i];
+      top = v > top ? v : top;
+    }
+  }
+  // Every value -inf (or NaN): torch gives NaN for such a row; so does this (-inf - -inf).
+  float sum = 0.0f;
+  if (bias == nullptr) {
+#pragma omp simd reduction(+ : sum)
+    for (int64_t i = 0; i < n; ++i) sum += exp_approx(x[i] - top);
+  } else {
+#pragma omp simd reduction(+ : sum)
+    for (int64_t i = 0; i < n; ++i) sum += exp_approx(x[i] + bias[i] - top);
+  }
+  const float shift = top + std::log(sum);
+  if (bias == nullptr) {
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) y[i] = x[i] - shift;
+  } else {
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) y[i] = x[i] + bias[i] - shift;
+  }
+}
+
+__attribute__((target_clones("avx512f", "avx2", "default"))) float chunk_max(const float* x, float add, int64_t n) {
+  return max_plus_t(x, add, n);
+}
+__attribute__((target_clones("avx512f", "avx2", "default"))) double chunk_max(const double* x, double add,
+                                                                               int64_t n) {
+  return max_plus_t(x, add, n);
+}
+
+// top_candidates in the scores' own type T: sums are T additions.
+template <typename T>
+std::vector<ScoredCandidate> top_candidates_of(const T* x, int64_t rows, int64_t n, const T* add, const double* sub,
+                                               int64_t k) {
+  constexpr double kNegInf = -std::numeric_limits<double>::infinity();
+  constexpr int64_t kChunk = 256;  // values whose maximum decides whether any of them can enter
+  const auto capacity = static_cast<size_t>(std::max<int64_t>(0, std::min(k, rows * n)));
+  std::vector<ScoredCandidate> best;  // best first
+  best.reserve(capacity + 1);
+  if (capacity == 0) return best;
+  for (int64_t r = 0; r < rows; ++r) {
+    const T* row = x + r * n;
+    const double minus = sub != nullptr ? sub[r] : 0.0;
+    for (int64_t c0 = 0; c0 < n; c0 += kChunk) {
+      const int64_t len = std::min(kChunk, n - c0);
+      // Full: a chunk enters only with a rank strictly above the worst kept (equal ranks keep the
+      // lower flat index, seen earlier).
+      if (best.size() == capacity) {
+        const T m = chunk_max(row + c0, add[r], len);
+        if (!(static_cast<double>(m) - minus > best.back().rank)) continue;
+      }
+      for (int64_t c = c0; c < c0 + len; ++c) {
+        double sum = static_cast<double>(row[c] + add[r]);
+        double rank = sum - minus;
+        if (std::isnan(sum) || std::isnan(rank)) sum = rank = kNegInf;
+        if (best.size() == capacity && !(rank > best.back().rank)) continue;
+        // After every kept candidate of rank >= this one's (their flat indices are lower).
+        auto at = std::upper_bound(best.begin(), best.end(), rank,
+                                   [](double value, const ScoredCandidate& e) { return value > e.rank; });
+        best.insert(at, ScoredCandidate{rank, r * n + c, sum});
+        if (best.size() > capacity) best.pop_back();
+      }
+    }
+  }
+  return best;
+}
+
+}  // namespace
+
+void log_softmax_row(const float* x, const float* bias, float* y, int64_t n) { log_softmax_clone(x, bias, y, n); }
+
+std::vector<ScoredCandidate> top_candidates(const float* x, int64_t rows, int64_t n, const float* add,
+                                            const double* sub, int64_t k) {
+  return top_candidates_of(x, rows, n, add, sub, k);
+}
+
+std::vector<ScoredCandidate> top_candidates(const double* x, int64_t rows, int64_t n, const double* add,
+                                            const double* sub, int64_t k) {
+  return top_candidates_of(x, rows, n, add, sub, k);
+}
+
+}  // namespace heed::model

@@ -1,0 +1,32 @@
+#pragma once
+
+// Decoding's per-step work on next-token scores, torch-free: the log-softmax of a row of logits and
+// the best candidates of beam search. One clone per instruction set (AVX-512, AVX2, plain x86-64),
+// picked when the program loads; exp from vector_math.h (about 1 ulp).
+
+#include <cstdint>
+#include <vector>
+
+namespace heed::model {
+
+// y[i] = z[i] - log(sum_j exp(z[j])) with z = x + bias (bias may be null), for i < n (n >= 1).
+// y may be x. The maximum is subtracted before exp, so no value overflows.
+void log_softmax_row(const float* x, const float* bias, float* y, int64_t n);
+
+// One candidate of top_candidates: its rank (what orders it), where it is (row * n + column) and its
+// sum (x + add[row] in the scores' own type, as a tensor addition rounds it).
+struct ScoredCandidate {
+  double rank;
+  int64_t flat;
+  double sum;
+};
+
+// The k best of rows x[0 .. rows) ([rows, n] contiguous): candidate (r, c) has sum x[r * n + c] +
+// add[r] and rank sum - sub[r] (in double; sub may be null: 0). Best first: higher rank, then lower
+// flat index. A NaN sum counts as -inf (rank and sum). Returns min(k, rows * n) candidates.
+std::vector<ScoredCandidate> top_candidates(const float* x, int64_t rows, int64_t n, const float* add,
+                                            const double* sub, int64_t k);
+std::vector<ScoredCandidate> top_candidates(const double* x, int64_t rows, int64_t n, const double* add,
+                                            const double* sub, int64_t k);
+
+}  // namespace heed::model
