@@ -5,7 +5,8 @@
 // Google Benchmark runs each case once per process (bench/run.py measures peak RSS per process):
 //
 //   heed_bench WORK --threads N [--steps S] [--batch B] [--new-tokens K] [--precision auto|fp32|bf16]
-//              [--data FILE] [--quantize none|bf16|int8] [--profile FILE] --benchmark_filter=<case>
+//              [--data FILE] [--quantize none|bf16|int8] [--profile FILE] [--copy-attention]
+//              --benchmark_filter=<case>
 //
 // Cases: train_classifier, infer_classifier, train_seq2seq, generate_greedy, generate_beam4,
 // generate_greedy_nocache, tokenize. Counters: tokens_per_second (or mb_per_second), ms_per_step.
@@ -15,7 +16,9 @@
 // engine's, heed classify --quantize bf16|int8). --profile (training and generate cases): libtorch's
 // profiler over the measured steps or runs, every op's start and end with input shapes into FILE
 // (tab-separated), for bench/profile_ops.py to sum into self time per op; the profiler slows the
-// steps it records.
+// steps it records. --copy-attention (train_seq2seq and the generate cases): the encoder-decoder with
+// copy attention and coverage, as the shipped summarizer configs have it (the reference has no such
+// model: heed-only measurements, not run by bench/run.py).
 #include <benchmark/benchmark.h>
 #include <torch/csrc/autograd/profiler_legacy.h>
 #include <torch/torch.h>
@@ -55,6 +58,7 @@ struct Args {
   std::string data;                 // training cases: batches file in WORK ("" = the case's default)
   std::string quantize = "none";    // generate cases and infer_classifier: weight storage
   std::string profile;              // training and generate cases: op events into this file ("" = none)
+  bool copy_attention = false;      // train_seq2seq and generate cases: copy attention with coverage
 };
 Args g_args;
 
@@ -72,7 +76,8 @@ model::ModelOptions model_options(int64_t layers, int64_t max_positions, bool se
   o.ff_dim = 1024;
   o.dropout = 0.1;
   o.max_positions = max_positions;
-  o.copy_attention = false;
+  o.copy_attention = seq2seq && g_args.copy_attention;  // --copy-attention: as configs/bbc_summarizer.json
+  o.coverage = o.copy_attention;
   return o;
 }
 
@@ -268,6 +273,7 @@ int main(int argc, char** argv) {
     else if (a == "--data" && i + 1 < argc) g_args.data = argv[++i];
     else if (a == "--quantize" && i + 1 < argc) g_args.quantize = argv[++i];
     else if (a == "--profile" && i + 1 < argc) g_args.profile = argv[++i];
+    else if (a == "--copy-attention") g_args.copy_attention = true;
     else if (a.rfind("--", 0) != 0 && g_args.work.empty()) g_args.work = a;
     else rest.push_back(argv[i]);
   }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include <ATen/Parallel.h>
 
@@ -55,6 +56,45 @@ torch::Tensor bias_log_softmax(torch::Tensor product, const torch::Tensor& bias)
   return product;
 }
 
+// log(max(p * softmax(product + bias) + (1 - p) * copy, 1e-10)) [B, T, V]: the generator's distribution
+// and the copy attention's mixed by the copy gate, where copy puts the attention [B, T, S] of each
+// source position on its token (source_ids [B', S], row b reading row rows[b], or row b when rows is
+// undefined); p_generate [B, T, 1]. Decoding (float32 on the CPU, no gradients) runs one pass per row
+// in log space (native/scores.h copy_mixture_row); training runs torch's ops, which it differentiates.
+torch::Tensor copy_mixture(torch::Tensor product, const torch::Tensor& bias, const torch::Tensor& p_generate,
+                           const torch::Tensor& attention, const torch::Tensor& source_ids, const torch::Tensor& rows) {
+  const int64_t batch = product.size(0), len = product.size(1), n = product.size(2), src_len = attention.size(2);
+  auto cpu_float = [](const torch::Tensor& t) { return t.device().is_cpu() && t.scalar_type() == torch::kFloat32; };
+  if (torch::GradMode::is_enabled() || !cpu_float(product) || !cpu_float(bias) || !cpu_float(p_generate) ||
+      !cpu_float(attention) || !source_ids.device().is_cpu() || source_ids.scalar_type() != torch::kInt64 ||
+      (rows.defined() && !rows.device().is_cpu())) {
+    auto probs = torch::softmax(product + bias, -1) * p_generate;                              // [B, T, V]
+    const auto ids = rows.defined() ? source_ids.index_select(0, rows) : source_ids;           // [B, S]
+    auto source = ids.unsqueeze(1).expand({batch, len, src_len});                               // [B, T, S]
+    probs = probs.scatter_add(2, source, attention * (1.0 - p_generate));
+    return probs.clamp_min(1e-10).log();
+  }
+  const auto x = product.contiguous();
+  const auto b = bias.contiguous();
+  const auto p = p_generate.contiguous();
+  const auto a = attention.contiguous();
+  const auto ids = source_ids.contiguous();
+  const auto row_of = rows.defined() ? rows.to(torch::kInt64).contiguous() : torch::Tensor();
+  // Every source id is inside the vocabulary: the encoder's embedding lookup of the same ids refuses
+  // any that is not.
+  auto y = torch::empty({batch, len, n}, x.options());
+  at::parallel_for(0, batch * len, 1, [&](int64_t begin, int64_t end) {
+    std::vector<uint8_t> seen(static_cast<size_t>(n), 0);
+    for (int64_t r = begin; r < end; ++r) {
+      const int64_t row = r / len, source_row = row_of.defined() ? row_of.data_ptr<int64_t>()[row] : row;
+      copy_mixture_row(x.data_ptr<float>() + r * n, b.data_ptr<float>(), p.data_ptr<float>()[r],
+                       a.data_ptr<float>() + r * src_len, ids.data_ptr<int64_t>() + source_row * src_len, src_len,
+                       y.data_ptr<float>() + r * n, n, seen.data());
+    }
+  });
+  return y;
+}
+
 }  // namespace
 
 Seq2SeqImpl::Seq2SeqImpl(const ModelOptions& options, int64_t vocab_size)
@@ -96,7 +136,7 @@ torch::Tensor Seq2SeqImpl::forward(const torch::Tensor& source_ids, const torch:
 
 torch::Tensor Seq2SeqImpl::decode(const torch::Tensor& target_in, const EncoderOutput& enc, DecoderState* state,
                                   DecoderAttention* report, torch::Tensor* coverage_overlap) {
-  const int64_t batch = target_in.size(0), len = target_in.size(1), src_len = enc.memory.size(1);
+  const int64_t batch = target_in.size(0), len = target_in.size(1);
   const int64_t offset = state != nullptr ? state->position : 0;
   auto x = embeddings(target_in, offset);                                                   // [B, T, D]
   const auto rows = state != nullptr ? state->source_rows : torch::Tensor();  // row -> encoder-output row
@@ -111,7 +151,6 @@ torch::Tensor Seq2SeqImpl::decode(const torch::Tensor& target_in, const EncoderO
     if (report != nullptr) report->copy_probability = torch::zeros({batch, len}, product.options());
     return bias_log_softmax(product, output_bias);
   }
-  auto logits = product + output_bias;
 
   // Copy distribution: one attention head from each target position over the source tokens.
   AttentionOptions to_source;
@@ -138,11 +177,7 @@ torch::Tensor Seq2SeqImpl::decode(const torch::Tensor& target_in, const EncoderO
     report->copy_probability = (1.0 - p_generate).squeeze(-1);  // [B, T]
     report->copy_attention = attention;                        // [B, T, S]
   }
-  auto probs = torch::softmax(logits, -1) * p_generate;                                    // [B, T, V]
-  const auto source_ids = rows.defined() ? enc.source_ids.index_select(0, rows) : enc.source_ids;  // [B, S]
-  auto source = source_ids.unsqueeze(1).expand({batch, len, src_len});                     // [B, T, S]
-  probs = probs.scatter_add(2, source, attention * (1.0 - p_generate));
-  return probs.clamp_min(1e-10).log();
+  return copy_mixture(product, output_bias, p_generate, attention, enc.source_ids, rows);
 }
 
 Seq2SeqStepper::Seq2SeqStepper(Seq2Seq model, EncoderOutput encoder_output, bool use_cache)

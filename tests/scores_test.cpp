@@ -111,3 +111,27 @@ TEST(Scores, TopCandidatesSumInTheScoresOwnType) {
   EXPECT_EQ(narrow[0].flat, 0) << "equal float32 sums: the lower index first";
   EXPECT_TRUE(top_candidates(xf.data(), 1, 2, addf.data(), nullptr, 0).empty());
 }
+
+TEST(Scores, CopyMixtureRowMatchesTorchsMixture) {
+  torch::manual_seed(8);
+  const int64_t n = 301, sources = 40;
+  for (const float p : {0.0f, 0.03f, 0.5f, 0.97f, 1.0f}) {
+    const auto x = torch::randn({n}) * 4.0;
+    const auto bias = torch::randn({n});
+    const auto a = torch::softmax(torch::randn({sources}) * 3.0, 0);
+    // Repeated ids (a token at several source positions adds up their attention), id 0 and n - 1.
+    auto source = torch::randint(0, 25, {sources}, torch::kInt64);
+    source[3] = 0;
+    source[7] = n - 1;
+    source[8] = n - 1;
+    std::vector<uint8_t> seen(static_cast<size_t>(n), 0);
+    auto y = torch::empty({n});
+    copy_mixture_row(x.data_ptr<float>(), bias.data_ptr<float>(), p, a.data_ptr<float>(), source.data_ptr<int64_t>(),
+                     sources, y.data_ptr<float>(), n, seen.data());
+    const auto expected =
+        (torch::softmax(x + bias, 0) * p).scatter_add(0, source, a * (1.0f - p)).clamp_min(1e-10).log();
+    EXPECT_TRUE(torch::allclose(y, expected, 1e-5, 1e-5))
+        << "p " << p << ": max diff " << (y - expected).abs().max().item<float>();
+    EXPECT_EQ(std::count(seen.begin(), seen.end(), 0), n) << "the scratch is left all zero";
+  }
+}

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <vector>
 
 #include "model/native/vector_math.h"
 
@@ -61,6 +62,33 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void log_softmax_cl
   }
 }
 
+// log_softmax_clone's first two passes: the maximum of x + bias and the sum of exp(x + bias - maximum).
+__attribute__((target_clones("avx512f", "avx2", "default"))) void softmax_terms(const float* x, const float* bias,
+                                                                                int64_t n, float* top, float* sum) {
+  float m = kNegInfF;
+#pragma omp simd reduction(max : m)
+  for (int64_t i = 0; i < n; ++i) {
+    const float v = x[i] + bias[i];
+    m = v > m ? v : m;
+  }
+  float total = 0.0f;
+#pragma omp simd reduction(+ : total)
+  for (int64_t i = 0; i < n; ++i) total += exp_approx(x[i] + bias[i] - m);
+  *top = m;
+  *sum = total;
+}
+
+// y[i] = max(x[i] + bias[i] - shift, floor).
+__attribute__((target_clones("avx512f", "avx2", "default"))) void shifted_floor(const float* x, const float* bias,
+                                                                                float shift, float floor, float* y,
+                                                                                int64_t n) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) {
+    const float v = x[i] + bias[i] - shift;
+    y[i] = v > floor ? v : floor;
+  }
+}
+
 __attribute__((target_clones("avx512f", "avx2", "default"))) float chunk_max(const float* x, float add, int64_t n) {
   return max_plus_t(x, add, n);
 }
@@ -107,6 +135,32 @@ std::vector<ScoredCandidate> top_candidates_of(const T* x, int64_t rows, int64_t
 }
 
 }  // namespace
+
+void copy_mixture_row(const float* x, const float* bias, float p, const float* a, const int64_t* source,
+                      int64_t sources, float* y, int64_t n, uint8_t* seen) {
+  constexpr float kFloor = 1e-10f;  // the probability every token keeps at least (its log: ~-23)
+  float top = 0.0f, sum = 0.0f;
+  softmax_terms(x, bias, n, &top, &sum);
+  // Generated only: log(p * exp(z - top) / sum) = z - (top + log(sum) - log(p)), z = x + bias.
+  shifted_floor(x, bias, top + std::log(sum) - std::log(p), std::log(kFloor), y, n);
+  // The tokens that receive copy mass, in probability space while it is added up (in source order,
+  // as a scatter_add does), then their log.
+  std::vector<int64_t> copied;
+  const float keep = 1.0f - p;
+  for (int64_t s = 0; s < sources; ++s) {
+    const int64_t v = source[s];
+    if (seen[v] == 0) {
+      seen[v] = 1;
+      copied.push_back(v);
+      y[v] = std::exp(x[v] + bias[v] - top) / sum * p;
+    }
+    y[v] += a[s] * keep;
+  }
+  for (const int64_t v : copied) {
+    y[v] = std::log(std::max(y[v], kFloor));
+    seen[v] = 0;
+  }
+}
 
 void log_softmax_row(const float* x, const float* bias, float* y, int64_t n) { log_softmax_clone(x, bias, y, n); }
 

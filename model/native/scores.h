@@ -13,6 +13,15 @@ namespace heed::model {
 // y may be x. The maximum is subtracted before exp, so no value overflows.
 void log_softmax_row(const float* x, const float* bias, float* y, int64_t n);
 
+// A copy model's next-token log-probabilities for one row (Seq2Seq with copy attention, decoding):
+// y[v] = log(max(p * softmax(x + bias)[v] + (1 - p) * sum of a[s] over the s with source[s] == v, 1e-10))
+// for v < n: p the probability of generating, a [sources] the copy attention over the source positions,
+// source [sources] their token ids (each in [0, n)). Tokens no source position holds need no log of
+// their own: theirs is log p + log_softmax, one pass over n; the <= `sources` tokens that receive copy
+// mass get an exp and a log each. `seen` is n bytes of scratch, all zero on entry and on return.
+void copy_mixture_row(const float* x, const float* bias, float p, const float* a, const int64_t* source,
+                      int64_t sources, float* y, int64_t n, uint8_t* seen);
+
 // One candidate of top_candidates: its rank (what orders it), where it is (row * n + column) and its
 // sum (x + add[row] in the scores' own type, as a tensor addition rounds it).
 struct ScoredCandidate {
