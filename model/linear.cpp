@@ -16,12 +16,10 @@ namespace heed::model {
 namespace {
 
 constexpr int64_t kBlockRows = 4;     // input rows each pass over a weight row serves
-constexpr int64_t kMaxFewRows = 8;    // up to this many rows few_rows_linear(), more: BLAS's matrix product
-constexpr int64_t kMaxVectorRows = 4;  // elsewhere (not float32 on the CPU): matrix-vector products up to here
+constexpr int64_t kMaxFewRows = 8;    // narrow weights: up to this many rows few_rows_linear(), more: widened
 
-// One weight as a float, from each storage format: float32; bfloat16 (the upper half of a float32's
-// bits); int8 (the row's scale is applied to the finished sum).
-inline float weight_at(const float* p) { return *p; }
+// One weight as a float, from each storage format: bfloat16 (the upper half of a float32's bits);
+// int8 (the row's scale is applied to the finished sum).
 inline float weight_at(const uint16_t* p) {
   const uint32_t bits = static_cast<uint32_t>(*p) << 16;
   float f;
@@ -46,7 +44,6 @@ typedef float Vec __attribute__((vector_size(64)));
 constexpr int64_t kLanes = 16;
 constexpr int kTileOut = 4;  // 16 accumulators of 32 registers
 inline Vec load_input(const float* p) { return reinterpret_cast<Vec>(_mm512_loadu_ps(p)); }
-inline Vec load_weights(const float* p) { return load_input(p); }
 inline Vec load_weights(const uint16_t* p) {  // bfloat16: the upper half of a float32's bits
   const __m512i wide = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
   return reinterpret_cast<Vec>(_mm512_castsi512_ps(_mm512_slli_epi32(wide, 16)));
@@ -76,7 +73,6 @@ typedef float Vec __attribute__((vector_size(32)));
 constexpr int64_t kLanes = 8;
 constexpr int kTileOut = 2;  // 8 accumulators, 4 input rows and a weight row in 16 registers
 inline Vec load_input(const float* p) { return reinterpret_cast<Vec>(_mm256_loadu_ps(p)); }
-inline Vec load_weights(const float* p) { return load_input(p); }
 inline Vec load_weights(const uint16_t* p) {
   const __m256i wide = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
   return reinterpret_cast<Vec>(_mm256_castsi256_ps(_mm256_slli_epi32(wide, 16)));
@@ -108,7 +104,6 @@ inline Vec load_input(const float* p) {
   std::memcpy(&v, p, sizeof v);
   return v;
 }
-inline Vec load_weights(const float* p) { return load_input(p); }
 template <typename W>
 inline Vec load_weights(const W* p) {
   return Vec{weight_at(p), weight_at(p + 1), weight_at(p + 2), weight_at(p + 3)};
@@ -139,7 +134,7 @@ void few_rows_kernel(const float* x, int64_t rows, const W* w, const double* sca
   baseline::few_rows_kernel(x, rows, w, scale, bias, in, out, begin, end, y);
 }
 
-// x [rows, in] (1 <= rows <= kMaxFewRows, float32) W^T + b on the CPU, W float32, bfloat16 or int8
+// x [rows, in] (1 <= rows <= kMaxFewRows, float32) W^T + b on the CPU, W bfloat16 or int8
 // per-channel (quantize.h).
 torch::Tensor few_rows_linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias) {
   const int64_t rows = x.size(0), in = x.size(1), out = weight.size(0);
@@ -163,11 +158,9 @@ torch::Tensor few_rows_linear(const torch::Tensor& x, const torch::Tensor& weigh
     if (weight.is_quantized()) {
       const auto* wp = reinterpret_cast<const int8_t*>(weight.data_ptr<c10::qint8>());
       few_rows_kernel(xp, padded_rows, wp, sp, bp, in, out, begin, end, yp);
-    } else if (weight.scalar_type() == torch::kBFloat16) {
+    } else {
       const auto* wp = reinterpret_cast<const uint16_t*>(weight.data_ptr<at::BFloat16>());
       few_rows_kernel(xp, padded_rows, wp, nullptr, bp, in, out, begin, end, yp);
-    } else {
-      few_rows_kernel(xp, padded_rows, weight.data_ptr<float>(), nullptr, bp, in, out, begin, end, yp);
     }
   });
   return padded_rows == rows ? y : y.narrow(0, 0, rows);
@@ -246,34 +239,31 @@ torch::Tensor full_linear(const torch::Tensor& x, const torch::Tensor& weight, c
 }  // namespace
 
 torch::Tensor project(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias) {
-  // Few rows (decoding), measured here on 2 threads with the 8000 x 256 output table: BLAS's matrix
-  // product packs all of W first (290 us for 1 row, 490 us for 4); one BLAS matrix-vector product
-  // takes 76 us for 1 row but reads W once per row (300 us for 4); few_rows_linear() ~170 us for 4.
+  // Narrow weights (bfloat16 / int8, quantize.h) on 1 to 8 float32 rows: the kernel reads them as they
+  // are stored. One row of anything else (greedy decoding of one input): one BLAS matrix-vector
+  // product. Everything else is full_linear(): in float32 on the CPU oneDNN's product, which on 2 to 8
+  // rows (beam search of one input) is faster than this file's few-rows kernel (2 threads, AVX-512, the
+  // 8000 x 256 output table: 146 / 292 / 435 us for 2 / 4 / 8 rows against 297 / 291 / 581; bench
+  // beam 4 at batch 1 +8%). On one row oneDNN's product alone measures as fast as BLAS's
+  // matrix-vector product (145 against 149 us), but greedy decoding of one input ran 9% slower with it.
   const int64_t rows = x.dim() >= 1 && x.size(-1) > 0 ? x.numel() / x.size(-1) : 0;
   const bool stored_narrow = weight.is_quantized() || weight.scalar_type() == torch::kBFloat16;
-  const bool narrow_weights = stored_narrow && x.scalar_type() == torch::kFloat32 && !at::autocast::is_cpu_enabled();
-  const bool plain = !at::autocast::is_cpu_enabled() && x.scalar_type() == weight.scalar_type();
-  if ((!plain && !narrow_weights) || rows < 1 || rows > kMaxFewRows) return full_linear(x, weight, bias);
-  auto shape = x.sizes().vec();
-  shape.back() = weight.size(0);
-  const auto in = x.reshape({rows, x.size(-1)});
-  const bool cpu_float = x.device().is_cpu() && x.scalar_type() == torch::kFloat32 && weight.is_contiguous() &&
+  const bool cpu_float = x.device().is_cpu() && x.scalar_type() == torch::kFloat32 && !at::autocast::is_cpu_enabled() &&
+                         weight.is_contiguous() &&
                          (!bias.defined() || (bias.is_contiguous() && bias.scalar_type() == torch::kFloat32)) &&
                          !torch::GradMode::is_enabled();
-  if (narrow_weights) {  // bfloat16 / int8 weights (quantize.h): the kernel reads them as they are stored
-    return cpu_float ? few_rows_linear(in.contiguous(), weight, bias).view(shape) : full_linear(x, weight, bias);
+  if (stored_narrow && cpu_float && rows >= 1 && rows <= kMaxFewRows) {
+    auto shape = x.sizes().vec();
+    shape.back() = weight.size(0);
+    return few_rows_linear(x.reshape({rows, x.size(-1)}).contiguous(), weight, bias).view(shape);
   }
-  if (rows == 1) {  // one BLAS matrix-vector product (greedy decoding of one input)
-    const auto row = in[0];
+  if (rows == 1 && !stored_narrow && !at::autocast::is_cpu_enabled() && x.scalar_type() == weight.scalar_type()) {
+    auto shape = x.sizes().vec();
+    shape.back() = weight.size(0);
+    const auto row = x.reshape({x.size(-1)});
     return (bias.defined() ? torch::addmv(bias, weight, row) : torch::mv(weight, row)).view(shape);
   }
-  if (cpu_float) return few_rows_linear(in.contiguous(), weight, bias).view(shape);
-  if (rows > kMaxVectorRows) return full_linear(x, weight, bias);
-  std::vector<torch::Tensor> out;  // elsewhere (a GPU, gradients): one matrix-vector product per row
-  for (int64_t r = 0; r < rows; ++r) {
-    out.push_back(bias.defined() ? torch::addmv(bias, weight, in[r]) : torch::mv(weight, in[r]));
-  }
-  return torch::stack(out).view(shape);
+  return full_linear(x, weight, bias);
 }
 
 }  // namespace heed::model

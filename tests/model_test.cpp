@@ -81,9 +81,10 @@ TEST(Classifier, RejectsSequencesLongerThanThePositionTable) {
   EXPECT_THROW(model(ids, torch::tensor({65}, torch::kInt64)), c10::Error);
 }
 
-// project() picks a kernel by row count (one matrix-vector product, the few-rows kernel for 2 to 8
-// rows, BLAS's matrix product beyond); every choice computes x W^T + b, including column counts
-// that are not a multiple of the kernel's vector width and output counts not a multiple of four.
+// project() picks a product by row count (one BLAS matrix-vector product for one row, oneDNN's
+// product beyond; the few-rows kernel for narrow weights is NarrowWeightsComputeWithTheirWidenedMatrix's);
+// every choice computes x W^T + b, including column counts that are not a multiple of a vector width
+// and output counts not a multiple of four.
 TEST(Linear, ProjectEqualsLinearForEveryRowCount) {
   torch::manual_seed(2);
   for (const int64_t in : {20, 64, 83}) {
@@ -104,7 +105,7 @@ TEST(Linear, ProjectEqualsLinearForEveryRowCount) {
   }
 }
 
-// Float32 on the CPU with more than 8 rows (training, encoding) runs oneDNN's product with its own
+// Float32 on the CPU with more than one row (training, encoding, beam search) runs oneDNN's product with its own
 // backward (linear.cpp): outputs and the gradients of input, weight and bias equal torch's linear's,
 // with and without a bias, for weight views (a slice of a fused projection), non-contiguous inputs,
 // and with only some operands requiring gradients.
