@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <utility>
 #include <vector>
 
@@ -17,6 +18,60 @@
 
 namespace heed::model {
 
+// softmax(q K^T * scale) V for one query per (row, head). The batched matrix products this replaces
+// spend most of a decoding step's attention in per-head dispatch and in packing a one-row operand;
+// here each (row, head) is two BLAS matrix-vector products, and the consecutive rows that read one
+// key/value row (the beams of one input) share two matrix products per head instead: the keys and
+// values are read once for all of them, not once per beam.
+void attend_one_query(int64_t batch, int64_t heads, int64_t head_dim, int64_t keys, const HeadsView& q,
+                      const HeadsView& k, const HeadsView& v, const bool* padded, const int64_t* row_of, float scale,
+                      float* weights, float* out) {
+  // Runs of consecutive query rows reading the same key/value row: [first, first + count).
+  std::vector<std::pair<int64_t, int64_t>> runs;
+  for (int64_t b = 0; b < batch; ++b) {
+    if (row_of != nullptr && !runs.empty() && row_of[runs.back().first] == row_of[b]) ++runs.back().second;
+    else runs.emplace_back(b, 1);
+  }
+  const auto n_runs = static_cast<int64_t>(runs.size());
+  at::parallel_for(0, n_runs * heads, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      const auto [first, count] = runs[static_cast<size_t>(i / heads)];
+      const int64_t h = i % heads;
+      const int64_t s = row_of != nullptr ? row_of[first] : first;  // the key/value row they read
+      const float* key = k.data + s * k.row + h * k.head;
+      const float* value = v.data + s * v.row + h * v.head;
+      const float* query = q.data + first * q.row + h * q.head;
+      float* w = weights + (first * heads + h) * keys;  // row first + r at w + r * heads * keys
+      float* o = out + first * heads * head_dim + h * head_dim;
+      if (count == 1) {
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, static_cast<int>(keys), static_cast<int>(head_dim), scale, key,
+                    static_cast<int>(k.pos), query, 1, 0.0f, w, 1);
+      } else {
+        sgemm(false, true, count, keys, head_dim, scale, query, q.row, key, k.pos, 0.0f, w, heads * keys);
+      }
+      for (int64_t r = 0; r < count; ++r) {
+        float* row = w + r * heads * keys;
+        if (padded != nullptr) {
+          for (int64_t j = 0; j < keys; ++j) {
+            if (padded[s * keys + j]) row[j] = -1e9f;  // as MultiHeadAttention's masked_fill
+          }
+        }
+        const float top = *std::max_element(row, row + keys);
+        float sum = 0.0f;
+        for (int64_t j = 0; j < keys; ++j) sum += (row[j] = std::exp(row[j] - top));
+        const float inv = 1.0f / sum;
+        for (int64_t j = 0; j < keys; ++j) row[j] *= inv;
+      }
+      if (count == 1) {
+        cblas_sgemv(CblasRowMajor, CblasTrans, static_cast<int>(keys), static_cast<int>(head_dim), 1.0f, value,
+                    static_cast<int>(v.pos), w, 1, 0.0f, o, 1);
+      } else {
+        sgemm(false, false, count, head_dim, keys, 1.0f, w, heads * keys, value, v.pos, 0.0f, o, heads * head_dim);
+      }
+    }
+  });
+}
+
 namespace {
 
 // Whether attend_single_query() can serve this call: one query per row (an incremental decoding
@@ -30,14 +85,9 @@ bool single_query_path(const torch::Tensor& q, const torch::Tensor& k, const tor
          unit_rows(v) && (!kv_rows.defined() || kv_rows.device().is_cpu());
 }
 
-// softmax(q K^T * scale) V for one query per (row, head), written straight into out [B, 1, H * Dh]
-// (the heads side by side, as the output projection takes them); weights [B, H, 1, Tk].
-// q [B, H, 1, Dh], k/v [B', H, Tk, Dh]; key_padding [B', Tk] bool or undefined; kv_rows [B] int64:
-// query row b reads k/v/key_padding row kv_rows[b] (undefined: row b). The batched matrix
-// products this replaces spend most of a decoding step's attention in per-head dispatch and in
-// packing a one-row operand; here each (row, head) is two BLAS matrix-vector products, and the
-// consecutive rows that read one key/value row (the beams of one input) share two matrix products
-// per head instead: the keys and values are read once for all of them, not once per beam.
+// attend_single_query over tensors: q [B, H, 1, Dh], k/v [B', H, Tk, Dh] (unit stride along Dh);
+// key_padding [B', Tk] bool or undefined; kv_rows [B] int64 or undefined. out [B, 1, H * Dh] (the
+// heads side by side, as the output projection takes them), weights [B, H, 1, Tk].
 void attend_single_query(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                          const torch::Tensor& key_padding, const torch::Tensor& kv_rows, double scale,
                          torch::Tensor& out, torch::Tensor& weights) {
@@ -45,83 +95,60 @@ void attend_single_query(const torch::Tensor& q, const torch::Tensor& k, const t
   weights = torch::empty({batch, heads, 1, keys}, q.options());
   out = torch::empty({batch, 1, heads * head_dim}, q.options());
   const auto padding = key_padding.defined() ? key_padding.to(torch::kBool).contiguous() : torch::Tensor();
-  const bool* padded = padding.defined() ? padding.data_ptr<bool>() : nullptr;
   const auto rows = kv_rows.defined() ? kv_rows.to(torch::kInt64).contiguous() : torch::Tensor();
-  const int64_t* row_of = rows.defined() ? rows.data_ptr<int64_t>() : nullptr;
-  // Runs of consecutive query rows reading the same key/value row: [first, first + count).
-  std::vector<std::pair<int64_t, int64_t>> runs;
-  for (int64_t b = 0; b < batch; ++b) {
-    if (row_of != nullptr && !runs.empty() && row_of[runs.back().first] == row_of[b]) ++runs.back().second;
-    else runs.emplace_back(b, 1);
-  }
-  const float* qp = q.data_ptr<float>();
-  const float* kp = k.data_ptr<float>();
-  const float* vp = v.data_ptr<float>();
-  float* wp = weights.data_ptr<float>();
-  float* op = out.data_ptr<float>();
-  const auto n_runs = static_cast<int64_t>(runs.size());
-  at::parallel_for(0, n_runs * heads, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) {
-      const auto [first, count] = runs[static_cast<size_t>(i / heads)];
-      const int64_t h = i % heads;
-      const int64_t s = row_of != nullptr ? row_of[first] : first;  // the key/value row they read
-      const float* key = kp + s * k.stride(0) + h * k.stride(1);
-      const float* value = vp + s * v.stride(0) + h * v.stride(1);
-      const float* query = qp + first * q.stride(0) + h * q.stride(1);
-      float* w = wp + (first * heads + h) * keys;  // row first + r at w + r * heads * keys
-      float* o = op + first * heads * head_dim + h * head_dim;
-      if (count == 1) {
-        cblas_sgemv(CblasRowMajor, CblasNoTrans, static_cast<int>(keys), static_cast<int>(head_dim),
-                    static_cast<float>(scale), key, static_cast<int>(k.stride(2)), query, 1, 0.0f, w, 1);
-      } else {
-        sgemm(false, true, count, keys, head_dim, static_cast<float>(scale), query, q.stride(0), key, k.stride(2),
-              0.0f, w, heads * keys);
-      }
-      for (int64_t r = 0; r < count; ++r) {
-        float* row = w + r * heads * keys;
-        if (padded != nullptr) {
-          for (int64_t j = 0; j < keys; ++j) {
-            if (padded[s * keys + j]) row[j] = -1e9f;  // as masked_fill below
-          }
-        }
-        const float top = *std::max_element(row, row + keys);
-        float sum = 0.0f;
-        for (int64_t j = 0; j < keys; ++j) sum += (row[j] = std::exp(row[j] - top));
-        const float inv = 1.0f / sum;
-        for (int64_t j = 0; j < keys; ++j) row[j] *= inv;
-      }
-      if (count == 1) {
-        cblas_sgemv(CblasRowMajor, CblasTrans, static_cast<int>(keys), static_cast<int>(head_dim), 1.0f, value,
-                    static_cast<int>(v.stride(2)), w, 1, 0.0f, o, 1);
-      } else {
-        sgemm(false, false, count, head_dim, keys, 1.0f, w, heads * keys, value, v.stride(2), 0.0f, o,
-              heads * head_dim);
-      }
-    }
-  });
+  auto view = [](const torch::Tensor& t) {
+    return HeadsView{t.data_ptr<float>(), t.stride(0), t.stride(1), t.stride(2)};
+  };
+  attend_one_query(batch, heads, head_dim, keys, view(q), view(k), view(v),
+                   padding.defined() ? padding.data_ptr<bool>() : nullptr,
+                   rows.defined() ? rows.data_ptr<int64_t>() : nullptr, static_cast<float>(scale),
+                   weights.data_ptr<float>(), out.data_ptr<float>());
 }
 
 }  // namespace
 
-void KVCache::append(const torch::Tensor& k, const torch::Tensor& v) {
-  const int64_t cached = empty() ? 0 : key.size(2), added = k.size(2), rows = k.size(0);
-  // A new storage when there is none, no room left, or key / value were set to tensors of their own.
+int64_t KVCache::make_room(int64_t rows, int64_t heads, int64_t added, int64_t head_dim,
+                           const torch::TensorOptions& options) {
+  const int64_t cached = empty() ? 0 : key.size(2);
   const bool ours = key_storage_.defined() && !empty() && key.data_ptr() == key_storage_.data_ptr() &&
                     value.data_ptr() == value_storage_.data_ptr() && key.size(0) == rows &&
                     rows <= key_storage_.size(0);
   if (!ours || cached + added > key_storage_.size(2)) {
-    auto grow = [&](const torch::Tensor& old, const torch::Tensor& fresh) {
-      auto storage = torch::empty({rows, fresh.size(1), cached + added + kRoom, fresh.size(3)}, fresh.options());
+    auto grow = [&](const torch::Tensor& old) {
+      auto storage = torch::empty({rows, heads, cached + added + kRoom, head_dim}, options);
       if (cached > 0) storage.narrow(2, 0, cached).copy_(old);
       return storage;
     };
-    key_storage_ = grow(key, k);
-    value_storage_ = grow(value, v);
+    key_storage_ = grow(key);
+    value_storage_ = grow(value);
   }
+  return cached;
+}
+
+void KVCache::append(const torch::Tensor& k, const torch::Tensor& v) {
+  const int64_t rows = k.size(0), added = k.size(2);
+  const int64_t cached = make_room(rows, k.size(1), added, k.size(3), k.options());
   key_storage_.narrow(0, 0, rows).narrow(2, cached, added).copy_(k);
   value_storage_.narrow(0, 0, rows).narrow(2, cached, added).copy_(v);
   key = key_storage_.narrow(0, 0, rows).narrow(2, 0, cached + added);
   value = value_storage_.narrow(0, 0, rows).narrow(2, 0, cached + added);
+}
+
+void KVCache::append_one(const float* k, const float* v, int64_t rows, int64_t heads, int64_t head_dim,
+                         int64_t row_stride) {
+  const int64_t cached = make_room(rows, heads, 1, head_dim, torch::TensorOptions().dtype(torch::kFloat32));
+  float* ks = key_storage_.data_ptr<float>();
+  float* vs = value_storage_.data_ptr<float>();
+  const int64_t s0 = key_storage_.stride(0), s1 = key_storage_.stride(1), s2 = key_storage_.stride(2);
+  for (int64_t b = 0; b < rows; ++b) {
+    for (int64_t h = 0; h < heads; ++h) {
+      const int64_t at = b * s0 + h * s1 + cached * s2;
+      std::memcpy(ks + at, k + b * row_stride + h * head_dim, static_cast<size_t>(head_dim) * sizeof(float));
+      std::memcpy(vs + at, v + b * row_stride + h * head_dim, static_cast<size_t>(head_dim) * sizeof(float));
+    }
+  }
+  key = key_storage_.narrow(0, 0, rows).narrow(2, 0, cached + 1);
+  value = value_storage_.narrow(0, 0, rows).narrow(2, 0, cached + 1);
 }
 
 void KVCache::reorder(const torch::Tensor& index) {

@@ -24,6 +24,10 @@ struct KVCache {
   // later steps fill in place: no step copies what earlier steps cached (torch::cat did, every step),
   // except when the room runs out.
   void append(const torch::Tensor& k, const torch::Tensor& v);
+  // append() of one position given as floats (a decoding step's own projection, float32 on the CPU):
+  // row b's key for head h is the head_dim values at k + b * row_stride + h * head_dim, its value
+  // likewise at v.
+  void append_one(const float* k, const float* v, int64_t rows, int64_t heads, int64_t head_dim, int64_t row_stride);
   // Keeps the batch rows `index` ([N] int64) in that order: beam search's reordering. With append's
   // storage and N no more rows than it has, in place: only the rows that take another row's cache
   // are copied (a beam that continues its own row costs nothing), and the room stays.
@@ -32,8 +36,28 @@ struct KVCache {
   static constexpr int64_t kRoom = 16;  // positions added to the storage each time it grows
 
  private:
+  // Storage for `added` more positions of `rows` rows (grown, the cached positions copied, when
+  // there is none, no room left, or key / value were set to tensors of their own); returns the
+  // number of positions cached before.
+  int64_t make_room(int64_t rows, int64_t heads, int64_t added, int64_t head_dim, const torch::TensorOptions& options);
   torch::Tensor key_storage_, value_storage_;  // [B, heads, capacity, head_dim] behind key / value (append)
 };
+
+// A decoding step's query, keys or values as floats: element (row, head, position, i) at
+// data + row * this->row + head * this->head + position * pos + i.
+struct HeadsView {
+  const float* data;
+  int64_t row, head, pos;
+};
+
+// softmax(q K^T * scale) V for one query per (row, head) (a decoding step), float32 on the CPU:
+// q [B, H, 1, Dh], k/v [B', H, keys, Dh]; padded [B', keys] (true = padded key, its score set to
+// -1e9 as MultiHeadAttention's mask does) or null; row_of [B]: query row b reads key/value row
+// row_of[b] (null: row b). Writes weights [B, H, keys] (the probabilities) and out [B, H * Dh]
+// (the heads side by side, as the output projection takes them).
+void attend_one_query(int64_t batch, int64_t heads, int64_t head_dim, int64_t keys, const HeadsView& q,
+                      const HeadsView& k, const HeadsView& v, const bool* padded, const int64_t* row_of, float scale,
+                      float* weights, float* out);
 
 // Where keys and values come from. Self-attention projects queries, keys and values from one
 // sequence (packed in one matrix product); cross-attention projects the queries from one sequence

@@ -2,10 +2,57 @@
 
 #include <cmath>
 
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include <ATen/autocast_mode.h>
+#include <cblas.h>
+
 #include "model/activation.h"
 #include "model/linear.h"
+#include "model/native/activation.h"
+#include "model/native/gemm.h"
+#include "model/native/scores.h"
 
 namespace heed::model {
+
+namespace {
+
+bool cpu_float(const torch::Tensor& t) {
+  return t.defined() && t.device().is_cpu() && t.scalar_type() == torch::kFloat32 && t.is_contiguous();
+}
+
+// y [rows, out] = x [rows, in] W^T + b (b null: none), W [out, in] row major: as project() computes
+// it in float32 on the CPU - one BLAS matrix-vector product for one row, oneDNN's product for more.
+void linear_rows(const float* x, int64_t rows, int64_t in, const float* w, const float* b, int64_t out, float* y) {
+  if (b != nullptr) {
+    for (int64_t r = 0; r < rows; ++r) std::memcpy(y + r * out, b, static_cast<size_t>(out) * sizeof(float));
+  }
+  const float beta = b != nullptr ? 1.0f : 0.0f;
+  if (rows == 1) {
+    cblas_sgemv(CblasRowMajor, CblasNoTrans, static_cast<int>(out), static_cast<int>(in), 1.0f, w,
+                static_cast<int>(in), x, 1, beta, y, 1);
+  } else {
+    sgemm(false, true, rows, out, in, 1.0f, x, in, w, in, beta, y, out);
+  }
+}
+
+// y [rows, d] = norm(x) row by row (y may be x).
+void norm_rows(const torch::nn::LayerNorm& norm, const float* x, int64_t rows, int64_t d, float* y) {
+  for (int64_t r = 0; r < rows; ++r) {
+    layer_norm_row(x + r * d, norm->weight.data_ptr<float>(), norm->bias.data_ptr<float>(), norm->options.eps(),
+                   y + r * d, d);
+  }
+}
+
+void add_rows(float* y, const float* o, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] += o[i];
+}
+
+HeadsView heads_view(const torch::Tensor& t) { return {t.data_ptr<float>(), t.stride(0), t.stride(1), t.stride(2)}; }
+
+}  // namespace
 
 torch::Tensor sinusoidal_table(int64_t n, int64_t d) {
   auto position = torch::arange(n, torch::kFloat32).unsqueeze(1);                             // [n, 1]
@@ -145,6 +192,10 @@ torch::Tensor DecoderLayerImpl::forward(const torch::Tensor& x, const torch::Ten
   to_memory.cache = cache != nullptr ? &cache->cross : nullptr;
   to_memory.kv_rows = memory_rows;
   to_memory.need_weights = cross_attention_weights != nullptr;
+  if (cache != nullptr && cross_attention_weights == nullptr) {
+    auto step = decoding_step(x, memory_padding, *cache, memory_rows);
+    if (step.defined()) return step;
+  }
   auto read_memory = [&](const torch::Tensor& h) {
     auto out = cross_attention(h, memory, to_memory);
     if (cross_attention_weights != nullptr) *cross_attention_weights = out.weights;
@@ -159,6 +210,91 @@ torch::Tensor DecoderLayerImpl::forward(const torch::Tensor& x, const torch::Ten
   auto y = norm1(x + dropout_(self_attention(x, x, causal).output));
   y = norm2(y + dropout_(read_memory(y)));
   return norm3(y + dropout_(feed_forward(y)));
+}
+
+torch::Tensor DecoderLayerImpl::decoding_step(const torch::Tensor& x, const torch::Tensor& memory_padding,
+                                              DecoderLayerCache& cache, const torch::Tensor& memory_rows) {
+  if (is_training() || torch::GradMode::is_enabled() || at::autocast::is_cpu_enabled() || x.dim() != 3 ||
+      x.size(1) != 1 || !cpu_float(x) || cache.cross.empty()) {
+    return {};
+  }
+  auto& sa = *self_attention;
+  auto& ca = *cross_attention;
+  auto& ff = *feed_forward;
+  for (const torch::Tensor* t : {&sa.in_proj_weight, &sa.in_proj_bias, &sa.out_proj->weight, &sa.out_proj->bias,
+                                 &ca.in_proj_weight, &ca.in_proj_bias, &ca.out_proj->weight, &ca.out_proj->bias,
+                                 &ff.fc1->weight, &ff.fc1->bias, &ff.fc2->weight, &ff.fc2->bias, &norm1->weight,
+                                 &norm1->bias, &norm2->weight, &norm2->bias, &norm3->weight, &norm3->bias}) {
+    if (!cpu_float(*t)) return {};  // narrow (--quantize) or elsewhere: the modules' own path
+  }
+  const auto& ck = cache.cross.key;
+  const auto& cv = cache.cross.value;
+  auto unit_rows = [](const torch::Tensor& t) {
+    return t.device().is_cpu() && t.scalar_type() == torch::kFloat32 && t.dim() == 4 && t.stride(3) == 1;
+  };
+  if (!unit_rows(ck) || !unit_rows(cv) || (!cache.self.empty() && (!unit_rows(cache.self.key) || !unit_rows(cache.self.value))))
+    return {};
+  if (memory_padding.defined() && (!memory_padding.device().is_cpu() || memory_padding.scalar_type() != torch::kBool ||
+                                   !memory_padding.is_contiguous()))
+    return {};
+  if (memory_rows.defined() && (!memory_rows.device().is_cpu() || memory_rows.scalar_type() != torch::kInt64 ||
+                                !memory_rows.is_contiguous()))
+    return {};
+
+  const int64_t rows = x.size(0), d = x.size(2), heads = sa.heads(), dh = sa.head_dim(), f = ff.fc1->weight.size(0);
+  const int64_t sources = ck.size(2), cached = cache.self.empty() ? 0 : cache.self.key.size(2);
+  const auto scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(dh)));
+  auto out = torch::empty({rows, 1, d}, x.options());
+  float* y = out.data_ptr<float>();  // the residual stream
+  std::memcpy(y, x.data_ptr<float>(), static_cast<size_t>(rows * d) * sizeof(float));
+  std::vector<float> buffer(static_cast<size_t>(rows * (d + 3 * d + d + d + f + heads * std::max(sources, cached + 1))));
+  float* h = buffer.data();  // a branch's normalised input [rows, d]
+  float* qkv = h + rows * d;  // [rows, 3d]; the cross-attention's queries in its first rows * d
+  float* a = qkv + rows * 3 * d;  // attention output [rows, d]
+  float* o = a + rows * d;        // a branch's output [rows, d]
+  float* z = o + rows * d;        // the feed-forward's hidden layer [rows, f]
+  float* w = z + rows * f;        // attention probabilities [rows, heads, keys]
+  const bool pre = norm_ == Norm::kPre;
+  // Each branch reads the normalised stream (pre-norm) or the stream itself (post-norm), and its
+  // output is added to the stream, normalised afterwards in the post-norm arrangement.
+  auto branch_input = [&](const torch::nn::LayerNorm& norm) -> const float* {
+    if (!pre) return y;
+    norm_rows(norm, y, rows, d, h);
+    return h;
+  };
+  auto close_branch = [&](const torch::nn::LayerNorm& norm) {
+    add_rows(y, o, rows * d);
+    if (!pre) norm_rows(norm, y, rows, d, y);
+  };
+
+  // Causal self-attention: this position's keys and values join the cache; one query sees them all.
+  linear_rows(branch_input(norm1), rows, d, sa.in_proj_weight.data_ptr<float>(), sa.in_proj_bias.data_ptr<float>(),
+              3 * d, qkv);
+  cache.self.append_one(qkv + d, qkv + 2 * d, rows, heads, dh, 3 * d);
+  attend_one_query(rows, heads, dh, cached + 1, HeadsView{qkv, 3 * d, dh, 0}, heads_view(cache.self.key),
+                   heads_view(cache.self.value), nullptr, nullptr, scale, w, a);
+  linear_rows(a, rows, d, sa.out_proj->weight.data_ptr<float>(), sa.out_proj->bias.data_ptr<float>(), d, o);
+  close_branch(norm1);
+
+  // Cross-attention over the cached keys and values of the encoder output (the query rows of the
+  // packed projection: its first d rows).
+  linear_rows(branch_input(norm2), rows, d, ca.in_proj_weight.data_ptr<float>(), ca.in_proj_bias.data_ptr<float>(), d,
+              qkv);
+  attend_one_query(rows, heads, dh, sources, HeadsView{qkv, d, dh, 0}, heads_view(ck), heads_view(cv),
+                   memory_padding.defined() ? memory_padding.data_ptr<bool>() : nullptr,
+                   memory_rows.defined() ? memory_rows.data_ptr<int64_t>() : nullptr, scale, w, a);
+  linear_rows(a, rows, d, ca.out_proj->weight.data_ptr<float>(), ca.out_proj->bias.data_ptr<float>(), d, o);
+  close_branch(norm2);
+
+  // Feed-forward: the first product without its bias, then bias and activation in one pass (as
+  // FeedForwardImpl does), the second product.
+  linear_rows(branch_input(norm3), rows, d, ff.fc1->weight.data_ptr<float>(), nullptr, f, z);
+  for (int64_t r = 0; r < rows; ++r) {
+    bias_activation_forward(ff.activation(), z + r * f, ff.fc1->bias.data_ptr<float>(), nullptr, z + r * f, f);
+  }
+  linear_rows(z, rows, f, ff.fc2->weight.data_ptr<float>(), ff.fc2->bias.data_ptr<float>(), d, o);
+  close_branch(norm3);
+  return out;
 }
 
 DecoderImpl::DecoderImpl(const ModelOptions& options) {

@@ -36,6 +36,7 @@ class FeedForwardImpl : public torch::nn::Module {
  public:
   FeedForwardImpl(const ModelOptions& options);
   torch::Tensor forward(const torch::Tensor& x);  // [B, T, d_model] -> [B, T, d_model]
+  Activation activation() const { return activation_; }
 
   torch::nn::Linear fc1{nullptr}, fc2{nullptr};
  private:
@@ -101,6 +102,12 @@ class DecoderLayerImpl : public torch::nn::Module {
   FeedForward feed_forward{nullptr};
   torch::nn::LayerNorm norm1{nullptr}, norm2{nullptr}, norm3{nullptr};
  private:
+  // forward() for one new position per row with a filled cross-attention cache, float32 on the CPU,
+  // no gradients, not training (a decoding step after the first): the same arithmetic on raw floats
+  // - BLAS / oneDNN products, attend_one_query, the feed-forward middle's loop, a layer norm per row -
+  // without the ~70 tensor operations a step through the modules dispatches. Null when it does not apply.
+  torch::Tensor decoding_step(const torch::Tensor& x, const torch::Tensor& memory_padding, DecoderLayerCache& cache,
+                              const torch::Tensor& memory_rows);
   Norm norm_;
   Dropout dropout_{nullptr};
 };

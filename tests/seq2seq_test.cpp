@@ -353,3 +353,49 @@ TEST(Seq2Seq, QuantizedModelDecodesCloseToFloat32) {
     EXPECT_GT((got - expected).abs().max().item<double>(), 0.0);  // the narrow weights were used
   }
 }
+
+// A decoding step after the first (float32 on the CPU, no gradients, eval) runs the decoder layer on
+// raw floats (DecoderLayerImpl::decoding_step); with gradients on, the same calls take the modules'
+// path. Both must give the same outputs and caches step after step, for pre- and post-norm, GELU and
+// ReLU, padded sources, one row and several rows reading shared sources (beams), with a reorder
+// between steps as beam search does.
+TEST(Seq2Seq, DecodingStepEqualsTheModulesPath) {
+  for (const std::string norm : {"pre", "post"}) {
+    for (const std::string activation : {"gelu", "relu"}) {
+      auto options = heed::test::tiny_model_options(norm, "sinusoidal");
+      options.activation = activation;
+      torch::manual_seed(21);
+      heed::model::DecoderLayer layer(options);
+      layer->eval();
+      const auto memory = torch::randn({2, 6, options.d_model});
+      const auto padding = torch::tensor({{0, 0, 0, 0, 1, 1}, {0, 0, 0, 0, 0, 0}}).to(torch::kBool);
+      for (const std::vector<int64_t>& row_list : {std::vector<int64_t>{1}, std::vector<int64_t>{0, 0, 0, 1, 1}}) {
+        const auto rows = torch::tensor(row_list, torch::kInt64);
+        const int64_t n = rows.size(0);
+        heed::model::DecoderLayerCache fast, modules;
+        for (int step = 0; step < 5; ++step) {
+          const auto x = torch::randn({n, 1, options.d_model});
+          torch::Tensor got, expected;
+          {
+            torch::NoGradGuard no_grad;
+            got = layer->forward(x, memory, padding, &fast, rows);
+          }
+          {
+            torch::AutoGradMode grad(true);
+            expected = layer->forward(x, memory, padding, &modules, rows).detach();
+          }
+          const auto where = norm + " " + activation + " rows " + std::to_string(n) + " step " + std::to_string(step);
+          EXPECT_TRUE(torch::allclose(got, expected, 1e-5, 1e-5))
+              << where << ": max diff " << (got - expected).abs().max().item<float>();
+          EXPECT_TRUE(torch::allclose(fast.self.key, modules.self.key.detach(), 1e-5, 1e-5)) << where;
+          EXPECT_TRUE(torch::allclose(fast.self.value, modules.self.value.detach(), 1e-5, 1e-5)) << where;
+          if (step == 2 && n > 1) {  // beams reordered: some rows take another's cache
+            const auto index = torch::tensor({1, 0, 0, 4, 3}, torch::kInt64);
+            fast.self.reorder(index);
+            modules.self.reorder(index);
+          }
+        }
+      }
+    }
+  }
+}

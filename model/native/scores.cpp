@@ -62,6 +62,26 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void log_softmax_cl
   }
 }
 
+__attribute__((target_clones("avx512f", "avx2", "default"))) void layer_norm_clone(const float* x,
+                                                                                     const float* weight,
+                                                                                     const float* bias, double eps,
+                                                                                     float* y, int64_t n) {
+  double sum = 0.0;
+#pragma omp simd reduction(+ : sum)
+  for (int64_t i = 0; i < n; ++i) sum += static_cast<double>(x[i]);
+  const double mean = sum / static_cast<double>(n);
+  double squares = 0.0;
+#pragma omp simd reduction(+ : squares)
+  for (int64_t i = 0; i < n; ++i) {
+    const double d = static_cast<double>(x[i]) - mean;
+    squares += d * d;
+  }
+  const auto m = static_cast<float>(mean);
+  const auto inv = static_cast<float>(1.0 / std::sqrt(squares / static_cast<double>(n) + eps));
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) y[i] = (x[i] - m) * inv * weight[i] + bias[i];
+}
+
 // log_softmax_clone's first two passes: the maximum of x + bias and the sum of exp(x + bias - maximum).
 __attribute__((target_clones("avx512f", "avx2", "default"))) void softmax_terms(const float* x, const float* bias,
                                                                                 int64_t n, float* top, float* sum) {
@@ -135,6 +155,10 @@ std::vector<ScoredCandidate> top_candidates_of(const T* x, int64_t rows, int64_t
 }
 
 }  // namespace
+
+void layer_norm_row(const float* x, const float* weight, const float* bias, double eps, float* y, int64_t n) {
+  layer_norm_clone(x, weight, bias, eps, y, n);
+}
 
 void copy_mixture_row(const float* x, const float* bias, float p, const float* a, const int64_t* source,
                       int64_t sources, float* y, int64_t n, uint8_t* seen) {

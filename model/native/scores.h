@@ -1,13 +1,17 @@
 #pragma once
 
-// Decoding's per-step work on next-token scores, torch-free: the log-softmax of a row of logits and
-// the best candidates of beam search. One clone per instruction set (AVX-512, AVX2, plain x86-64),
+// Decoding's per-step row work, torch-free: the layer norm of a row, the log-softmax of a row of
+// logits, a copy model's mixture and the best candidates of beam search. One clone per instruction set (AVX-512, AVX2, plain x86-64),
 // picked when the program loads; exp from vector_math.h (about 1 ulp).
 
 #include <cstdint>
 #include <vector>
 
 namespace heed::model {
+
+// y = (x - mean) / sqrt(var + eps) * weight + bias over n values (the biased variance, as torch's
+// layer_norm). y may be x. Sums in float64.
+void layer_norm_row(const float* x, const float* weight, const float* bias, double eps, float* y, int64_t n);
 
 // y[i] = z[i] - log(sum_j exp(z[j])) with z = x + bias (bias may be null), for i < n (n >= 1).
 // y may be x. The maximum is subtracted before exp, so no value overflows.
