@@ -1,8 +1,7 @@
 #include "model/layers.h"
 
-#include <cmath>
-
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <vector>
 

@@ -30,38 +30,6 @@ inline __attribute__((always_inline)) T max_plus_t(const T* x, T add, int64_t n)
   return m;
 }
 
-__attribute__((target_clones("avx512f", "avx2", "default"))) void log_softmax_clone(const float* x,
-                                                                                      const float* bias, float* y,
-                                                                                      int64_t n) {
-  float top = kNegInfF;
-  if (bias == nullptr) {
-    top = max_plus_t(x, 0.0f, n);
-  } else {
-#pragma omp simd reduction(max : top)
-    for (int64_t i = 0; i < n; ++i) {
-      const float v = x[i] + bias[i];
-      top = v > top ? v : top;
-    }
-  }
-  // Every value -inf (or NaN): torch gives NaN for such a row; so does this (-inf - -inf).
-  float sum = 0.0f;
-  if (bias == nullptr) {
-#pragma omp simd reduction(+ : sum)
-    for (int64_t i = 0; i < n; ++i) sum += exp_approx(x[i] - top);
-  } else {
-#pragma omp simd reduction(+ : sum)
-    for (int64_t i = 0; i < n; ++i) sum += exp_approx(x[i] + bias[i] - top);
-  }
-  const float shift = top + std::log(sum);
-  if (bias == nullptr) {
-#pragma omp simd
-    for (int64_t i = 0; i < n; ++i) y[i] = x[i] - shift;
-  } else {
-#pragma omp simd
-    for (int64_t i = 0; i < n; ++i) y[i] = x[i] + bias[i] - shift;
-  }
-}
-
 __attribute__((target_clones("avx512f", "avx2", "default"))) void layer_norm_clone(const float* x,
                                                                                      const float* weight,
                                                                                      const float* bias, double eps,
@@ -82,7 +50,7 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void layer_norm_clo
   for (int64_t i = 0; i < n; ++i) y[i] = (x[i] - m) * inv * weight[i] + bias[i];
 }
 
-// log_softmax_clone's first two passes: the maximum of x + bias and the sum of exp(x + bias - maximum).
+// The maximum of x + bias and the sum of exp(x + bias - maximum).
 __attribute__((target_clones("avx512f", "avx2", "default"))) void softmax_terms(const float* x, const float* bias,
                                                                                 int64_t n, float* top, float* sum) {
   float m = kNegInfF;
@@ -98,7 +66,7 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void softmax_terms(
   *sum = total;
 }
 
-// y[i] = max(x[i] + bias[i] - shift, floor).
+// y[i] = max(x[i] + bias[i] - shift, floor) (NaN gives floor).
 __attribute__((target_clones("avx512f", "avx2", "default"))) void shifted_floor(const float* x, const float* bias,
                                                                                 float shift, float floor, float* y,
                                                                                 int64_t n) {
@@ -186,7 +154,11 @@ void copy_mixture_row(const float* x, const float* bias, float p, const float* a
   }
 }
 
-void log_softmax_row(const float* x, const float* bias, float* y, int64_t n) { log_softmax_clone(x, bias, y, n); }
+void log_softmax_row(const float* x, const float* bias, float* y, int64_t n) {
+  float top = 0.0f, sum = 0.0f;
+  softmax_terms(x, bias, n, &top, &sum);
+  shifted_floor(x, bias, top + std::log(sum), kNegInfF, y, n);
+}
 
 std::vector<ScoredCandidate> top_candidates(const float* x, int64_t rows, int64_t n, const float* add,
                                             const double* sub, int64_t k) {

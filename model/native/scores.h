@@ -13,8 +13,8 @@ namespace heed::model {
 // layer_norm). y may be x. Sums in float64.
 void layer_norm_row(const float* x, const float* weight, const float* bias, double eps, float* y, int64_t n);
 
-// y[i] = z[i] - log(sum_j exp(z[j])) with z = x + bias (bias may be null), for i < n (n >= 1).
-// y may be x. The maximum is subtracted before exp, so no value overflows.
+// y[i] = z[i] - log(sum_j exp(z[j])) with z = x + bias, for i < n (n >= 1); y may be x. The maximum
+// is subtracted before exp, so no value overflows; a NaN gives -inf.
 void log_softmax_row(const float* x, const float* bias, float* y, int64_t n);
 
 // A copy model's next-token log-probabilities for one row (Seq2Seq with copy attention, decoding):
