@@ -15,6 +15,7 @@
 #include "model/linear.h"
 #include "model/masks.h"
 #include "model/native/gemm.h"
+#include "model/native/scores.h"
 
 namespace heed::model {
 
@@ -56,11 +57,7 @@ void attend_one_query(int64_t batch, int64_t heads, int64_t head_dim, int64_t ke
             if (padded[s * keys + j]) row[j] = -1e9f;  // as MultiHeadAttention's masked_fill
           }
         }
-        const float top = *std::max_element(row, row + keys);
-        float sum = 0.0f;
-        for (int64_t j = 0; j < keys; ++j) sum += (row[j] = std::exp(row[j] - top));
-        const float inv = 1.0f / sum;
-        for (int64_t j = 0; j < keys; ++j) row[j] *= inv;
+        softmax_in_place(row, keys);
       }
       if (count == 1) {
         cblas_sgemv(CblasRowMajor, CblasTrans, static_cast<int>(keys), static_cast<int>(head_dim), 1.0f, value,

@@ -1,5 +1,6 @@
 // Decoding's per-step kernels (model/native/scores.h) against torch: the log-softmax of logits plus a
-// bias, and beam search's candidate ranking against a full sort of every candidate.
+// bias, the one-query attention's softmax, the copy mixture, and beam search's candidate ranking
+// against a full sort of every candidate.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -134,4 +135,23 @@ TEST(Scores, CopyMixtureRowMatchesTorchsMixture) {
         << "p " << p << ": max diff " << (y - expected).abs().max().item<float>();
     EXPECT_EQ(std::count(seen.begin(), seen.end(), 0), n) << "the scratch is left all zero";
   }
+}
+
+TEST(Scores, SoftmaxInPlaceMatchesTorchAndZeroesMaskedScores) {
+  torch::manual_seed(4);
+  for (const int64_t n : {1, 7, 16, 65, 400}) {
+    auto x = torch::randn({n}) * 5.0;
+    if (n > 3) x.slice(0, 1, 3).fill_(-1e9f);  // masked keys, as the one-query attention sets them
+    const auto expected = torch::softmax(x.to(torch::kDouble), 0).to(torch::kFloat);
+    auto y = x.clone();
+    softmax_in_place(y.data_ptr<float>(), n);
+    EXPECT_TRUE(torch::allclose(y, expected, 1e-5, 1e-6)) << "n " << n;
+    if (n > 3) {
+      EXPECT_EQ(y.slice(0, 1, 3).abs().max().item<float>(), 0.0f) << "masked keys get exactly 0";
+    }
+    EXPECT_NEAR(y.sum().item<float>(), 1.0f, 1e-5);
+  }
+  auto all_masked = torch::full({5}, -1e9f);  // a query that may see no key: uniform, as torch's softmax
+  softmax_in_place(all_masked.data_ptr<float>(), 5);
+  EXPECT_TRUE(torch::allclose(all_masked, torch::full({5}, 0.2f)));
 }

@@ -50,6 +50,23 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void layer_norm_clo
   for (int64_t i = 0; i < n; ++i) y[i] = (x[i] - m) * inv * weight[i] + bias[i];
 }
 
+__attribute__((target_clones("avx512f", "avx2", "default"))) void softmax_clone(float* x, int64_t n) {
+  float top = kNegInfF;
+#pragma omp simd reduction(max : top)
+  for (int64_t i = 0; i < n; ++i) top = x[i] > top ? x[i] : top;
+  float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+  for (int64_t i = 0; i < n; ++i) {
+    const float z = x[i] - top;
+    const float e = z < -87.0f ? 0.0f : exp_approx(z);
+    x[i] = e;
+    sum += e;
+  }
+  const float inv = 1.0f / sum;
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) x[i] *= inv;
+}
+
 // The maximum of x + bias and the sum of exp(x + bias - maximum).
 __attribute__((target_clones("avx512f", "avx2", "default"))) void softmax_terms(const float* x, const float* bias,
                                                                                 int64_t n, float* top, float* sum) {
@@ -153,6 +170,8 @@ void copy_mixture_row(const float* x, const float* bias, float p, const float* a
     seen[v] = 0;
   }
 }
+
+void softmax_in_place(float* x, int64_t n) { softmax_clone(x, n); }
 
 void log_softmax_row(const float* x, const float* bias, float* y, int64_t n) {
   float top = 0.0f, sum = 0.0f;

@@ -17,6 +17,10 @@ void layer_norm_row(const float* x, const float* weight, const float* bias, doub
 // is subtracted before exp, so no value overflows; a NaN gives -inf.
 void log_softmax_row(const float* x, const float* bias, float* y, int64_t n);
 
+// x = softmax(x) over n values, in place (attention probabilities of one query): exp(x - max) / sum,
+// exactly 0 where x - max < -87 (so a score masked to -1e9 gets 0).
+void softmax_in_place(float* x, int64_t n);
+
 // A copy model's next-token log-probabilities for one row (Seq2Seq with copy attention, decoding):
 // y[v] = log(max(p * softmax(x + bias)[v] + (1 - p) * sum of a[s] over the s with source[s] == v, 1e-10))
 // for v < n: p the probability of generating, a [sources] the copy attention over the source positions,
