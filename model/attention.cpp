@@ -15,7 +15,7 @@
 #include "model/linear.h"
 #include "model/masks.h"
 #include "model/native/gemm.h"
-#include "model/native/scores.h"
+#include "model/native/rows.h"
 
 namespace heed::model {
 
@@ -57,7 +57,7 @@ void attend_one_query(int64_t batch, int64_t heads, int64_t head_dim, int64_t ke
             if (padded[s * keys + j]) row[j] = -1e9f;  // as MultiHeadAttention's masked_fill
           }
         }
-        softmax_in_place(row, keys);
+        softmax_rows(row, 1, keys);
       }
       if (count == 1) {
         cblas_sgemv(CblasRowMajor, CblasTrans, static_cast<int>(keys), static_cast<int>(head_dim), 1.0f, value,

@@ -6,13 +6,11 @@
 #include <vector>
 
 #include <ATen/autocast_mode.h>
-#include <cblas.h>
 
 #include "model/activation.h"
 #include "model/linear.h"
 #include "model/native/activation.h"
-#include "model/native/gemm.h"
-#include "model/native/scores.h"
+#include "model/native/rows.h"
 
 namespace heed::model {
 
@@ -22,27 +20,10 @@ bool cpu_float(const torch::Tensor& t) {
   return t.defined() && t.device().is_cpu() && t.scalar_type() == torch::kFloat32 && t.is_contiguous();
 }
 
-// y [rows, out] = x [rows, in] W^T + b (b null: none), W [out, in] row major: as project() computes
-// it in float32 on the CPU - one BLAS matrix-vector product for one row, oneDNN's product for more.
-void linear_rows(const float* x, int64_t rows, int64_t in, const float* w, const float* b, int64_t out, float* y) {
-  if (b != nullptr) {
-    for (int64_t r = 0; r < rows; ++r) std::memcpy(y + r * out, b, static_cast<size_t>(out) * sizeof(float));
-  }
-  const float beta = b != nullptr ? 1.0f : 0.0f;
-  if (rows == 1) {
-    cblas_sgemv(CblasRowMajor, CblasNoTrans, static_cast<int>(out), static_cast<int>(in), 1.0f, w,
-                static_cast<int>(in), x, 1, beta, y, 1);
-  } else {
-    sgemm(false, true, rows, out, in, 1.0f, x, in, w, in, beta, y, out);
-  }
-}
-
 // y [rows, d] = norm(x) row by row (y may be x).
 void norm_rows(const torch::nn::LayerNorm& norm, const float* x, int64_t rows, int64_t d, float* y) {
-  for (int64_t r = 0; r < rows; ++r) {
-    layer_norm_row(x + r * d, norm->weight.data_ptr<float>(), norm->bias.data_ptr<float>(), norm->options.eps(),
-                   y + r * d, d);
-  }
+  layer_norm_rows(x, y, rows, d, norm->weight.data_ptr<float>(), norm->bias.data_ptr<float>(),
+                  static_cast<float>(norm->options.eps()));
 }
 
 void add_rows(float* y, const float* o, int64_t n) {

@@ -104,7 +104,7 @@ class DecoderLayerImpl : public torch::nn::Module {
  private:
   // forward() for one new position per row with a filled cross-attention cache, float32 on the CPU,
   // no gradients, not training (a decoding step after the first): the same arithmetic on raw floats
-  // - BLAS / oneDNN products, attend_one_query, the feed-forward middle's loop, a layer norm per row -
+  // - linear_rows(), attend_one_query(), the feed-forward middle's loop, native/rows.h's layer norm -
   // without the ~70 tensor operations a step through the modules dispatches. Null when it does not apply.
   torch::Tensor decoding_step(const torch::Tensor& x, const torch::Tensor& memory_padding, DecoderLayerCache& cache,
                               const torch::Tensor& memory_rows);

@@ -7,6 +7,7 @@
 
 #include <ATen/Parallel.h>
 #include <ATen/autocast_mode.h>
+#include <cblas.h>
 #include <immintrin.h>
 
 #include "model/native/gemm.h"
@@ -166,12 +167,12 @@ torch::Tensor few_rows_linear(const torch::Tensor& x, const torch::Tensor& weigh
   return padded_rows == rows ? y : y.narrow(0, 0, rows);
 }
 
-// y [rows, out] = x [rows, in] W^T (+ b), all float32, contiguous, on the CPU: oneDNN's product.
+// y [rows, out] = x [rows, in] W^T (+ b), all float32, contiguous, on the CPU: linear_rows().
 torch::Tensor onednn_linear_forward(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b) {
   const int64_t rows = x.size(0), in = x.size(1), out = w.size(0);
-  auto y = b.defined() ? b.expand({rows, out}).contiguous() : torch::empty({rows, out}, x.options());
-  sgemm(false, true, rows, out, in, 1.0f, x.data_ptr<float>(), in, w.data_ptr<float>(), in, b.defined() ? 1.0f : 0.0f,
-        y.data_ptr<float>(), out);
+  auto y = torch::empty({rows, out}, x.options());
+  linear_rows(x.data_ptr<float>(), rows, in, w.data_ptr<float>(), b.defined() ? b.data_ptr<float>() : nullptr, out,
+              y.data_ptr<float>());
   return y;
 }
 
@@ -207,9 +208,9 @@ struct OneDnnLinear : torch::autograd::Function<OneDnnLinear> {
 };
 
 // torch's linear, the weight first widened to float32 when it is stored in bfloat16 or int8 for a
-// float32 input; float32 on the CPU outside autocast (training and encoding in float32) runs oneDNN's
-// product instead of torch's BLAS call, with its own backward: oneDNN picks AVX-512 kernels on CPUs
-// that have them, where Debian's OpenBLAS may be pinned to AVX2 or fall back further (gemm.h).
+// float32 input; float32 on the CPU outside autocast runs linear_rows() (oneDNN's product for more
+// than one row) instead of torch's BLAS call, with its own backward: oneDNN picks AVX-512 kernels on
+// CPUs that have them, where Debian's OpenBLAS may be pinned to AVX2 or fall back further (gemm.h).
 torch::Tensor full_linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias) {
   torch::Tensor w = weight;
   if (weight.is_quantized()) w = weight.dequantize();
@@ -240,12 +241,12 @@ torch::Tensor full_linear(const torch::Tensor& x, const torch::Tensor& weight, c
 
 torch::Tensor project(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias) {
   // Narrow weights (bfloat16 / int8, quantize.h) on 1 to 8 float32 rows: the kernel reads them as they
-  // are stored. One row of anything else (greedy decoding of one input): one BLAS matrix-vector
-  // product. Everything else is full_linear(): in float32 on the CPU oneDNN's product, which on 2 to 8
-  // rows (beam search of one input) is faster than this file's few-rows kernel (2 threads, AVX-512, the
-  // 8000 x 256 output table: 146 / 292 / 435 us for 2 / 4 / 8 rows against 297 / 291 / 581; bench
-  // beam 4 at batch 1 +8%). On one row oneDNN's product alone measures as fast as BLAS's
-  // matrix-vector product (145 against 149 us), but greedy decoding of one input ran 9% slower with it.
+  // are stored. Everything else is full_linear(): in float32 on the CPU linear_rows() - one BLAS
+  // matrix-vector product for one row (greedy decoding of one input; oneDNN's product alone measures
+  // as fast, 145 against 149 us on the 8000 x 256 output table, but greedy decoding ran 9% slower with
+  // it), oneDNN's product for more, which on 2 to 8 rows (beam search of one input) is faster than this
+  // file's few-rows kernel (2 threads, AVX-512: 146 / 292 / 435 us for 2 / 4 / 8 rows against 297 /
+  // 291 / 581; bench beam 4 at batch 1 +8%).
   const int64_t rows = x.dim() >= 1 && x.size(-1) > 0 ? x.numel() / x.size(-1) : 0;
   const bool stored_narrow = weight.is_quantized() || weight.scalar_type() == torch::kBFloat16;
   const bool cpu_float = x.device().is_cpu() && x.scalar_type() == torch::kFloat32 && !at::autocast::is_cpu_enabled() &&
@@ -257,13 +258,20 @@ torch::Tensor project(const torch::Tensor& x, const torch::Tensor& weight, const
     shape.back() = weight.size(0);
     return few_rows_linear(x.reshape({rows, x.size(-1)}).contiguous(), weight, bias).view(shape);
   }
-  if (rows == 1 && !stored_narrow && !at::autocast::is_cpu_enabled() && x.scalar_type() == weight.scalar_type()) {
-    auto shape = x.sizes().vec();
-    shape.back() = weight.size(0);
-    const auto row = x.reshape({x.size(-1)});
-    return (bias.defined() ? torch::addmv(bias, weight, row) : torch::mv(weight, row)).view(shape);
-  }
   return full_linear(x, weight, bias);
+}
+
+void linear_rows(const float* x, int64_t rows, int64_t in, const float* w, const float* b, int64_t out, float* y) {
+  if (b != nullptr) {
+    for (int64_t r = 0; r < rows; ++r) std::memcpy(y + r * out, b, static_cast<size_t>(out) * sizeof(float));
+  }
+  const float beta = b != nullptr ? 1.0f : 0.0f;
+  if (rows == 1) {
+    cblas_sgemv(CblasRowMajor, CblasNoTrans, static_cast<int>(out), static_cast<int>(in), 1.0f, w,
+                static_cast<int>(in), x, 1, beta, y, 1);
+  } else {
+    sgemm(false, true, rows, out, in, 1.0f, x, in, w, in, beta, y, out);
+  }
 }
 
 }  // namespace heed::model

@@ -1,6 +1,6 @@
-// Decoding's per-step kernels (model/native/scores.h) against torch: the log-softmax of logits plus a
-// bias, the one-query attention's softmax, the copy mixture, and beam search's candidate ranking
-// against a full sort of every candidate.
+// Decoding's per-step kernels (model/native/scores.h, rows.h) against torch: the log-softmax of logits
+// plus a bias, the attention softmax, the copy mixture, and beam search's candidate ranking against a
+// full sort of every candidate.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -10,6 +10,7 @@
 #include <random>
 #include <vector>
 
+#include "model/native/rows.h"
 #include "model/native/scores.h"
 
 using namespace heed::model;
@@ -137,14 +138,14 @@ TEST(Scores, CopyMixtureRowMatchesTorchsMixture) {
   }
 }
 
-TEST(Scores, SoftmaxInPlaceMatchesTorchAndZeroesMaskedScores) {
+TEST(Scores, SoftmaxRowsMatchTorchAndZeroMaskedScores) {
   torch::manual_seed(4);
   for (const int64_t n : {1, 7, 16, 65, 400}) {
     auto x = torch::randn({n}) * 5.0;
     if (n > 3) x.slice(0, 1, 3).fill_(-1e9f);  // masked keys, as the one-query attention sets them
     const auto expected = torch::softmax(x.to(torch::kDouble), 0).to(torch::kFloat);
     auto y = x.clone();
-    softmax_in_place(y.data_ptr<float>(), n);
+    softmax_rows(y.data_ptr<float>(), 1, n);
     EXPECT_TRUE(torch::allclose(y, expected, 1e-5, 1e-6)) << "n " << n;
     if (n > 3) {
       EXPECT_EQ(y.slice(0, 1, 3).abs().max().item<float>(), 0.0f) << "masked keys get exactly 0";
@@ -152,6 +153,6 @@ TEST(Scores, SoftmaxInPlaceMatchesTorchAndZeroesMaskedScores) {
     EXPECT_NEAR(y.sum().item<float>(), 1.0f, 1e-5);
   }
   auto all_masked = torch::full({5}, -1e9f);  // a query that may see no key: uniform, as torch's softmax
-  softmax_in_place(all_masked.data_ptr<float>(), 5);
+  softmax_rows(all_masked.data_ptr<float>(), 1, 5);
   EXPECT_TRUE(torch::allclose(all_masked, torch::full({5}, 0.2f)));
 }

@@ -11,6 +11,7 @@
 #include "data_pipeline/base/errors.h"
 #include "model/native/gemm.h"
 #include "model/native/ngram_hash.h"
+#include "model/native/rows.h"
 #include "model/native/vector_math.h"
 
 // Sanitizer builds (clang at -O1) do not vectorize the `omp simd` loops below and would say so for each.
@@ -20,52 +21,6 @@
 
 namespace heed::model {
 namespace {
-
-// Each row of scores [rows, len] -> exp(row - max(row)) in place, and the row's sum into sums[row]:
-// the softmax's numerators. The caller divides by the sum after multiplying by V (dh columns a row
-// instead of len). One clone per instruction set; the loader picks the best. The reductions are
-// `omp simd` ones: lanes first, then across them.
-__attribute__((target_clones("avx512f", "avx2", "default"))) void exp_rows(float* scores, int64_t rows, int64_t len,
-                                                                          float* sums) {
-  for (int64_t i = 0; i < rows; ++i) {
-    float* row = scores + i * len;
-    float top = row[0];
-#pragma omp simd reduction(max : top)
-    for (int64_t j = 0; j < len; ++j) top = row[j] > top ? row[j] : top;
-    float sum = 0.0f;
-#pragma omp simd reduction(+ : sum)
-    for (int64_t j = 0; j < len; ++j) {
-      const float e = exp_approx(row[j] - top);
-      row[j] = e;
-      sum += e;
-    }
-    sums[i] = sum;
-  }
-}
-
-// Each row of x [rows, d] -> (row - mean) / sqrt(var + eps) * weight + bias into y (which may be x),
-// eps 1e-5 as torch::nn::LayerNorm's. Float sums, vectorized.
-__attribute__((target_clones("avx512f", "avx2", "default"))) void layer_norm_rows(const float* x, float* y,
-                                                                                 int64_t rows, int64_t d,
-                                                                                 const float* weight,
-                                                                                 const float* bias) {
-  constexpr float kEps = 1e-5f;
-  const float inv_d = 1.0f / static_cast<float>(d);
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* v = x + r * d;
-    float* out = y + r * d;
-    float sum = 0.0f;
-#pragma omp simd reduction(+ : sum)
-    for (int64_t i = 0; i < d; ++i) sum += v[i];
-    const float mean = sum * inv_d;
-    float var = 0.0f;
-#pragma omp simd reduction(+ : var)
-    for (int64_t i = 0; i < d; ++i) var += (v[i] - mean) * (v[i] - mean);
-    const float inv = 1.0f / std::sqrt(var * inv_d + kEps);
-#pragma omp simd
-    for (int64_t i = 0; i < d; ++i) out[i] = (v[i] - mean) * inv * weight[i] + bias[i];
-  }
-}
 
 // Grows v to at least n elements (never shrinks, so a reused buffer is not zero-filled again) -> its data.
 template <typename T>
@@ -240,7 +195,7 @@ void NativeClassifier::apply(const Linear& l, const float* x, int64_t rows, floa
 }
 
 void NativeClassifier::layer_norm(const Norm& n, const float* x, float* y, int64_t rows) const {
-  layer_norm_rows(x, y, rows, d_, n.weight, n.bias);
+  layer_norm_rows(x, y, rows, d_, n.weight, n.bias, 1e-5f);  // torch::nn::LayerNorm's eps
 }
 
 // softmax(Q K^T / sqrt(d_k)) V per head, heads side by side, then the output projection.

@@ -30,43 +30,6 @@ inline __attribute__((always_inline)) T max_plus_t(const T* x, T add, int64_t n)
   return m;
 }
 
-__attribute__((target_clones("avx512f", "avx2", "default"))) void layer_norm_clone(const float* x,
-                                                                                     const float* weight,
-                                                                                     const float* bias, double eps,
-                                                                                     float* y, int64_t n) {
-  double sum = 0.0;
-#pragma omp simd reduction(+ : sum)
-  for (int64_t i = 0; i < n; ++i) sum += static_cast<double>(x[i]);
-  const double mean = sum / static_cast<double>(n);
-  double squares = 0.0;
-#pragma omp simd reduction(+ : squares)
-  for (int64_t i = 0; i < n; ++i) {
-    const double d = static_cast<double>(x[i]) - mean;
-    squares += d * d;
-  }
-  const auto m = static_cast<float>(mean);
-  const auto inv = static_cast<float>(1.0 / std::sqrt(squares / static_cast<double>(n) + eps));
-#pragma omp simd
-  for (int64_t i = 0; i < n; ++i) y[i] = (x[i] - m) * inv * weight[i] + bias[i];
-}
-
-__attribute__((target_clones("avx512f", "avx2", "default"))) void softmax_clone(float* x, int64_t n) {
-  float top = kNegInfF;
-#pragma omp simd reduction(max : top)
-  for (int64_t i = 0; i < n; ++i) top = x[i] > top ? x[i] : top;
-  float sum = 0.0f;
-#pragma omp simd reduction(+ : sum)
-  for (int64_t i = 0; i < n; ++i) {
-    const float z = x[i] - top;
-    const float e = z < -87.0f ? 0.0f : exp_approx(z);
-    x[i] = e;
-    sum += e;
-  }
-  const float inv = 1.0f / sum;
-#pragma omp simd
-  for (int64_t i = 0; i < n; ++i) x[i] *= inv;
-}
-
 // The maximum of x + bias and the sum of exp(x + bias - maximum).
 __attribute__((target_clones("avx512f", "avx2", "default"))) void softmax_terms(const float* x, const float* bias,
                                                                                 int64_t n, float* top, float* sum) {
@@ -141,10 +104,6 @@ std::vector<ScoredCandidate> top_candidates_of(const T* x, int64_t rows, int64_t
 
 }  // namespace
 
-void layer_norm_row(const float* x, const float* weight, const float* bias, double eps, float* y, int64_t n) {
-  layer_norm_clone(x, weight, bias, eps, y, n);
-}
-
 void copy_mixture_row(const float* x, const float* bias, float p, const float* a, const int64_t* source,
                       int64_t sources, float* y, int64_t n, uint8_t* seen) {
   constexpr float kFloor = 1e-10f;  // the probability every token keeps at least (its log: ~-23)
@@ -170,8 +129,6 @@ void copy_mixture_row(const float* x, const float* bias, float p, const float* a
     seen[v] = 0;
   }
 }
-
-void softmax_in_place(float* x, int64_t n) { softmax_clone(x, n); }
 
 void log_softmax_row(const float* x, const float* bias, float* y, int64_t n) {
   float top = 0.0f, sum = 0.0f;

@@ -1,7 +1,8 @@
 #pragma once
 
-// Decoding's per-step row work, torch-free: the layer norm of a row, the log-softmax of a row of
-// logits, a copy model's mixture and the best candidates of beam search. One clone per instruction set (AVX-512, AVX2, plain x86-64),
+// Decoding's per-step work on next-token scores, torch-free: the log-softmax of a row of logits, a copy
+// model's mixture and the best candidates of beam search (the layer norm and attention softmax rows
+// are native/rows.h's). One clone per instruction set (AVX-512, AVX2, plain x86-64),
 // picked when the program loads; exp from vector_math.h (about 1 ulp).
 
 #include <cstdint>
@@ -9,17 +10,9 @@
 
 namespace heed::model {
 
-// y = (x - mean) / sqrt(var + eps) * weight + bias over n values (the biased variance, as torch's
-// layer_norm). y may be x. Sums in float64.
-void layer_norm_row(const float* x, const float* weight, const float* bias, double eps, float* y, int64_t n);
-
 // y[i] = z[i] - log(sum_j exp(z[j])) with z = x + bias, for i < n (n >= 1); y may be x. The maximum
 // is subtracted before exp, so no value overflows; a NaN gives -inf.
 void log_softmax_row(const float* x, const float* bias, float* y, int64_t n);
-
-// x = softmax(x) over n values, in place (attention probabilities of one query): exp(x - max) / sum,
-// exactly 0 where x - max < -87 (so a score masked to -1e9 gets 0).
-void softmax_in_place(float* x, int64_t n);
 
 // A copy model's next-token log-probabilities for one row (Seq2Seq with copy attention, decoding):
 // y[v] = log(max(p * softmax(x + bias)[v] + (1 - p) * sum of a[s] over the s with source[s] == v, 1e-10))
