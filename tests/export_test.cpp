@@ -150,7 +150,9 @@ TEST(Export, DecodeStepEqualsIncrementalDecode) {
         state.encoder = model->encode(ids, lengths);
         auto encoded = m.run_method("encode", ids, lengths).toTuple();
         const auto memory = encoded->elements()[0].toTensor(), padding = encoded->elements()[1].toTensor();
-        EXPECT_LT(max_abs_diff(memory, state.encoder.memory), 1e-6);
+        // The C++ encoder multiplies with oneDNN, the archive with torch's BLAS: 1.04e-6 apart on an AMD EPYC
+        // (OpenBLAS Haswell kernels), as export_twin_test.cpp's kMemoryTol (3e-6) allows.
+        EXPECT_LT(max_abs_diff(memory, state.encoder.memory), 3e-6);
         EXPECT_TRUE(torch::equal(padding, state.encoder.padding));
         auto cache = m.run_method("empty_cache");
         const std::vector<std::vector<int64_t>> steps = {{2, 2, 2}, {7, 13, 30}, {5, 5, 16}, {21, 3, 9}};
