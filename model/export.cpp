@@ -283,12 +283,26 @@ def _decoder_layer(self, x: Tensor, w: List[Tensor], causal: Optional[Tensor], m
     y = self._norm(y + c, w, 10)
     return self._norm(y + self._feed_forward(y, w, 14), w, 12), k, v, cross
 
+def _span_runs(self, runs: Optional[Tensor], tokens: Tensor, source_ids: Tensor) -> Tensor:
+    # seq2seq.cpp copy_span_runs: [N, S], how long a span ending just before each source position
+    # the rows have copied, after `tokens` [N]
+    n = source_ids.size(1)
+    continues = torch.zeros_like(source_ids).float()
+    before = torch.zeros_like(continues)
+    if n > 1:
+        continues[:, 1:] = source_ids[:, :n - 1].eq(tokens.long().view([-1, 1])).float()
+        if runs is not None:
+            before[:, 1:] = runs[:, :n - 1]
+    return continues * (before + 1.0)
+
 def _copy_mix(self, h: Tensor, x: Tensor, logits: Tensor, source_ids: Tensor, copy_kv: List[Tensor],
-              forbidden: Tensor, past_coverage: Optional[Tensor]) -> Tuple[Tensor, Tensor, Tensor, Optional[Tensor]]:
+              forbidden: Tensor, past_coverage: Optional[Tensor],
+              log_bias: Optional[Tensor]) -> Tuple[Tensor, Tensor, Tensor, Optional[Tensor]]:
     # Copy attention: one head over the source; a gate mixes it with the generator (seq2seq.cpp).
-    # h, x [N, T, D], logits [N, T, V], past_coverage [N, S] or None -> (log-probabilities [N, T, V],
-    # copy probability [N, T], copy distribution over the source [N, T, S], the coverage after
-    # these positions [N, S] (coverage models; None otherwise))
+    # h, x [N, T, D], logits [N, T, V], past_coverage [N, S] or None, log_bias (the copy span bonus)
+    # [N, 1, S] or None -> (log-probabilities [N, T, V], copy probability [N, T], copy distribution
+    # over the source [N, T, S], the coverage after these positions [N, S] (coverage models; None
+    # otherwise))
     cw = self._copy_weights()
     out, weights = self._cross_attention(h, cw[0], cw[1], cw[2], cw[3], 1, self.copy_scale, copy_kv[0:2], forbidden)
     attention = weights.squeeze(1)  # [N, T, S]
@@ -307,6 +321,9 @@ def _copy_mix(self, h: Tensor, x: Tensor, logits: Tensor, source_ids: Tensor, co
         z = z - torch.max(z, -1, True)[0]
         a = attention * z.exp()
         attention = a / a.sum(-1, True).clamp_min(1e-30)
+    if log_bias is not None:
+        attention = attention * log_bias.exp()
+        attention = attention / attention.sum(-1, True).clamp_min(1e-30)
     p_generate = torch.sigmoid(torch.linear(torch.cat([h, out, x], -1), cw[4], cw[5]))  # [N, T, 1]
     probs = torch.softmax(logits, -1) * p_generate  # [N, T, V]
     source = source_ids.unsqueeze(1).expand([source_ids.size(0), h.size(1), source_ids.size(1)])  # [N, T, S]
@@ -349,15 +366,30 @@ def decode_step(self, tokens: Tensor, memory: Tensor, padding: Tensor, source_id
     cw = self._copy_weights()
     if len(cw) == 0:
         return torch.log_softmax(logits, -1).select(1, 0), (new_self, new_cross, copy_kv, position + 1)
+    # copy_kv: the copy attention's keys and values, then the coverage (coverage models) and the copy
+    # span runs (copy_span_bonus > 0) after the first step
     past_coverage: Optional[Tensor] = None
+    past_runs: Optional[Tensor] = None
+    spans = self.copy_span_bonus > 0.0
     if first:
         copy_kv = self._cross_kv(memory + self._previous_tokens(source_ids), cw[0], cw[1], 1)
-    elif len(copy_kv) == 3:
-        past_coverage = copy_kv[2]
-    log_probs, _, _, coverage = self._copy_mix(h, x, logits, source_ids, copy_kv, forbidden, past_coverage)
+    else:
+        if len(self._coverage_weight()) == 1:
+            past_coverage = copy_kv[2]
+        if spans:
+            past_runs = copy_kv[len(copy_kv) - 1]
+    runs: Optional[Tensor] = None
+    log_bias: Optional[Tensor] = None
+    if spans:
+        runs = self._span_runs(past_runs, tokens, source_ids)
+        log_bias = (runs.clamp_max(float(self.copy_span_limit)) * self.copy_span_bonus).unsqueeze(1)
+    log_probs, _, _, coverage = self._copy_mix(h, x, logits, source_ids, copy_kv, forbidden, past_coverage, log_bias)
+    new_copy = [copy_kv[0], copy_kv[1]]
     if coverage is not None:
-        copy_kv = [copy_kv[0], copy_kv[1], coverage]
-    return log_probs.select(1, 0), (new_self, new_cross, copy_kv, position + 1)
+        new_copy.append(coverage)
+    if runs is not None:
+        new_copy.append(runs)
+    return log_probs.select(1, 0), (new_self, new_cross, new_copy, position + 1)
 
 def attention(self, ids: Tensor, lengths: Tensor,
               target_in: Tensor) -> Tuple[List[Tensor], List[Tensor], Tensor, Optional[Tensor]]:
@@ -388,7 +420,7 @@ def attention(self, ids: Tensor, lengths: Tensor,
         return encoder_attention, cross, torch.zeros([target_in.size(0), length]), None
     logits = self._project(h, self._output_weight(), None) + self.output_bias
     copy_kv = self._cross_kv(memory + self._previous_tokens(ids), cw[0], cw[1], 1)
-    _, copy_probability, copy_attention, _ = self._copy_mix(h, x, logits, ids, copy_kv, forbidden, None)
+    _, copy_probability, copy_attention, _ = self._copy_mix(h, x, logits, ids, copy_kv, forbidden, None, None)
     return encoder_attention, cross, copy_probability, copy_attention
 )JIT";
 
@@ -1007,7 +1039,8 @@ torch::jit::Module export_classifier(ClassifierImpl& model, WeightFormat weights
 
 torch::jit::Module export_seq2seq(Seq2SeqImpl& model, int64_t pad_id, int64_t bos_id, int64_t eos_id,
                                   const std::vector<int64_t>& never_generate, WeightFormat weights,
-                                  QuantizeReport* report) {
+                                  QuantizeReport* report, CopySpan span) {
+  TORCH_CHECK(span.bonus <= 0.0 || model.copy_attention, "copy_span_bonus needs a model with copy attention");
   const auto& o = model.options();
   torch::jit::Module m("heed_summarizer");
   NarrowWeights narrow(weights);
@@ -1026,6 +1059,8 @@ torch::jit::Module export_seq2seq(Seq2SeqImpl& model, int64_t pad_id, int64_t bo
   m.register_attribute("bos_id", c10::IntType::get(), bos_id);
   m.register_attribute("eos_id", c10::IntType::get(), eos_id);
   m.register_attribute("never_generate", c10::ListType::ofInts(), c10::List<int64_t>(never_generate));
+  m.register_attribute("copy_span_bonus", c10::FloatType::get(), span.bonus);
+  m.register_attribute("copy_span_limit", c10::IntType::get(), span.limit);
   std::string accessors = common_accessors(o) +
                           stack_accessor("_decoder_weights", "decoder", o.decoder_layers, kDecoderLayer) +
                           optional_pair("_decoder_final_norm", o.norm == "pre", "decoder.final_norm.") +

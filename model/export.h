@@ -68,9 +68,12 @@ torch::jit::Module export_classifier(ClassifierImpl& model, WeightFormat weights
                                      QuantizeReport* report = nullptr);
 
 // A TorchScript twin of `model`; the special ids are what generate() starts, stops and pads with,
-// and its searches never choose the ids in `never_generate` (DecodingOptions::never_generate).
+// its searches never choose the ids in `never_generate` (DecodingOptions::never_generate), and they
+// decode with the copy span bonus `span` (DecodingOptions::copy_span_bonus / copy_span_limit: fixed in
+// the archive, its attributes copy_span_bonus and copy_span_limit).
 torch::jit::Module export_seq2seq(Seq2SeqImpl& model, int64_t pad_id, int64_t bos_id, int64_t eos_id,
-                                  const std::vector<int64_t>& never_generate, WeightFormat weights = WeightFormat::kFloat32, QuantizeReport* report = nullptr);
+                                  const std::vector<int64_t>& never_generate, WeightFormat weights = WeightFormat::kFloat32,
+                                  QuantizeReport* report = nullptr, CopySpan span = {});
 
 // A TorchScript twin of an extractive summarizer; `selection` gives the blocking and counts (the
 // threshold is the model's selection_threshold buffer).

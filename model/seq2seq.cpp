@@ -6,6 +6,7 @@
 
 #include <ATen/Parallel.h>
 
+#include "data_pipeline/base/errors.h"
 #include "model/linear.h"
 #include "model/masks.h"
 #include "model/native/scores.h"
@@ -135,7 +136,8 @@ torch::Tensor Seq2SeqImpl::forward(const torch::Tensor& source_ids, const torch:
 }
 
 torch::Tensor Seq2SeqImpl::decode(const torch::Tensor& target_in, const EncoderOutput& enc, DecoderState* state,
-                                  DecoderAttention* report, torch::Tensor* coverage_overlap) {
+                                  DecoderAttention* report, torch::Tensor* coverage_overlap,
+                                  const torch::Tensor& copy_log_bias) {
   const int64_t batch = target_in.size(0), len = target_in.size(1);
   const int64_t offset = state != nullptr ? state->position : 0;
   auto x = embeddings(target_in, offset);                                                   // [B, T, D]
@@ -172,6 +174,10 @@ torch::Tensor Seq2SeqImpl::decode(const torch::Tensor& target_in, const EncoderO
     attention = apply_coverage(attention, coverage, coverage_weight);
     if (coverage_overlap != nullptr) *coverage_overlap = torch::minimum(attention, coverage).sum(-1);  // [B, T]
   }
+  if (copy_log_bias.defined()) {
+    attention = attention * copy_log_bias.exp();
+    attention = attention / attention.sum(-1, true).clamp_min(1e-30);
+  }
   auto p_generate = torch::sigmoid(copy_gate(torch::cat({h, copy.output, x}, -1))).to(torch::kFloat32);  // [B, T, 1]
   if (report != nullptr) {
     report->copy_probability = (1.0 - p_generate).squeeze(-1);  // [B, T]
@@ -180,16 +186,48 @@ torch::Tensor Seq2SeqImpl::decode(const torch::Tensor& target_in, const EncoderO
   return copy_mixture(product, output_bias, p_generate, attention, enc.source_ids, rows);
 }
 
-Seq2SeqStepper::Seq2SeqStepper(Seq2Seq model, EncoderOutput encoder_output, bool use_cache)
-    : model_(std::move(model)), use_cache_(use_cache) {
+torch::Tensor copy_span_runs(const torch::Tensor& runs, const torch::Tensor& tokens, const torch::Tensor& source_ids) {
+  const int64_t rows = source_ids.size(0), len = source_ids.size(1);
+  const auto options = torch::TensorOptions().dtype(torch::kFloat32).device(source_ids.device());
+  // continues[j]: the source token before j is the one just written
+  auto continues = torch::zeros({rows, len}, options);
+  if (len > 1) {
+    continues.slice(1, 1, len).copy_(source_ids.slice(1, 0, len - 1).eq(tokens.to(torch::kInt64).view({-1, 1})));
+  }
+  auto before = torch::zeros({rows, len}, options);  // runs[j - 1]
+  if (runs.defined() && len > 1) before.slice(1, 1, len).copy_(runs.slice(1, 0, len - 1));
+  return continues * (before + 1.0);
+}
+
+torch::Tensor copy_span_bias(const torch::Tensor& runs, double bonus, int64_t limit) {
+  return (runs.clamp_max(static_cast<double>(limit)) * bonus).unsqueeze(1);
+}
+
+Seq2SeqStepper::Seq2SeqStepper(Seq2Seq model, EncoderOutput encoder_output, bool use_cache, CopySpan span)
+    : model_(std::move(model)), use_cache_(use_cache), span_(span) {
   state_.encoder = std::move(encoder_output);
+  if (span_.bonus > 0.0 && !model_->copy_attention) {
+    throw InputError("decoding.copy_span_bonus: needs a summarizer with copy attention (model.copy_attention)");
+  }
 }
 
 torch::Tensor Seq2SeqStepper::step(const torch::Tensor& tokens) {
   auto column = tokens.to(torch::kInt64).view({-1, 1});  // [N, 1]
-  if (use_cache_) return model_->decode(column, state_.encoder, &state_).select(1, 0);  // [N, V]
-  history_ = history_.defined() ? torch::cat({history_, column}, 1) : column;            // [N, t]
-  return model_->decode(history_, state_.encoder, nullptr).select(1, -1);
+  torch::Tensor bias;  // [N, 1, S]: the copy span bonus of the position this step predicts
+  if (span_.bonus > 0.0) {
+    const auto& source = state_.encoder.source_ids;
+    const auto ids = use_cache_ && state_.source_rows.defined() ? source.index_select(0, state_.source_rows) : source;
+    runs_ = copy_span_runs(runs_, column.view({-1}), ids);
+    bias = copy_span_bias(runs_, span_.bonus, span_.limit);
+  }
+  if (use_cache_) return model_->decode(column, state_.encoder, &state_, nullptr, nullptr, bias).select(1, 0);  // [N, V]
+  history_ = history_.defined() ? torch::cat({history_, column}, 1) : column;  // [N, t]
+  if (bias.defined()) {  // only the last position's prediction is read
+    auto full = torch::zeros({bias.size(0), history_.size(1), bias.size(2)}, bias.options());
+    full.select(1, history_.size(1) - 1).copy_(bias.squeeze(1));
+    bias = full;
+  }
+  return model_->decode(history_, state_.encoder, nullptr, nullptr, nullptr, bias).select(1, -1);
 }
 
 torch::Tensor Seq2SeqStepper::coverage() const { return use_cache_ ? state_.coverage : torch::Tensor(); }
@@ -198,6 +236,7 @@ void Seq2SeqStepper::reorder(const torch::Tensor& index) {
   if (use_cache_) state_.reorder(index);
   else state_.encoder.reorder(index);  // decode() without a state reads the encoder output row by row
   if (history_.defined()) history_ = history_.index_select(0, index);
+  if (runs_.defined()) runs_ = runs_.index_select(0, index.to(runs_.device(), torch::kInt64));
 }
 
 }  // namespace heed::model

@@ -82,8 +82,12 @@ class Seq2SeqImpl : public torch::nn::Module {
   // target_in is the whole prefix and nothing is cached. -> log-probabilities [B, T, vocab].
   // `report` (optional) receives the cross-attention of every layer and the copy probability.
   // `coverage_overlap` as in forward().
+  // `copy_log_bias` (optional, copy models, inference): [B, T, S] or broadcastable to it, added to the
+  // log of the copy attention after coverage, which is then renormalised over the source (the copy
+  // span bonus, copy_span_bias below); the coverage keeps summing the attention before it.
   torch::Tensor decode(const torch::Tensor& target_in, const EncoderOutput& encoder_output, DecoderState* state,
-                       DecoderAttention* report = nullptr, torch::Tensor* coverage_overlap = nullptr);
+                       DecoderAttention* report = nullptr, torch::Tensor* coverage_overlap = nullptr,
+                       const torch::Tensor& copy_log_bias = {});
 
   const ModelOptions& options() const { return options_; }
   int64_t vocab_size() const { return vocab_size_; }
@@ -104,13 +108,28 @@ class Seq2SeqImpl : public torch::nn::Module {
 };
 TORCH_MODULE(Seq2Seq);
 
+// The copy span bonus (DecodingOptions::copy_span_bonus / copy_span_limit). runs [N, S] float32: per
+// row and source position j, how many of the tokens last written equal the source tokens just
+// before j (the length of the span the row is copying that j continues); undefined before the first
+// token. tokens [N]: the token each row has just written; source_ids [N, S]. -> the runs after it:
+// runs'[j] = runs[j - 1] + 1 where source_ids[j - 1] == token, else 0 (and 0 at j = 0).
+torch::Tensor copy_span_runs(const torch::Tensor& runs, const torch::Tensor& tokens, const torch::Tensor& source_ids);
+// The log-bias decode() takes for those runs: bonus x min(runs, limit), [N, 1, S].
+torch::Tensor copy_span_bias(const torch::Tensor& runs, double bonus, int64_t limit);
+
+struct CopySpan {
+  double bonus = 0.0;  // 0 = off
+  int64_t limit = 4;
+};
+
 // The step function beam search drives: feeds one token per row and returns next-token
 // log-probabilities. With use_cache, keys/values of earlier positions are kept and each step
 // costs one position; without, every step re-runs the decoder over the whole prefix (the slow
 // reference the cache is measured against).
 class Seq2SeqStepper : public StepModel {
  public:
-  Seq2SeqStepper(Seq2Seq model, EncoderOutput encoder_output, bool use_cache = true);
+  // span: the copy span bonus; InputError when it is on and the model has no copy attention.
+  Seq2SeqStepper(Seq2Seq model, EncoderOutput encoder_output, bool use_cache = true, CopySpan span = {});
   torch::Tensor step(const torch::Tensor& tokens) override;  // [N] -> [N, vocab]
   void reorder(const torch::Tensor& index) override;
   torch::Tensor coverage() const override;  // DecoderState::coverage with the cache; undefined without
@@ -120,6 +139,8 @@ class Seq2SeqStepper : public StepModel {
   bool use_cache_;
   DecoderState state_;
   torch::Tensor history_;  // [N, t] tokens fed so far (no-cache mode)
+  CopySpan span_;
+  torch::Tensor runs_;  // [N, S] copy_span_runs after the tokens fed so far (span_.bonus > 0)
 };
 
 }  // namespace heed::model

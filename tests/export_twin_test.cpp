@@ -621,6 +621,47 @@ TEST(ExportTwin, SummarizerSearchWithEveryContinuationForbidden) {
 }
 
 
+// decoding.copy_span_bonus: an archive exported with the bonus searches with it exactly as heed's own
+// decoding does (Seq2SeqStepper with the same bonus), with and without coverage, and the bonus
+// changes what is decoded somewhere in the grid (else this test could not tell it is applied).
+TEST(ExportTwin, CopySpanBonusSearchesAsHeedDoes) {
+  UnoptimisedGraphs unoptimised;
+  const CopySpan span{3.0, 3};
+  size_t changed = 0;
+  for (const bool coverage : {false, true}) {
+    Arch arch{"pre", "sinusoidal", "gelu", "", true, 0, coverage};
+    auto model = build_summarizer(arch);
+    auto twin = reload(export_seq2seq(*model, kPad, kBos, kEos, kNeverGenerate, WeightFormat::kFloat32, nullptr, span));
+    EXPECT_DOUBLE_EQ(twin.attr("copy_span_bonus").toDouble(), span.bonus);
+    EXPECT_EQ(twin.attr("copy_span_limit").toInt(), span.limit);
+    for (const auto& c : kSearchCases) {
+      auto d = decoding_options(c);
+      d.copy_span_bonus = span.bonus;
+      d.copy_span_limit = span.limit;
+      const auto& batch = batches()[c.batch];
+      const auto where = fmt::format("coverage {}, {}", coverage, describe(c));
+      const auto got = best_of(heed::app::search_exported(twin, batch.ids, batch.lengths, d));
+      std::vector<Best> expected, without;
+      {
+        torch::InferenceMode inference;
+        Seq2SeqStepper stepper(model, model->encode(batch.ids, batch.lengths), true, span);
+        expected = best_of(decode(stepper, batch.ids.size(0), kBos, kEos, d));
+        Seq2SeqStepper plain(model, model->encode(batch.ids, batch.lengths));
+        without = best_of(decode(plain, batch.ids.size(0), kBos, kEos, d));
+      }
+      ASSERT_EQ(got.size(), expected.size()) << where;
+      for (size_t b = 0; b < got.size(); ++b) {
+        EXPECT_EQ(got[b].found, expected[b].found) << where << " input " << b;
+        EXPECT_EQ(got[b].tokens, expected[b].tokens) << where << " input " << b;
+        const double s = std::abs(got[b].score - expected[b].score) / std::max(1.0, std::abs(expected[b].score));
+        EXPECT_LE(s, kScoreTol) << where << " input " << b;
+        if (without[b].tokens != expected[b].tokens) ++changed;
+      }
+    }
+  }
+  EXPECT_GT(changed, 0u);
+}
+
 // The default graph executor (profiling, then optimised graphs: what torch.jit.load gives users)
 // returns bit for bit what the unoptimised graphs the grid runs return, on three classifiers and two
 // summarizers that between them take every value of every option. Three calls each: the first runs

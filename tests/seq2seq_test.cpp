@@ -4,8 +4,10 @@
 #include <torch/torch.h>
 
 #include <ATen/autocast_mode.h>
+#include <fmt/format.h>
 
 #include "app/training/summarization.h"
+#include "data_pipeline/base/errors.h"
 #include "model/decoding.h"
 #include "model/quantize.h"
 #include "model/seq2seq.h"
@@ -267,7 +269,8 @@ TEST(Seq2Seq, SequenceLossGradientMatchesThePlainFormula) {
   }
 }
 
-// Beam search reorders the rows every step: the cache (the coverage included) must follow.
+// Beam search reorders the rows every step: the cache (the coverage and the copy span runs included)
+// must follow. The copy span bonus changes what is decoded.
 TEST(Seq2Seq, StepperWithAndWithoutCacheAgree) {
   for (const bool coverage : {false, true}) {
     torch::manual_seed(7);
@@ -278,21 +281,70 @@ TEST(Seq2Seq, StepperWithAndWithoutCacheAgree) {
     DecodingOptions o;
     o.method = "beam";
     o.beam_size = 3;
-    o.max_length = 8;
+    o.max_length = 10;
     o.n_best = 2;
-    Seq2SeqStepper cached(model, model->encode(in.source, in.lengths), true);
-    Seq2SeqStepper uncached(model, model->encode(in.source, in.lengths), false);
-    const auto a = decode(cached, 2, 2, 3, o);
-    const auto b = decode(uncached, 2, 2, 3, o);
-    ASSERT_EQ(a.size(), b.size());
-    for (size_t i = 0; i < a.size(); ++i) {
-      ASSERT_EQ(a[i].size(), b[i].size());
-      for (size_t k = 0; k < a[i].size(); ++k) {
-        EXPECT_EQ(a[i][k].tokens, b[i][k].tokens) << coverage;
-        EXPECT_NEAR(a[i][k].score, b[i][k].score, 1e-4) << coverage;
+    std::vector<std::vector<Hypothesis>> without_bonus;
+    for (const CopySpan span : {CopySpan{}, CopySpan{4.0, 3}}) {
+      const auto where = fmt::format("coverage {} copy span bonus {}", coverage, span.bonus);
+      Seq2SeqStepper cached(model, model->encode(in.source, in.lengths), true, span);
+      Seq2SeqStepper uncached(model, model->encode(in.source, in.lengths), false, span);
+      const auto a = decode(cached, 2, 2, 3, o);
+      const auto b = decode(uncached, 2, 2, 3, o);
+      ASSERT_EQ(a.size(), b.size());
+      bool differs = false;
+      for (size_t i = 0; i < a.size(); ++i) {
+        ASSERT_EQ(a[i].size(), b[i].size());
+        for (size_t k = 0; k < a[i].size(); ++k) {
+          EXPECT_EQ(a[i][k].tokens, b[i][k].tokens) << where;
+          EXPECT_NEAR(a[i][k].score, b[i][k].score, 1e-4) << where;
+          if (!without_bonus.empty()) {
+            const auto& c = without_bonus[i][k];
+            differs = differs || a[i][k].tokens != c.tokens || std::abs(a[i][k].score - c.score) > 1e-3;
+          }
+        }
       }
+      if (without_bonus.empty()) without_bonus = a;
+      else EXPECT_TRUE(differs) << where;
     }
   }
+}
+
+// The copy span bonus (DecodingOptions::copy_span_bonus): runs count how far the output has copied
+// the source up to each position, the bias reweights the copy attention by exp(bonus x min(run,
+// limit)) and nothing else, and a model without copy attention refuses it.
+TEST(Seq2Seq, CopySpanRunsAndBias) {
+  const auto source = torch::tensor({{5, 6, 7, 5, 6, 8}, {9, 9, 9, 0, 0, 0}}, torch::kInt64);
+  auto runs = copy_span_runs({}, torch::tensor({5, 9}), source);
+  EXPECT_TRUE(torch::equal(runs, torch::tensor({{0.f, 1.f, 0.f, 0.f, 1.f, 0.f}, {0.f, 1.f, 1.f, 1.f, 0.f, 0.f}})));
+  runs = copy_span_runs(runs, torch::tensor({6, 9}), source);
+  EXPECT_TRUE(torch::equal(runs, torch::tensor({{0.f, 0.f, 2.f, 0.f, 0.f, 2.f}, {0.f, 1.f, 2.f, 2.f, 0.f, 0.f}})));
+  runs = copy_span_runs(runs, torch::tensor({7, 4}), source);
+  EXPECT_TRUE(torch::equal(runs, torch::tensor({{0.f, 0.f, 0.f, 3.f, 0.f, 0.f}, {0.f, 0.f, 0.f, 0.f, 0.f, 0.f}})));
+  const auto bias = copy_span_bias(runs, 0.5, 2);
+  EXPECT_EQ(bias.sizes(), (std::vector<int64_t>{2, 1, 6}));
+  EXPECT_FLOAT_EQ(bias[0][0][3].item<float>(), 1.0f);  // min(3, 2) x 0.5
+
+  torch::manual_seed(3);
+  Seq2Seq model(tiny(true), 40);
+  model->eval();
+  torch::InferenceMode guard;
+  const auto in = inputs();
+  const auto enc = model->encode(in.source, in.lengths);
+  const auto target = in.target.slice(1, 0, 2);
+  const auto log_bias = torch::tensor({0.f, 2.f, 0.f, 0.f, 1.f, 0.f}).view({1, 1, 6}).expand({2, 2, 6});
+  DecoderAttention plain, biased;
+  const auto a = model->decode(target, enc, nullptr, &plain);
+  const auto b = model->decode(target, enc, nullptr, &biased, nullptr, log_bias);
+  // The same generator and gate; the copy distribution reweighted and renormalised over the source.
+  EXPECT_TRUE(torch::allclose(plain.copy_probability, biased.copy_probability));
+  auto expected = plain.copy_attention * log_bias.exp();
+  expected = expected / expected.sum(-1, true);
+  EXPECT_TRUE(torch::allclose(biased.copy_attention, expected, 1e-5, 1e-6));
+  EXPECT_FALSE(torch::allclose(a, b, 1e-3, 1e-3));
+
+  Seq2Seq no_copy(tiny(false), 40);
+  no_copy->eval();
+  EXPECT_THROW(Seq2SeqStepper(no_copy, no_copy->encode(in.source, in.lengths), true, {1.0, 4}), heed::InputError);
 }
 
 TEST(Seq2Seq, GenerateKeepsInputOrderAcrossBatches) {

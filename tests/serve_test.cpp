@@ -195,6 +195,11 @@ TEST_F(Serve, ClassifyAndSummarizeShapes) {
   EXPECT_EQ(both[1]["summary_text"], "");  // an empty article has an empty summary, as in heed summarize
   // The exported archive decodes the same summary (greedy), inside TorchScript.
   EXPECT_EQ(post_json(port, "/v1/models/sumpt/summarize", {{"inputs", text}}), summary);
+  // The copy span bonus is a summarize parameter of a run directory's model.
+  const auto spanned =
+      post_json(port, "/v1/models/sum/summarize", {{"inputs", text}, {"parameters", {{"copy_span_bonus", 2.0}}}});
+  ASSERT_EQ(spanned.size(), 1u);
+  EXPECT_FALSE(spanned[0]["summary_text"].get<std::string>().empty());
 }
 
 // Every row of an attention matrix [..][i][j] sums to 1 over j.
@@ -286,6 +291,10 @@ TEST_F(Serve, EveryErrorCode) {
                "parameters.coverage_penalty: must be a finite number >= 0");
   expect_error("/v1/models/sum/summarize", R"({"inputs": "a", "parameters": {"coverage_penalty": 0.5}})", 422,
                "parameters.coverage_penalty: needs a summarizer trained with model.coverage");
+  expect_error("/v1/models/sum/summarize", R"({"inputs": "a", "parameters": {"copy_span_bonus": 25}})", 422,
+               "parameters.copy_span_bonus: must be in [0, 20]");
+  expect_error("/v1/models/sumpt/summarize", R"({"inputs": "a", "parameters": {"copy_span_bonus": 1}})", 422,
+               "--copy-span-bonus / --copy-span-limit: an exported archive decodes with the ones it was exported with");
   expect_error("/v1/models/sum/summarize", R"({"inputs": ["a", "b"], "stream": true})", 422, "stream");
   expect_error("/v1/models/sumpt/summarize", R"({"inputs": "a", "stream": true})", 422, "cannot stream");
   expect_error("/v1/models/sumpt/summarize", R"({"inputs": "a", "parameters": {"method": "sample"}})", 422,

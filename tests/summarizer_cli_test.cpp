@@ -160,7 +160,11 @@ TEST(SummarizerCli, CoverageSummarizerTrainsDecodesAndExports) {
   const auto run = dir.str() + "/run";
   const std::string heed = heed::test::heed_binary();
   std::string out;
-  ASSERT_EQ(train_tiny_summarizer(dir, " --set model.coverage=true --set training.coverage_loss=1", &out), 0) << out;
+  // With the copy span bonus in the run's decoding: validation, evaluate, summarize and the export use it.
+  ASSERT_EQ(train_tiny_summarizer(
+                dir, " --set model.coverage=true --set training.coverage_loss=1 --set decoding.copy_span_bonus=1", &out),
+            0)
+      << out;
   ASSERT_EQ(run_command(heed + " evaluate --run " + run + " --data " + dir.str() + "/heldout.jsonl --report " +
                             dir.str() + "/report.json",
                         &out),
@@ -196,6 +200,8 @@ TEST(SummarizerCli, CoverageSummarizerTrainsDecodesAndExports) {
 
   ASSERT_EQ(run_command(heed + " export --run " + run + " --out " + dir.str() + "/coverage.pt", &out), 0) << out;
   auto archive = torch::jit::load(dir.str() + "/coverage.pt");
+  EXPECT_DOUBLE_EQ(archive.attr("copy_span_bonus").toDouble(), 1.0);
+  EXPECT_EQ(archive.attr("copy_span_limit").toInt(), 4);
   const double w = archive.attr("coverage_weight").toTensor().item<double>();
   EXPECT_NE(w, 0.0) << "training moved the coverage weight off its initial 0";
   ASSERT_EQ(run_command("head -n 12 " + dir.str() + "/heldout.jsonl | sed 's/.*\"article\":\"\\([^\"]*\\)\".*/\\1/' > " +
@@ -224,4 +230,18 @@ TEST(SummarizerCli, CoverageSummarizerTrainsDecodesAndExports) {
             2)
       << out;
   EXPECT_NE(out.find("--coverage-penalty is not supported with --model"), std::string::npos) << out;
+
+  // The copy span bonus: any value in range with the run; an archive keeps the one it was exported with.
+  std::string unbiased;
+  ASSERT_EQ(run_command(heed + " summarize --run " + run + flags + " --copy-span-bonus 0", &unbiased, false), 0)
+      << unbiased;
+  EXPECT_EQ(std::count(unbiased.begin(), unbiased.end(), '\n'), 12) << unbiased;
+  ASSERT_EQ(run_command(heed + " summarize --run " + run + flags + " --copy-span-bonus 21", &out), 2) << out;
+  EXPECT_NE(out.find("decoding.copy_span_bonus: must be in [0, 20]"), std::string::npos) << out;
+  ASSERT_EQ(run_command(heed + " summarize --model " + dir.str() + "/coverage.pt" + flags + " --copy-span-bonus 0", &out),
+            2)
+      << out;
+  EXPECT_NE(out.find("an exported archive decodes with the ones it was exported with (bonus 1, limit 4)"),
+            std::string::npos)
+      << out;
 }

@@ -78,6 +78,8 @@ constexpr DecodingFlag kDecodingFlags[] = {
     {"--length-penalty", "length_penalty", "beam score = log p / length^penalty"},
     {"--no-repeat-ngram", "no_repeat_ngram_size", "never repeat an n-gram of this size (0 = off)"},
     {"--coverage-penalty", "coverage_penalty", "beam: penalize attending a source token more than once in all (0 = off)"},
+    {"--copy-span-bonus", "copy_span_bonus", "copy models: favour continuing the span being copied (0 = off)"},
+    {"--copy-span-limit", "copy_span_limit", "copy models: longest span length the bonus grows with"},
     {"--n-best", "n_best", "hypotheses per article (--jsonl)"},
     {"--temperature", "temperature", "sampling temperature"},
     {"--top-k", "top_k", "sampling: keep the k most likely tokens"},

@@ -53,7 +53,9 @@ int export_job(const ExportJobOptions& o) {
   } else {
     LoadedSummarizer s = load_summarizer(o.run, o.checkpoint);
     const SpecialIds ids = special_ids(s.tokenizer);
-    module = model::export_seq2seq(*s.model, ids.pad, ids.bos, ids.eos, ids.never_generate(), weights, &narrowed);
+    const auto& d = s.config.decoding;
+    module = model::export_seq2seq(*s.model, ids.pad, ids.bos, ids.eos, ids.never_generate(), weights, &narrowed,
+                                   {d.copy_span_bonus, d.copy_span_limit});
     extra = export_extra_files(module, "summarizer", config_json, s.tokenizer, {}, o.checkpoint, weights);
   }
   if (narrowed.matrices > 0) {

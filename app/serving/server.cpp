@@ -126,7 +126,8 @@ const nlohmann::json& parameters_of(const nlohmann::json& body) {
 // The decoding options of a summarize request: the model's, with the request's parameters over them.
 model::DecodingOptions decoding_of(const nlohmann::json& params, model::DecodingOptions decoding) {
   static const std::vector<std::string> kAllowed = {"beam_size", "max_length", "min_length", "length_penalty",
-                                                    "no_repeat_ngram_size", "coverage_penalty", "method",
+                                                    "no_repeat_ngram_size", "coverage_penalty", "copy_span_bonus",
+                                                    "copy_span_limit", "method",
                                                     "temperature", "top_k", "top_p", "seed"};
   for (const auto& [key, value] : params.items()) {
     if (std::find(kAllowed.begin(), kAllowed.end(), key) == kAllowed.end())
@@ -356,6 +357,8 @@ void Server::routes() {
         const auto& served = model->summarizer->s.model;  // empty for an archive (refused above)
         if (task->decoding.coverage_penalty > 0.0 && !served.is_empty() && !served->options().coverage)
           throw HttpError(422, "parameters.coverage_penalty: needs a summarizer trained with model.coverage");
+        if (task->decoding.copy_span_bonus > 0.0 && !served.is_empty() && !served->options().copy_attention)
+          throw HttpError(422, "parameters.copy_span_bonus: needs a summarizer with copy attention (model.copy_attention)");
         if (body.contains("stream")) {
           if (!body["stream"].is_boolean()) throw HttpError(422, "stream: must be true or false");
           streaming = body["stream"].get<bool>();

@@ -93,7 +93,8 @@ SummarizerPredictor open_summarizer_predictor(const std::string& run, const std:
     p.search = [module, ids, use_cache](const torch::Tensor& source, const torch::Tensor& lengths,
                                         const model::DecodingOptions& decoding,
                                         const model::TokenObserver& observer) mutable {
-      model::Seq2SeqStepper stepper(module, module->encode(source, lengths), use_cache);
+      model::Seq2SeqStepper stepper(module, module->encode(source, lengths), use_cache,
+                                    {decoding.copy_span_bonus, decoding.copy_span_limit});
       return model::decode(stepper, source.size(0), ids.bos, ids.eos, ids.search_options(decoding), observer);
     };
     return p;
@@ -129,6 +130,15 @@ void check_exported_decoding(const SummarizerPredictor& predictor, const model::
   if (decoding.n_best > 1) throw InputError("--n-best > 1 is not supported with --model (use --run)");
   if (decoding.coverage_penalty > 0.0)
     throw InputError("--coverage-penalty is not supported with --model (use --run)");
+  // The copy span bonus is part of the archive's search (archives from before it have none).
+  const auto& m = predictor.exported->module;
+  const double bonus = m.hasattr("copy_span_bonus") ? m.attr("copy_span_bonus").toDouble() : 0.0;
+  const int64_t limit = m.hasattr("copy_span_limit") ? m.attr("copy_span_limit").toInt() : 4;
+  if (decoding.copy_span_bonus != bonus || (bonus > 0.0 && decoding.copy_span_limit != limit)) {
+    throw InputError(fmt::format("--copy-span-bonus / --copy-span-limit: an exported archive decodes with the ones it was "
+                                 "exported with (bonus {}, limit {}); use --run to change them",
+                                 bonus, limit));
+  }
 }
 
 std::vector<std::vector<model::Hypothesis>> summarize_texts(const SummarizerPredictor& predictor,

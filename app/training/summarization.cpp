@@ -181,7 +181,8 @@ std::vector<std::vector<model::Hypothesis>> generate(model::Seq2Seq& model, cons
   const bool was_training = model->is_training();
   model->eval();
   auto search = [&](const torch::Tensor& source, const torch::Tensor& lengths) {
-    model::Seq2SeqStepper stepper(model, model->encode(source, lengths), use_cache);
+    model::Seq2SeqStepper stepper(model, model->encode(source, lengths), use_cache,
+                                  {decoding.copy_span_bonus, decoding.copy_span_limit});
     return model::decode(stepper, source.size(0), ids.bos, ids.eos, ids.search_options(decoding));
   };
   auto out = generate(search, sources, ids.pad, batch_size);

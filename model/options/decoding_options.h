@@ -20,6 +20,12 @@ struct DecodingOptions {
   int64_t n_best = 1;                // hypotheses returned per input (<= beam_size)
   bool early_stopping = true;        // beam: an input is done once it has beam_size finished hypotheses
   double coverage_penalty = 0.0;     // beam: minus this x sum over source positions of max(0, coverage - 1)
+  // Copy models (model.copy_attention), every method: the copy attention on a source position that
+  // continues the span the output is copying (its k preceding source tokens are the k tokens last
+  // written) is multiplied by exp(copy_span_bonus x min(k, copy_span_limit)) and renormalised, so a
+  // copied sentence is carried on instead of left mid-way for another place in the article. 0 = off.
+  double copy_span_bonus = 0.0;
+  int64_t copy_span_limit = 4;
   double temperature = 1.0;          // sample: logits / temperature
   int64_t top_k = 0;                 // sample: keep the k most likely tokens (0 = all)
   double top_p = 1.0;                // sample: keep the smallest set with this much probability mass
@@ -39,6 +45,8 @@ struct DecodingOptions {
     v("n_best", n_best);
     v("early_stopping", early_stopping);
     v("coverage_penalty", coverage_penalty);
+    v("copy_span_bonus", copy_span_bonus);
+    v("copy_span_limit", copy_span_limit);
     v("temperature", temperature);
     v("top_k", top_k);
     v("top_p", top_p);

@@ -84,6 +84,10 @@ void DecodingOptions::validate(const std::string& p) const {
   require_field(top_p > 0.0 && top_p <= 1.0, p, "top_p", fmt::format("must be in (0, 1], got {}", top_p));
   require_field(coverage_penalty >= 0.0 && std::isfinite(coverage_penalty), p, "coverage_penalty",
                 fmt::format("must be a finite number >= 0 (0 = off), got {}", coverage_penalty));
+  require_field(copy_span_bonus >= 0.0 && copy_span_bonus <= 20.0, p, "copy_span_bonus",
+                fmt::format("must be in [0, 20] (0 = off), got {}", copy_span_bonus));
+  require_field(copy_span_limit >= 1 && copy_span_limit <= 64, p, "copy_span_limit",
+                fmt::format("must be in [1, 64], got {}", copy_span_limit));
   for (const int64_t id : never_generate)
     require_field(id >= 0, p, "never_generate", fmt::format("token ids must be >= 0, got {}", id));
 }
