@@ -283,6 +283,13 @@ def _decoder_layer(self, x: Tensor, w: List[Tensor], causal: Optional[Tensor], m
     y = self._norm(y + c, w, 10)
     return self._norm(y + self._feed_forward(y, w, 14), w, 12), k, v, cross
 
+def _reweight(self, attention: Tensor, z: Tensor) -> Tensor:
+    # seq2seq.cpp reweight: attention * exp(z) renormalised over the source, z shifted by its row maximum
+    z = z.expand_as(attention)
+    z = z - torch.max(z, -1, True)[0]
+    a = attention * z.exp()
+    return a / a.sum(-1, True).clamp_min(1e-30)
+
 def _span_runs(self, runs: Optional[Tensor], tokens: Tensor, source_ids: Tensor) -> Tensor:
     # seq2seq.cpp copy_span_runs: [N, S], how long a span ending just before each source position
     # the rows have copied, after `tokens` [N]
@@ -317,13 +324,9 @@ def _copy_mix(self, h: Tensor, x: Tensor, logits: Tensor, source_ids: Tensor, co
             coverage_after = past_coverage + consumed
         else:
             coverage_after = consumed
-        z = coverage * cov[0]
-        z = z - torch.max(z, -1, True)[0]
-        a = attention * z.exp()
-        attention = a / a.sum(-1, True).clamp_min(1e-30)
+        attention = self._reweight(attention, coverage * cov[0])
     if log_bias is not None:
-        attention = attention * log_bias.exp()
-        attention = attention / attention.sum(-1, True).clamp_min(1e-30)
+        attention = self._reweight(attention, log_bias)
     p_generate = torch.sigmoid(torch.linear(torch.cat([h, out, x], -1), cw[4], cw[5]))  # [N, T, 1]
     probs = torch.softmax(logits, -1) * p_generate  # [N, T, V]
     source = source_ids.unsqueeze(1).expand([source_ids.size(0), h.size(1), source_ids.size(1)])  # [N, T, S]

@@ -29,11 +29,11 @@ void DecoderState::reorder(const torch::Tensor& index) {
 
 namespace {
 
-// Coverage reweighting (seq2seq.h): attention [B, T, S] before coverage, coverage [B, T, S] -> the
-// reweighted attention a0 * exp(w c) / sum. The exponent is shifted by its row maximum, which the
-// normalisation cancels, so exp never overflows whatever the sign of w.
-torch::Tensor apply_coverage(const torch::Tensor& attention, const torch::Tensor& coverage, const torch::Tensor& w) {
-  auto z = coverage * w;
+// The copy attention [B, T, S] reweighted by exp(z) (z broadcastable to it) and renormalised over the
+// source: coverage (z = w c, seq2seq.h) and the copy span bonus (z = its log-bias). The exponent is
+// shifted by its row maximum, which the normalisation cancels, so exp never overflows whatever z.
+torch::Tensor reweight(const torch::Tensor& attention, torch::Tensor z) {
+  z = z.expand_as(attention);
   z = z - std::get<0>(z.max(-1, true));
   auto a = attention * z.exp();
   return a / a.sum(-1, true).clamp_min(1e-30);
@@ -171,13 +171,10 @@ torch::Tensor Seq2SeqImpl::decode(const torch::Tensor& target_in, const EncoderO
       auto consumed = attention.sum(1);  // [B, S]
       state->coverage = state->coverage.defined() ? state->coverage + consumed : consumed;
     }
-    attention = apply_coverage(attention, coverage, coverage_weight);
+    attention = reweight(attention, coverage * coverage_weight);
     if (coverage_overlap != nullptr) *coverage_overlap = torch::minimum(attention, coverage).sum(-1);  // [B, T]
   }
-  if (copy_log_bias.defined()) {
-    attention = attention * copy_log_bias.exp();
-    attention = attention / attention.sum(-1, true).clamp_min(1e-30);
-  }
+  if (copy_log_bias.defined()) attention = reweight(attention, copy_log_bias);
   auto p_generate = torch::sigmoid(copy_gate(torch::cat({h, copy.output, x}, -1))).to(torch::kFloat32);  // [B, T, 1]
   if (report != nullptr) {
     report->copy_probability = (1.0 - p_generate).squeeze(-1);  // [B, T]

@@ -104,6 +104,21 @@ TEST(Config, CoverageNeedsACopyingSummarizer) {
       << error_of(doc);
 }
 
+// decoding.copy_span_bonus reweights the copy attention: refused before anything trains without it.
+TEST(Config, CopySpanBonusNeedsACopyingSummarizer) {
+  auto doc = minimal();
+  doc["task"] = "summarization";
+  doc["data"]["format"] = "jsonl";
+  doc["decoding"] = {{"copy_span_bonus", 1.0}};
+  EXPECT_EQ(error_of(doc), "");  // copy_attention defaults to true
+  doc["model"] = {{"copy_attention", false}};
+  EXPECT_NE(error_of(doc).find("config: decoding.copy_span_bonus: must be 0 unless model.copy_attention is true"),
+            std::string::npos)
+      << error_of(doc);
+  doc["decoding"]["copy_span_bonus"] = 0.0;
+  EXPECT_EQ(error_of(doc), "");
+}
+
 TEST(Config, OverridesBeatTheFileAndAreCheckedToo) {
   auto doc = minimal();
   doc["training"] = {{"lr", 0.01}};

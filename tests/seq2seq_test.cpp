@@ -341,6 +341,11 @@ TEST(Seq2Seq, CopySpanRunsAndBias) {
   expected = expected / expected.sum(-1, true);
   EXPECT_TRUE(torch::allclose(biased.copy_attention, expected, 1e-5, 1e-6));
   EXPECT_FALSE(torch::allclose(a, b, 1e-3, 1e-3));
+  // The largest bonus the options allow (20 x 64) still gives a distribution, not exp overflow.
+  DecoderAttention huge;
+  const auto c = model->decode(target, enc, nullptr, &huge, nullptr, log_bias * 640.0);
+  EXPECT_TRUE(torch::isfinite(c).all().item<bool>());
+  EXPECT_TRUE(torch::allclose(huge.copy_attention.sum(-1), torch::ones({2, 2}), 1e-5, 1e-5));
 
   Seq2Seq no_copy(tiny(false), 40);
   no_copy->eval();

@@ -238,6 +238,10 @@ TEST(SummarizerCli, CoverageSummarizerTrainsDecodesAndExports) {
   EXPECT_EQ(std::count(unbiased.begin(), unbiased.end(), '\n'), 12) << unbiased;
   ASSERT_EQ(run_command(heed + " summarize --run " + run + flags + " --copy-span-bonus 21", &out), 2) << out;
   EXPECT_NE(out.find("decoding.copy_span_bonus: must be in [0, 20]"), std::string::npos) << out;
+  ASSERT_EQ(run_command(heed + " summarize --run " + run + flags + " --copy-span-bonus 20 --copy-span-limit 64",
+                        &unbiased, false),
+            0)
+      << unbiased;
   ASSERT_EQ(run_command(heed + " summarize --model " + dir.str() + "/coverage.pt" + flags + " --copy-span-bonus 0", &out),
             2)
       << out;

@@ -340,6 +340,8 @@ void Config::validate() const {
   }
   require_field(model.decoder_layers >= 1, "model", "decoder_layers", "must be >= 1 for summarization");
   decoding.validate();
+  require_field(decoding.copy_span_bonus == 0.0 || model.copy_attention, "decoding", "copy_span_bonus",
+                "must be 0 unless model.copy_attention is true (it reweights the copy attention)");
   const int64_t longest_target = std::max(data.max_target_length, decoding.max_length);
   require_field(model.max_positions >= longest_target, "model", "max_positions",
                 fmt::format("must be >= data.max_target_length and decoding.max_length ({}), got {}", longest_target,
